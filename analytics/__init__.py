@@ -1,0 +1,1 @@
+"""inferwatch analytics: baselines, Elasticsearch aggregations, drift detectors and alert documents."""

@@ -1,0 +1,1 @@
+"""inferwatch Kibana assets (saved-object NDJSON, rules, connectors) and the setup client."""
