@@ -97,3 +97,10 @@ def test_hash_needs_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("INFERWATCH_HASH_KEY", raising=False)
     found = dict(problems("agent:\n  redact:\n    hash: [inputs.email]\n"))
     assert "INFERWATCH_HASH_KEY" in found["agent.redact.hash"]
+
+
+def test_example_config_in_repository_is_valid() -> None:
+    root = Path(__file__).resolve().parents[3]
+    cfg = load_config(root / "inferwatch.example.yml", env={"ES_API_KEY": "k"})
+    assert cfg.models["churn_classifier"].categorical_closed == ("country",)
+    assert cfg.agent.spool.max_bytes == 1024**3
