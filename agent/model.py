@@ -68,6 +68,8 @@ class LineBatch:
     lines: list[bytes]
     end_offset: int
     oversized: list[OversizedLine] = field(default_factory=list)
+    device: int = 0  # of the file read, for ``Checkpoint.device``
+    inode: int = 0  # of the file read, for ``Checkpoint.inode``
 
 
 @dataclass(frozen=True, slots=True)
