@@ -23,12 +23,14 @@ def fingerprint_of(
 ) -> FileId | None:
     """The identity of a file whose first bytes are ``head``.
 
-    The hash covers the first line including its newline, or the first ``max_bytes`` bytes when
-    the first line is longer. None while there is neither a complete first line nor ``max_bytes``
+    The hash covers the first non-empty line including its newline (and any empty lines before
+    it), or the first ``max_bytes`` bytes when that is longer. None while there is neither a complete first line nor ``max_bytes``
     bytes: there is nothing to ship yet, and the identity could still change. ``final`` hashes
     whatever there is (for a file that will never grow again, e.g. rotated and deleted).
     """
-    newline = head.find(b"\n", 0, max_bytes)
+    # Leading empty lines don't end the first line: many files could start with one.
+    content = len(head) - len(head.lstrip(b"\r\n"))
+    newline = head.find(b"\n", content, max_bytes)
     if newline >= 0:
         data = head[: newline + 1]
     elif len(head) >= max_bytes:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int]  # (device, inode) of an open file
 MAX_REMEMBERED = 10_000  # positions of closed files kept in memory (~200 B each)
 PATH_CHECK_INTERVAL = 1.0  # seconds between stat()s of an idle file's path
+VERIFY_INTERVAL = 1.0  # seconds between first-line checks of an idle file
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,9 @@ class _Open:
         "key",
         "last_growth",
         "line_start",
+        "mtime_ns",
         "next_path_check",
+        "next_verify",
         "partial",
         "path",
         "pos",
@@ -90,6 +93,8 @@ class _Open:
         self.partial = b""  # the unfinished last line
         self.skip_head: bytes | None = None  # head of an oversized line being skipped
         self.size = size
+        self.mtime_ns = 0
+        self.next_verify = 0.0
         self.last_growth = now
         self.next_path_check = 0.0
         self.start_hint = 0  # where to start when nothing is known of the identity
@@ -279,11 +284,17 @@ class Tailer:
         size = st.st_size
         if size > w.size:
             w.last_growth = now
-        w.size = size
-        if w.file_id is not None and (
-            size < w.pos or (size > w.pos and fingerprint(w.fd, self._fp_bytes, final=True) != w.file_id)
-        ):
-            self._truncated(w)
+        changed = size != w.size or st.st_mtime_ns != w.mtime_ns
+        w.size, w.mtime_ns = size, st.st_mtime_ns
+        if w.file_id is not None:
+            # Truncated and rewritten to the very size we had read shows neither as a shorter
+            # file nor as new bytes: its first line tells, checked on a change and now and then
+            # (timestamps may be too coarse to show the change).
+            verify = size > w.pos or changed or now >= w.next_verify
+            if verify and size >= w.pos:
+                w.next_verify = now + VERIFY_INTERVAL
+            if size < w.pos or (verify and fingerprint(w.fd, self._fp_bytes, final=True) != w.file_id):
+                self._truncated(w)
         if w.file_id is None and size != w.tried_size and not self._resolve(w):
             return False
         if w.file_id is not None and size > w.pos:

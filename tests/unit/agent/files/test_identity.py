@@ -21,6 +21,11 @@ def test_same_first_line_same_identity_whatever_follows() -> None:
     assert fingerprint_of(b"x\ny\n") == fingerprint_of(b"x\nz")
 
 
+def test_leading_empty_lines_do_not_end_the_first_line() -> None:
+    assert fingerprint_of(b"\n\r\nabc\ndef\n") == blake(b"\n\r\nabc\n")
+    assert fingerprint_of(b"\n\n") is None
+
+
 def test_no_identity_before_the_first_line_is_complete() -> None:
     assert fingerprint_of(b"") is None
     assert fingerprint_of(b'{"a":') is None

@@ -398,3 +398,23 @@ def test_files_and_alive_ids_and_close(tmp_path: Path) -> None:
     assert t.alive_ids() == {fid(b"a\n")}
     t.close()
     assert t.files() == []
+
+
+def test_a_rewrite_to_the_very_size_already_read_is_noticed(tmp_path: Path) -> None:
+    clock = FakeClock()
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"aaa\n")
+    t = make_tailer(clock)
+    t.add_path(str(log), 0)
+    drain(t)
+    before = os.stat(log)
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    append(log, b"bbb\n")
+    # as if within one tick of a coarse filesystem clock: size and mtime both look unchanged
+    os.utime(log, ns=(before.st_atime_ns, before.st_mtime_ns))
+    clock.now += 0.5
+    assert drain(t) == []
+    clock.now += 1.0  # the periodic first-line check
+    [batch] = drain(t)
+    assert (batch.lines, batch.offsets, batch.file_id) == ([b"bbb"], [0], fid(b"bbb\n"))
