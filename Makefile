@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SRC := $(wildcard agent analytics kibana tests bench)
 
 .PHONY: demo test lint typecheck pytest bench clean venv
 
@@ -20,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/inferwatch demo $(DEMO_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check agent analytics kibana tests bench
-	$(BIN)/ruff format --check agent analytics kibana tests bench
+	$(BIN)/ruff check $(SRC)
+	$(BIN)/ruff format --check $(SRC)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
