@@ -1,0 +1,112 @@
+"""The scheduled worker: one APScheduler job per model this worker owns.
+
+Each job is coalesced (missed runs collapse into one) and has ``max_instances=1`` (never two runs
+of one model at once). Several workers split the models by a stable hash (``shard: i/n``), so the
+worker scales out while Elasticsearch does the counting.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+log = logging.getLogger(__name__)
+
+RunModel = Callable[[str, datetime], object]
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"i/n"`` -> ``(i, n)``; raises ValueError unless 0 <= i < n."""
+    i_text, sep, n_text = shard.partition("/")
+    if not sep:
+        raise ValueError(f"expected a shard such as 0/1 or 2/4, got {shard!r}")
+    i, n = int(i_text), int(n_text)
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"expected i/n with 0 <= i < n, got {shard!r}")
+    return i, n
+
+
+def owns(model: str, shard: str) -> bool:
+    """Stable across processes and hosts (crc32, not Python's salted hash)."""
+    i, n = parse_shard(shard)
+    return zlib.crc32(model.encode("utf-8")) % n == i
+
+
+def my_models(models: Iterable[str], shard: str) -> list[str]:
+    return sorted(m for m in set(models) if owns(m, shard))
+
+
+class Worker:
+    """Owns the scheduler. ``start()`` schedules the jobs (the first run is immediate);
+    ``stop()`` is idempotent and waits for running jobs to finish; ``request_stop()`` only sets
+    an event, so it is safe in a signal handler while ``run_until_stopped()`` blocks."""
+
+    def __init__(self, models: list[str], interval: float, run: RunModel) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        self.models = list(models)
+        self.interval = interval
+        self._run = run
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._started = False
+        self._shut = False
+        self.counts: Counter[str] = Counter()  # "runs" and "errors"
+        self.scheduler = BackgroundScheduler(timezone=UTC)
+        self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
+        for model in self.models:
+            self.scheduler.add_job(
+                self._job,
+                IntervalTrigger(seconds=interval, timezone=UTC),
+                args=[model],
+                id=f"evaluate:{model}",
+                name=f"evaluate {model}",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=max(1, int(interval)),
+                next_run_time=datetime.now(UTC),
+            )
+
+    def _job(self, model: str) -> None:
+        if not self._stopped.is_set():
+            self._run(model, datetime.now(UTC))
+
+    def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.exception is not None:
+            self.counts["errors"] += 1
+            log.error("job %s failed: %r", event.job_id, event.exception)
+        else:
+            self.counts["runs"] += 1
+
+    def start(self) -> None:
+        with self._lock:
+            if not self._started:
+                self._started = True
+                self.scheduler.start()
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    def stop(self) -> None:
+        """Stop scheduling, wait for running jobs to finish. Safe to call more than once."""
+        self._stopped.set()
+        with self._lock:
+            if self._started and not self._shut:
+                self._shut = True
+                self.scheduler.shutdown(wait=True)
+
+    def run_until_stopped(self) -> None:
+        """Start the jobs, block until ``request_stop()``, then wait for running jobs to end."""
+        self.start()
+        try:
+            self._stopped.wait()
+        finally:
+            self.stop()

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from analytics.alert_sink import ALERTS_INDEX, HISTORY_STREAM, ElasticsearchAlertSink, LocalAlertSink
+from analytics.alerts import AlertChange, AlertState, apply_window
+from analytics.model import Finding, Status, Window
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+
+
+def window(i: int) -> Window:
+    return Window(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1))
+
+
+def finding(i: int, feature: str = "inputs.age") -> Finding:
+    return Finding(
+        detector="null_surge",
+        model="churn",
+        version="1",
+        feature=feature,
+        status=Status.FIRING,
+        severity="warning",
+        message=f"{feature}: 12% null vs 1% in training",
+        window=window(i),
+        strong=True,
+    )
+
+
+def changes_of(windows: list[list[Finding]]) -> list[list[AlertChange]]:
+    states: dict[str, AlertState] = {}
+    out = []
+    for i, fs in enumerate(windows):
+        states, changes = apply_window(states, fs, window(i).end, [("churn", "1")])
+        out.append(changes)
+    return out
+
+
+def test_local_sink_keeps_one_document_per_alert_and_one_history_line_per_change(tmp_path: Path) -> None:
+    sink = LocalAlertSink(tmp_path, fsync=False)
+    opened, updated = changes_of([[finding(0)], [finding(1)]])
+    sink.write(opened, window(0).end.isoformat())
+    sink.write(updated, window(1).end.isoformat())
+    alerts = sink.alerts()
+    assert len(alerts) == 1
+    (doc,) = alerts.values()
+    assert doc["status"] == "open" and doc["windows"] == 2
+    assert doc["message"] == "inputs.age: 12% null vs 1% in training"
+    assert [h["event"]["action"] for h in sink.history()] == ["opened", "updated"]
+
+
+def test_local_sink_replaying_the_same_changes_writes_nothing_new(tmp_path: Path) -> None:
+    sink = LocalAlertSink(tmp_path, fsync=False)
+    (opened,) = changes_of([[finding(0)]])
+    sink.write(opened, window(0).end.isoformat())
+    before = (sink.alerts_path.read_bytes(), sink.history_path.read_bytes())
+    sink.write(opened, window(0).end.isoformat())
+    assert (sink.alerts_path.read_bytes(), sink.history_path.read_bytes()) == before
+    assert len(LocalAlertSink(tmp_path).history()) == 1
+
+
+def test_local_sink_with_nothing_to_write_creates_no_files(tmp_path: Path) -> None:
+    sink = LocalAlertSink(tmp_path / "alerts")
+    sink.write([], window(0).end.isoformat())
+    assert sink.alerts() == {} and sink.history() == []
+    assert not sink.alerts_path.exists()
+
+
+class FakeClient:
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.calls: list[dict[str, Any]] = []
+
+    def bulk(self, operations: list[dict[str, Any]], refresh: str) -> dict[str, Any]:
+        self.calls.append({"operations": operations, "refresh": refresh})
+        items = []
+        for op, status in zip(operations[::2], self.statuses, strict=True):
+            ((name, meta),) = op.items()
+            items.append({name: {"_id": meta["_id"], "status": status}})
+        return {"errors": any(s >= 300 for s in self.statuses), "items": items}
+
+
+def test_es_sink_indexes_alerts_by_id_and_creates_history_events() -> None:
+    (opened,) = changes_of([[finding(0)]])
+    client = FakeClient([201, 201])
+    ElasticsearchAlertSink(client).write(opened, window(0).end.isoformat())
+    ops = client.calls[0]["operations"]
+    assert ops[0] == {"index": {"_index": ALERTS_INDEX, "_id": opened[0].state.id}}
+    assert ops[1]["status"] == "open"
+    assert ops[2] == {"create": {"_index": HISTORY_STREAM, "_id": opened[0].history_id}}
+    assert ops[3]["event"]["action"] == "opened"
+
+
+def test_es_sink_accepts_a_replayed_history_event_as_duplicate() -> None:
+    (opened,) = changes_of([[finding(0)]])
+    ElasticsearchAlertSink(FakeClient([200, 409])).write(opened, window(0).end.isoformat())
+
+
+def test_es_sink_raises_when_an_alert_document_is_refused() -> None:
+    (opened,) = changes_of([[finding(0)]])
+    with pytest.raises(RuntimeError, match="refused"):
+        ElasticsearchAlertSink(FakeClient([400, 201])).write(opened, window(0).end.isoformat())
+
+
+def test_es_sink_sends_nothing_without_changes() -> None:
+    client = FakeClient([])
+    ElasticsearchAlertSink(client).write([], window(0).end.isoformat())
+    assert client.calls == []
