@@ -1,0 +1,599 @@
+"""A fault-injecting Elasticsearch bulk endpoint on loopback, for delivery tests and benchmarks.
+
+It answers like Elasticsearch where the agent looks (``GET /``, ``POST /_bulk`` with ``create``
+actions, gzip or plain, ``X-Elastic-Product: Elasticsearch`` on every 2xx, ES-shaped errors) and
+keeps every stored document by ``(index, _id)``: the first create answers 201, a second one 409
+``version_conflict_engine_exception`` -- the basis of idempotent replay.
+
+In-process use (a thread)::
+
+    from tests.fakes.bulk_server import BulkServer
+
+    with BulkServer() as srv:                       # listens on 127.0.0.1:<free port>
+        cfg = ElasticsearchConfig(hosts=(srv.url,))
+        srv.set_faults(item_429_rate=0.2, seed=7)   # 20% of items answer 429 (deterministic)
+        srv.set_faults(reject_field="ml.inputs.age", reject_value="poison")  # 400 for those docs
+        srv.set_faults(mode="503", retry_after="2")  # every request: 503 + Retry-After: 2
+        srv.set_faults(mode="refuse")                # connection refused (listening socket closed)
+        srv.set_faults(mode="ok")                    # back up, same port
+        srv.documents()        # {(index, id): doc dict}
+        srv.ids()              # Counter of stored _id -> times stored (across indices)
+        srv.stats()            # {"requests", "bulk_requests", "items", "created", "conflicts", ...}
+
+As a subprocess (scenario tests, the benchmark)::
+
+    python -m tests.fakes.bulk_server --port 0 [--state-file F] [--ready-file R] [--ids-only]
+
+prints one JSON line ``{"url", "port", "control_url", "control_port", "pid"}`` once listening (and
+writes it to ``--ready-file`` atomically). The control port stays up whatever the faults are:
+
+- ``POST /_fault`` with a JSON object of ``FaultPlan`` fields changes the plan (partial update),
+  ``GET /_fault`` shows it;
+- ``GET /_inferwatch/ids`` -> ``{"ids": {"<_id>": times stored}, "stats": {...}}``;
+- ``GET /_inferwatch/docs`` -> NDJSON, one ``{"_index", "_id", "_source"}`` per stored document;
+- ``GET /_inferwatch/stats``; ``POST /_inferwatch/reset`` forgets documents and counters.
+
+These also answer on the data port while it is up. ``--state-file`` keeps the stored documents
+across restarts of the fake itself: loaded at start, written on SIGTERM/SIGINT.
+
+Faults (``FaultPlan``), applied per request in this order:
+
+- ``mode``: ``"ok"``; ``"refuse"`` closes the listening socket (new connections are refused; an
+  open keep-alive connection is closed without an answer); ``"503"`` answers 503 with
+  ``Retry-After: <retry_after>`` when set;
+- ``status``: answer every data-port request with this status (401, 403, 429, 500, ...) and an
+  ES-shaped error body (plus ``Retry-After`` when set);
+- ``require_auth``: the exact ``Authorization`` header expected, else 401;
+- ``product_header``: False drops ``X-Elastic-Product`` (the client must refuse the answer);
+- ``delay_ms``: wait before answering (interrupted by ``stop()``);
+- ``max_body_bytes``: 413 when the request body (as sent, i.e. compressed) is larger;
+- ``drop_response``: store the documents, then close the connection without answering (the
+  "indexed, but the answer was lost" case: the resend must produce 409s);
+- per item: ``reject_field``/``reject_value`` -> 400 ``mapper_parsing_exception`` when the
+  document's value at the dotted path equals ``reject_value`` (never stored);
+  ``item_429_rate`` -> 429 ``es_rejected_execution_exception`` decided by a hash of
+  ``(seed, _id, attempt number of that _id)``: deterministic whatever the batching, and a retried
+  item gets a fresh draw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import gzip
+import hashlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+PRODUCT = ("X-Elastic-Product", "Elasticsearch")
+ROOT_INFO = {
+    "name": "fake-node",
+    "cluster_name": "inferwatch-fake",
+    "cluster_uuid": "fake-cluster-uuid",
+    "version": {"number": "8.15.0", "build_flavor": "default", "lucene_version": "9.11.1"},
+    "tagline": "You Know, for Search",
+}
+
+
+@dataclass
+class FaultPlan:
+    mode: str = "ok"  # "ok" | "refuse" | "503"
+    status: int | None = None
+    retry_after: str | None = None
+    require_auth: str | None = None
+    product_header: bool = True
+    delay_ms: int = 0
+    max_body_bytes: int | None = None
+    drop_response: bool = False
+    reject_field: str | None = None
+    reject_value: Any = None
+    item_429_rate: float = 0.0
+    seed: int = 0
+
+    def updated(self, changes: dict[str, Any]) -> FaultPlan:
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise ValueError(f"unknown fault fields: {sorted(unknown)}")
+        plan = dataclasses.replace(self, **changes)
+        if plan.mode not in ("ok", "refuse", "503"):
+            raise ValueError(f"mode must be ok, refuse or 503, got {plan.mode!r}")
+        return plan
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    bulk_requests: int = 0
+    items: int = 0
+    created: int = 0
+    conflicts: int = 0
+    rejected_429: int = 0
+    rejected_400: int = 0
+    whole_request_errors: int = 0
+    dropped_responses: int = 0
+    refused_connections: int = 0
+
+
+class Store:
+    """Documents by (index, _id) plus counters; all methods are thread-safe."""
+
+    def __init__(self, keep_documents: bool = True) -> None:
+        self.lock = threading.Lock()
+        self.keep_documents = keep_documents
+        self.docs: dict[tuple[str, str], bytes] = {}
+        self.stored: Counter[str] = Counter()  # _id -> times stored, across indices
+        self.attempts: Counter[str] = Counter()  # _id -> create attempts seen
+        self.stats = _Stats()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.docs.clear()
+            self.stored.clear()
+            self.attempts.clear()
+            self.stats = _Stats()
+
+    def dump(self) -> bytes:
+        with self.lock:
+            return b"".join(
+                orjson.dumps({"_index": i, "_id": d, "_source": orjson.Fragment(src)}) + b"\n"
+                for (i, d), src in self.docs.items()
+            )
+
+    def load(self, data: bytes) -> None:
+        with self.lock:
+            for line in data.splitlines():
+                if line.strip():
+                    rec = orjson.loads(line)
+                    self.docs[(rec["_index"], rec["_id"])] = orjson.dumps(rec["_source"])
+                    self.stored[rec["_id"]] += 1
+
+
+class BulkServer:
+    """The fake endpoint; see the module docstring. ``start()``/``stop()`` or use it as a context
+    manager. ``url`` is the data port, ``control_url`` the always-up control port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep_documents: bool = True) -> None:
+        self.host = host
+        self.store = Store(keep_documents)
+        self._plan = FaultPlan()
+        self._plan_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._data: _Server | None = None
+        self._control: _Server | None = None
+        self._port = port
+        self._serve_lock = threading.Lock()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> BulkServer:
+        self._control = _Server((self.host, 0), self, control=True)
+        self._control.start()
+        self._open_data_port()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._serve_lock:
+            if self._data is not None:
+                self._data.close()
+                self._data = None
+        if self._control is not None:
+            self._control.close()
+            self._control = None
+
+    def __enter__(self) -> BulkServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    @property
+    def control_url(self) -> str:
+        assert self._control is not None, "start() first"
+        return f"http://{self.host}:{self._control.server_address[1]}"
+
+    # -- faults and records -----------------------------------------------------------------------
+
+    @property
+    def faults(self) -> FaultPlan:
+        with self._plan_lock:
+            return self._plan
+
+    def set_faults(self, **changes: Any) -> FaultPlan:
+        """Change some fault fields (the others keep their values); returns the new plan."""
+        with self._plan_lock:
+            self._plan = self._plan.updated(changes)
+            plan = self._plan
+        with self._serve_lock:
+            if plan.mode == "refuse" and self._data is not None:
+                self._data.close()
+                self._data = None
+            elif plan.mode != "refuse" and self._data is None and not self._stopping.is_set():
+                self._open_data_port()
+        return plan
+
+    def clear_faults(self) -> FaultPlan:
+        """Back to a healthy endpoint (stored documents are kept)."""
+        return self.set_faults(**dataclasses.asdict(FaultPlan()))
+
+    def documents(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every stored document, parsed, by (index, _id)."""
+        with self.store.lock:
+            return {k: orjson.loads(v) for k, v in self.store.docs.items()}
+
+    def ids(self) -> Counter[str]:
+        """Stored ``_id`` -> times stored (more than 1 only if the same id went to two indices)."""
+        with self.store.lock:
+            return Counter(self.store.stored)
+
+    def stats(self) -> dict[str, int]:
+        with self.store.lock:
+            return dataclasses.asdict(self.store.stats)
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> bool:
+        """Poll until at least ``count`` documents are stored (True) or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.store.lock:
+                if len(self.store.stored) >= count:
+                    return True
+            if time.monotonic() > deadline or self._stopping.wait(0.02):
+                return False
+
+    # -- internals --------------------------------------------------------------------------------
+
+    def _open_data_port(self) -> None:
+        server = _Server((self.host, self._port), self, control=False)
+        self._port = server.server_address[1]
+        server.start()
+        self._data = server
+
+    def wait(self, seconds: float) -> None:
+        """Sleep that ``stop()`` interrupts (used for ``delay_ms``)."""
+        self._stopping.wait(seconds)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # keep-alive handler threads must not hold up close()
+    allow_reuse_address = True  # reopen the same port after "refuse"
+
+    def __init__(self, address: tuple[str, int], owner: BulkServer, control: bool) -> None:
+        super().__init__(address, _Handler)
+        self.owner = owner
+        self.control = control
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as Elasticsearch
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- dispatch -----------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def _dispatch(self, method: str) -> None:
+        owner = self.server.owner
+        body = self._read_body()
+        path = urlsplit(self.path).path
+        if path.startswith(("/_fault", "/_inferwatch/")):
+            self._control(method, path, body)
+            return
+        if self.server.control:
+            self._send_json(404, {"error": "the control port serves /_fault and /_inferwatch/* only"})
+            return
+        plan = owner.faults
+        with owner.store.lock:
+            owner.store.stats.requests += 1
+        if plan.mode == "refuse":  # a keep-alive connection opened before the socket closed
+            with owner.store.lock:
+                owner.store.stats.refused_connections += 1
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if plan.delay_ms:
+            owner.wait(plan.delay_ms / 1000)
+        if plan.mode == "503" or plan.status is not None:
+            status = 503 if plan.mode == "503" else int(plan.status or 503)
+            self._whole_error(status, plan)
+            return
+        if plan.require_auth is not None and self.headers.get("Authorization") != plan.require_auth:
+            self._whole_error(401, plan)
+            return
+        if plan.max_body_bytes is not None and len(body) > plan.max_body_bytes:
+            self._whole_error(413, plan)
+            return
+        if method == "GET" and path == "/":
+            self._send_json(200, ROOT_INFO, product=plan.product_header)
+        elif method == "POST" and path == "/_bulk":
+            self._bulk(body, plan)
+        elif path == "/_security/user/_has_privileges":
+            req = orjson.loads(body or b"{}")
+            index = {
+                name: dict.fromkeys(entry.get("privileges", []), True)
+                for entry in req.get("index", [])
+                for name in entry.get("names", [])
+            }
+            answer = {"username": "fake", "has_all_requested": True, "cluster": {}, "index": index}
+            self._send_json(200, answer, product=plan.product_header)
+        else:
+            self._send_json(404, _error("resource_not_found_exception", f"no handler for {method} {path}"))
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    # -- the bulk API -------------------------------------------------------------------------------
+
+    def _bulk(self, body: bytes, plan: FaultPlan) -> None:
+        store = self.server.owner.store
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        lines = [line for line in body.split(b"\n") if line.strip()]
+        if len(lines) % 2:
+            self._send_json(
+                400, _error("illegal_argument_exception", "the bulk request must end with a document")
+            )
+            return
+        items: list[dict[str, Any]] = []
+        any_error = False
+        with store.lock:
+            store.stats.bulk_requests += 1
+            for action_line, doc in zip(lines[0::2], lines[1::2], strict=True):
+                action = orjson.loads(action_line)
+                op, meta = next(iter(action.items()))
+                index, doc_id = meta["_index"], meta.get("_id", "")
+                store.stats.items += 1
+                store.attempts[doc_id] += 1
+                status, error = self._item(store, plan, op, index, doc_id, doc)
+                item: dict[str, Any] = {"_index": index, "_id": doc_id, "status": status}
+                if error is None:
+                    item |= {
+                        "_version": 1,
+                        "result": "created",
+                        "_seq_no": store.stats.created,
+                        "_primary_term": 1,
+                    }
+                else:
+                    item["error"] = error
+                    any_error = True
+                items.append({op: item})
+        if plan.drop_response:
+            with store.lock:
+                store.stats.dropped_responses += 1
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self._send_json(200, {"took": 1, "errors": any_error, "items": items}, product=plan.product_header)
+
+    @staticmethod
+    def _item(
+        store: Store, plan: FaultPlan, op: str, index: str, doc_id: str, doc: bytes
+    ) -> tuple[int, dict[str, Any] | None]:
+        if op != "create":
+            return 400, _error(
+                "illegal_argument_exception", f"only create is allowed on data streams, got {op}"
+            )
+        if (
+            plan.reject_field is not None
+            and _dotted(orjson.loads(doc), plan.reject_field) == plan.reject_value
+        ):
+            store.stats.rejected_400 += 1
+            return 400, _error(
+                "mapper_parsing_exception",
+                f"failed to parse field [{plan.reject_field}] of type [double] in document with id '{doc_id}'",
+                caused_by=("illegal_argument_exception", f'For input string: "{plan.reject_value}"'),
+            )
+        if plan.item_429_rate > 0 and _draw(plan.seed, doc_id, store.attempts[doc_id]) < plan.item_429_rate:
+            store.stats.rejected_429 += 1
+            return 429, _error(
+                "es_rejected_execution_exception",
+                "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, max=0]",
+            )
+        key = (index, doc_id)
+        if key in store.docs:
+            store.stats.conflicts += 1
+            return 409, _error(
+                "version_conflict_engine_exception",
+                f"[{doc_id}]: version conflict, document already exists (current version [1])",
+            ) | {"index": index, "shard": "0"}
+        store.docs[key] = doc if store.keep_documents else b"{}"
+        store.stored[doc_id] += 1
+        store.stats.created += 1
+        return 201, None
+
+    # -- answers ------------------------------------------------------------------------------------
+
+    def _whole_error(self, status: int, plan: FaultPlan) -> None:
+        with self.server.owner.store.lock:
+            self.server.owner.store.stats.whole_request_errors += 1
+        kinds = {
+            401: ("security_exception", "unable to authenticate user [fake] for REST request [/_bulk]"),
+            403: ("security_exception", "action [indices:data/write/bulk] is unauthorized for user [fake]"),
+            413: ("http_request_too_large", "request body is too large"),
+            429: ("es_rejected_execution_exception", "rejected execution of bulk request"),
+        }
+        kind, reason = kinds.get(status, ("unavailable_shards_exception", f"fake fault answering {status}"))
+        headers: dict[str, str] = {}
+        if plan.retry_after is not None and (status == 429 or status >= 500):
+            headers["Retry-After"] = plan.retry_after
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="security" charset="UTF-8", ApiKey'
+        self._send_json(
+            status, {"error": _error(kind, reason), "status": status}, product=True, headers=headers
+        )
+
+    def _send_json(
+        self, status: int, payload: Any, product: bool = True, headers: dict[str, str] | None = None
+    ) -> None:
+        data = orjson.dumps(payload)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if product:
+            self.send_header(*PRODUCT)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    # -- control ------------------------------------------------------------------------------------
+
+    def _control(self, method: str, path: str, body: bytes) -> None:
+        owner = self.server.owner
+        if path == "/_fault" and method == "POST":
+            try:
+                plan = owner.set_faults(**orjson.loads(body or b"{}"))
+            except (ValueError, TypeError) as exc:
+                self._send_json(400, {"error": str(exc)})
+                return
+            self._send_json(200, dataclasses.asdict(plan))
+        elif path == "/_fault":
+            self._send_json(200, dataclasses.asdict(owner.faults))
+        elif path == "/_inferwatch/ids":
+            self._send_json(200, {"ids": dict(owner.ids()), "stats": owner.stats()})
+        elif path == "/_inferwatch/stats":
+            self._send_json(200, owner.stats())
+        elif path == "/_inferwatch/docs":
+            data = owner.store.dump()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-ndjson")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif path == "/_inferwatch/reset" and method == "POST":
+            owner.store.reset()
+            self._send_json(200, {"acknowledged": True})
+        else:
+            self._send_json(404, {"error": f"unknown control path {path}"})
+
+
+def _error(kind: str, reason: str, caused_by: tuple[str, str] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "reason": reason}
+    if caused_by is not None:
+        error["caused_by"] = {"type": caused_by[0], "reason": caused_by[1]}
+    return error
+
+
+def _dotted(doc: Any, path: str) -> Any:
+    for part in path.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
+
+
+def _draw(seed: int, doc_id: str, attempt: int) -> float:
+    digest = hashlib.blake2b(f"{seed}:{doc_id}:{attempt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+# -- subprocess entry point -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _signals(stop: threading.Event) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.bulk_server", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="data port (0: any free port)")
+    parser.add_argument("--state-file", type=Path, help="load stored documents at start, save them on exit")
+    parser.add_argument("--ready-file", type=Path, help="write the ports here (atomically) once listening")
+    parser.add_argument(
+        "--ids-only", action="store_true", help="keep ids and counters, not documents (benchmarks)"
+    )
+    parser.add_argument("--faults", default="{}", help="initial fault plan as JSON")
+    args = parser.parse_args(argv)
+
+    srv = BulkServer(args.host, args.port, keep_documents=not args.ids_only)
+    if args.state_file and args.state_file.exists():
+        srv.store.load(args.state_file.read_bytes())
+    stop = threading.Event()
+    with _signals(stop), srv:
+        srv.set_faults(**orjson.loads(args.faults))
+        ready = {
+            "url": srv.url,
+            "port": srv.port,
+            "control_url": srv.control_url,
+            "control_port": int(srv.control_url.rsplit(":", 1)[1]),
+            "pid": os.getpid(),
+        }
+        line = orjson.dumps(ready)
+        if args.ready_file:
+            tmp = args.ready_file.with_name(args.ready_file.name + ".tmp")
+            tmp.write_bytes(line + b"\n")
+            os.replace(tmp, args.ready_file)
+        sys.stdout.write(line.decode() + "\n")
+        sys.stdout.flush()
+        stop.wait()
+    if args.state_file:
+        tmp = args.state_file.with_name(args.state_file.name + ".tmp")
+        tmp.write_bytes(srv.store.dump())
+        os.replace(tmp, args.state_file)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

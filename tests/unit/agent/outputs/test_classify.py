@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import email.utils
+
+import orjson
+import pytest
+
+from agent.model import ItemResult, Outcome
+from agent.outputs.classify import (
+    MalformedResponse,
+    classify_item,
+    classify_response,
+    count_outcomes,
+    error_summary,
+    outcome_for,
+    retry_after,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.CREATED),
+        (201, Outcome.CREATED),
+        (409, Outcome.DUPLICATE),
+        (429, Outcome.RETRY),
+        (500, Outcome.RETRY),
+        (503, Outcome.RETRY),
+        (400, Outcome.REJECTED),
+        (404, Outcome.REJECTED),
+        (413, Outcome.REJECTED),
+    ],
+)
+def test_status_buckets(status: int, outcome: Outcome) -> None:
+    assert outcome_for(status) is outcome
+    assert classify_item(status, None).outcome is outcome
+
+
+def test_item_keeps_error_type_and_reason_with_cause() -> None:
+    error = {
+        "type": "mapper_parsing_exception",
+        "reason": "failed to parse field [ml.inputs.age] of type [double]",
+        "caused_by": {"type": "illegal_argument_exception", "reason": 'For input string: "x"'},
+    }
+    assert classify_item(400, error) == ItemResult(
+        Outcome.REJECTED,
+        400,
+        "mapper_parsing_exception",
+        'failed to parse field [ml.inputs.age] of type [double] (caused by illegal_argument_exception: For input string: "x")',
+    )
+
+
+def test_reason_is_capped() -> None:
+    result = classify_item(400, {"type": "x", "reason": "r" * 10_000})
+    assert len(result.error_reason) == 2000
+
+
+def test_response_without_errors_is_all_created() -> None:
+    answer = {"took": 3, "errors": False, "items": [{"create": {"status": 201}}] * 3}
+    assert classify_response(orjson.dumps(answer)) == [ItemResult(Outcome.CREATED, 201)] * 3
+
+
+def test_response_with_mixed_items_in_order() -> None:
+    answer = {
+        "errors": True,
+        "items": [
+            {"create": {"_id": "a", "status": 201}},
+            {
+                "create": {
+                    "_id": "b",
+                    "status": 409,
+                    "error": {"type": "version_conflict_engine_exception", "reason": "exists"},
+                }
+            },
+            {
+                "create": {
+                    "_id": "c",
+                    "status": 429,
+                    "error": {"type": "es_rejected_execution_exception", "reason": "busy"},
+                }
+            },
+            {
+                "create": {
+                    "_id": "d",
+                    "status": 400,
+                    "error": {"type": "document_parsing_exception", "reason": "bad"},
+                }
+            },
+            {
+                "create": {
+                    "_id": "e",
+                    "status": 503,
+                    "error": {"type": "unavailable_shards_exception", "reason": "no"},
+                }
+            },
+        ],
+    }
+    results = classify_response(orjson.dumps(answer))
+    assert [(r.outcome, r.status, r.error_type) for r in results] == [
+        (Outcome.CREATED, 201, ""),
+        (Outcome.DUPLICATE, 409, "version_conflict_engine_exception"),
+        (Outcome.RETRY, 429, "es_rejected_execution_exception"),
+        (Outcome.REJECTED, 400, "document_parsing_exception"),
+        (Outcome.RETRY, 503, "unavailable_shards_exception"),
+    ]
+    assert count_outcomes(results) == {
+        Outcome.CREATED: 1,
+        Outcome.DUPLICATE: 1,
+        Outcome.RETRY: 2,
+        Outcome.REJECTED: 1,
+    }
+
+
+def test_item_without_status_is_retried_not_lost() -> None:
+    results = classify_response(b'{"errors":true,"items":[{"create":{"_id":"a"}}]}')
+    assert results[0].outcome is Outcome.RETRY
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b"[]",
+        b'{"errors":false}',
+        b'{"errors":true,"items":[{"create":1}]}',
+        b'{"errors":true,"items":[{}]}',
+    ],
+)
+def test_malformed_answers_raise(raw: bytes) -> None:
+    with pytest.raises(MalformedResponse):
+        classify_response(raw)
+
+
+def test_error_summary() -> None:
+    assert error_summary(b'{"error":{"type":"security_exception","reason":"no"},"status":401}') == (
+        "security_exception: no"
+    )
+    assert error_summary(b"<html>Bad gateway</html>") == "<html>Bad gateway</html>"
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "120"}, 120.0),
+        ({"retry-after": "1.5"}, 1.5),
+        ({"RETRY-AFTER": "0"}, 0.0),
+        ({}, None),
+        ({"Retry-After": "soon"}, None),
+        ({"Retry-After": "-3"}, None),
+    ],
+)
+def test_retry_after_seconds(headers: dict[str, str], expected: float | None) -> None:
+    assert retry_after(headers) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = 1_700_000_000.0
+    when = email.utils.formatdate(now + 30, usegmt=True)
+    assert retry_after({"Retry-After": when}, now=now) == 30.0
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert retry_after({"Retry-After": past}, now=now) == 0.0

@@ -1,0 +1,241 @@
+"""ElasticsearchOutput against the fake bulk endpoint over real loopback HTTP."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agent.config import ElasticsearchConfig, Secret
+from agent.configschema import Duration
+from agent.model import Outcome
+from agent.outputs.base import OutputRefused, OutputUnavailable
+from agent.outputs.elasticsearch import ElasticsearchOutput, authorization_header
+from tests.fakes.bulk_server import BulkServer
+
+INDEX = "logs-inferwatch.churn-default"
+
+
+def body(*docs: tuple[str, dict[str, object]], index: str = INDEX) -> bytes:
+    lines = b""
+    for doc_id, doc in docs:
+        lines += (
+            orjson.dumps({"create": {"_index": index, "_id": doc_id}}) + b"\n" + orjson.dumps(doc) + b"\n"
+        )
+    return gzip.compress(lines, 1)
+
+
+def doc(age: object = 41) -> dict[str, object]:
+    return {"@timestamp": "2026-11-22T10:48:12.486Z", "ml": {"inputs": {"age": age}}}
+
+
+@pytest.fixture
+def srv() -> Iterator[BulkServer]:
+    with BulkServer() as server:
+        yield server
+
+
+@pytest.fixture
+def out(srv: BulkServer) -> Iterator[ElasticsearchOutput]:
+    output = ElasticsearchOutput(ElasticsearchConfig(hosts=(srv.url,), request_timeout=Duration(5.0)))
+    yield output
+    output.close()
+
+
+def test_created_then_duplicate_on_replay(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    payload = body(("a", doc()), ("b", doc(7)))
+
+    first = out.send(payload, 2)
+    second = out.send(payload, 2)
+
+    assert [r.outcome for r in first] == [Outcome.CREATED, Outcome.CREATED]
+    assert [(r.outcome, r.status, r.error_type) for r in second] == [
+        (Outcome.DUPLICATE, 409, "version_conflict_engine_exception"),
+    ] * 2
+    assert srv.documents() == {(INDEX, "a"): doc(), (INDEX, "b"): doc(7)}
+    assert srv.stats()["conflicts"] == 2
+
+
+def test_poison_document_rejected_with_reason_others_created(
+    srv: BulkServer, out: ElasticsearchOutput
+) -> None:
+    srv.set_faults(reject_field="ml.inputs.age", reject_value="poison")
+
+    results = out.send(body(("a", doc()), ("p", doc("poison")), ("c", doc(3))), 3)
+
+    assert [r.outcome for r in results] == [Outcome.CREATED, Outcome.REJECTED, Outcome.CREATED]
+    assert results[1].status == 400
+    assert results[1].error_type == "mapper_parsing_exception"
+    assert "ml.inputs.age" in results[1].error_reason
+    assert "caused by illegal_argument_exception" in results[1].error_reason
+    assert set(srv.ids()) == {"a", "c"}
+
+
+def test_item_429_is_retry_and_a_resend_completes(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(item_429_rate=0.5, seed=3)
+    docs = [(f"id{i}", doc(i)) for i in range(40)]
+
+    results = out.send(body(*docs), 40)
+    retry = [i for i, r in enumerate(results) if r.outcome is Outcome.RETRY]
+    assert retry and len(retry) < 40  # the seed gives a mix
+    assert all(results[i].status == 429 for i in retry)
+    assert {r.outcome for r in results} == {Outcome.CREATED, Outcome.RETRY}
+
+    srv.set_faults(item_429_rate=0.0)
+    again = out.send(body(*(docs[i] for i in retry)), len(retry))
+    assert [r.outcome for r in again] == [Outcome.CREATED] * len(retry)
+    assert set(srv.ids()) == {d for d, _ in docs}
+
+
+def test_503_raises_unavailable_with_retry_after(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(mode="503", retry_after="7")
+
+    with pytest.raises(OutputUnavailable) as info:
+        out.send(body(("a", doc())), 1)
+
+    assert info.value.status == 503
+    assert info.value.retry_after == 7.0
+    assert not isinstance(info.value, OutputRefused)
+    assert srv.ids() == {}
+
+
+def test_connection_refused_raises_unavailable_then_recovers(
+    srv: BulkServer, out: ElasticsearchOutput
+) -> None:
+    assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED  # a pooled keep-alive connection
+    srv.set_faults(mode="refuse")
+
+    with pytest.raises(OutputUnavailable) as info:
+        out.send(body(("b", doc())), 1)
+    assert info.value.status is None
+    with pytest.raises(OutputUnavailable):
+        out.send(body(("b", doc())), 1)  # a fresh connection: refused by the closed socket
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", srv.port)) != 0
+
+    srv.set_faults(mode="ok")
+    assert out.send(body(("b", doc())), 1)[0].outcome is Outcome.CREATED
+    assert set(srv.ids()) == {"a", "b"}
+
+
+def test_lost_answer_then_resend_gives_duplicates(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(drop_response=True)
+    with pytest.raises(OutputUnavailable):
+        out.send(body(("a", doc())), 1)
+    srv.set_faults(drop_response=False)
+
+    assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.DUPLICATE
+    assert srv.ids() == {"a": 1}
+
+
+def test_401_is_refused_and_names_the_fix(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(status=401)
+
+    with pytest.raises(OutputRefused) as info:
+        out.send(body(("a", doc())), 1)
+
+    assert info.value.status == 401
+    assert "api_key" in str(info.value)
+    assert isinstance(info.value, OutputUnavailable)  # a ship loop that only knows the base retries
+
+
+def test_403_names_the_privileges(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(status=403)
+    with pytest.raises(OutputRefused, match="create_doc"):
+        out.send(body(("a", doc())), 1)
+
+
+def test_answer_without_product_header_is_refused(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(product_header=False)
+
+    with pytest.raises(OutputRefused, match="X-Elastic-Product"):
+        out.send(body(("a", doc())), 1)
+    with pytest.raises(OutputRefused, match="X-Elastic-Product"):
+        out.check()
+
+
+def test_413_splits_the_body_and_keeps_item_order(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    # Incompressible texts, so that the gzip body grows with the number of documents.
+    docs = [(f"id{i}", {"text": hashlib.sha512(str(i).encode()).hexdigest() * 4}) for i in range(8)]
+    one = len(body(docs[0]))
+    srv.set_faults(max_body_bytes=one * 3)  # fits about two documents per request
+
+    results = out.send(body(*docs), 8)
+
+    assert [r.outcome for r in results] == [Outcome.CREATED] * 8
+    assert set(srv.ids()) == {d for d, _ in docs}
+    assert srv.stats()["whole_request_errors"] >= 1
+
+
+def test_413_for_a_single_document_rejects_it(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(max_body_bytes=10)
+
+    results = out.send(body(("a", doc()), ("b", doc())), 2)
+
+    assert [(r.outcome, r.status) for r in results] == [(Outcome.REJECTED, 413)] * 2
+    assert srv.ids() == {}
+
+
+def test_api_key_is_sent(srv: BulkServer) -> None:
+    srv.set_faults(require_auth="ApiKey c2VjcmV0")
+    good = ElasticsearchOutput(ElasticsearchConfig(hosts=(srv.url,), api_key=Secret("c2VjcmV0")))
+    bad = ElasticsearchOutput(ElasticsearchConfig(hosts=(srv.url,), api_key=Secret("d3Jvbmc=")))
+
+    assert good.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED
+    with pytest.raises(OutputRefused):
+        bad.send(body(("b", doc())), 1)
+    assert "c2VjcmV0" not in repr(good)
+
+
+def test_authorization_header_forms(tmp_path: Path) -> None:
+    encoded = base64.b64encode(b"id1:s3cret").decode()
+    assert authorization_header(ElasticsearchConfig(hosts=("http://x",), api_key=Secret("id1:s3cret"))) == (
+        f"ApiKey {encoded}"
+    )
+    key_file = tmp_path / "key"
+    key_file.write_text("abc=\n")
+    assert (
+        authorization_header(ElasticsearchConfig(hosts=("http://x",), api_key_file=key_file)) == "ApiKey abc="
+    )
+    basic = authorization_header(
+        ElasticsearchConfig(hosts=("http://x",), username="elastic", password=Secret("pw"))
+    )
+    assert basic == "Basic " + base64.b64encode(b"elastic:pw").decode()
+    assert authorization_header(ElasticsearchConfig(hosts=("http://x",))) is None
+
+
+def test_check_reports_version_cluster_and_privileges(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    line = out.check()
+    assert "Elasticsearch 8.15.0" in line
+    assert "inferwatch-fake" in line
+    assert "may write logs-inferwatch.*-*" in line
+
+
+def test_check_unreachable_raises_unavailable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(f"http://127.0.0.1:{port}",)))
+    with pytest.raises(OutputUnavailable, match="cannot reach"):
+        out.check()
+
+
+def test_second_host_used_when_first_is_down(srv: BulkServer) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(dead, srv.url)))
+
+    assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED
+
+
+def test_plain_http_bulk_headers(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    # The fake only gunzips when told Content-Encoding: gzip; a wrong header would fail to parse.
+    assert [r.outcome for r in out.send(body(("a", doc()), ("b", doc())), 2)] == [Outcome.CREATED] * 2
+    assert srv.stats()["bulk_requests"] == 1
