@@ -29,8 +29,9 @@ Opening validates every record. What a crash or a damaged disk can leave, and wh
 - ``corrupt_segment``: a record in an older segment does not verify; the rest of that segment is
   dropped and the records missing before the next segment are counted in ``records_lost``.
 - ``empty_segment``: a segment file without records (a crash right after creating it). Removed.
-- ``corrupt_ack``: ``ack.json`` does not parse; every record on disk is sent again (the bulk
-  requests use deterministic ids, so the replay is answered 409).
+- ``corrupt_ack``: ``ack.json`` does not parse; it is moved to ``ack.json.corrupt`` and every
+  record on disk is sent again (the bulk requests use deterministic ids: the replay is answered
+  409).
 - ``read_corrupt``: a record that verified at open no longer does when read; the rest of its
   segment is skipped.
 
@@ -243,11 +244,13 @@ class Spool:
                 raise ValueError(f"unexpected content {doc!r}")
         except (orjson.JSONDecodeError, ValueError, TypeError, KeyError, AttributeError) as e:
             self.counts["corrupt_ack"] += 1
+            os.replace(path, path.with_name(ACK_FILE + ".corrupt"))
             log.error(
-                "spool %s: ignoring unreadable %s (%s); every spooled record is sent again",
+                "spool %s: %s is unreadable (%s), moved to %s.corrupt; every spooled record is sent again",
                 self.directory,
                 path,
                 e,
+                ACK_FILE,
             )
             return 0
         return acked
@@ -282,7 +285,7 @@ class Spool:
                 path.unlink()
             elif segments and first <= segments[-1].last_seq:
                 self.counts["corrupt_segment"] += 1
-                self.counts["records_lost"] += scan.last_seq - first + 1
+                self._lost(scan.last_seq - first + 1)
                 log.error("spool %s: %s overlaps the previous segment; dropped", self.directory, path.name)
                 path.unlink()
             else:
@@ -300,7 +303,7 @@ class Spool:
             reason = "corrupt_segment"
             lost = max(0, next_first - max(bad_seq, self._acked + 1))
         self.counts[reason] += 1
-        self.counts["records_lost"] += lost
+        self._lost(lost)
         log.warning(
             "spool %s: %s in %s at byte %d (seq %d): truncated, %d record(s) lost",
             self.directory,
@@ -380,6 +383,7 @@ class Spool:
             if views[i].first_seq != first:  # the cursor's segment is gone; continue with the next
                 offset = 0
             out: list[SpoolRecord] = []
+            seen = after  # the last seq passed over (for counting what a damaged record takes along)
             while len(out) < max_records:
                 view = views[i]
                 if offset >= view.size:
@@ -389,10 +393,12 @@ class Spool:
                     continue
                 found = self._read_at(view, offset)
                 if found is None:
+                    self._damaged(view, offset, max(seen, view.first_seq - 1))
                     offset = view.size
                     continue
                 header, payload = found
                 offset += HEADER_BYTES + header.length
+                seen = max(seen, header.seq)
                 if header.seq > after:
                     out.append(SpoolRecord(header.seq, payload))
             self._cursor = _Cursor(out[-1].seq if out else after, views[i].first_seq, offset)
@@ -465,13 +471,14 @@ class Spool:
         while seq <= after and offset < view.size:  # skip acked or already read records by header
             found = self._read_at(view, offset, header_only=True)
             if found is None:
+                self._damaged(view, offset, max(seq - 1, after))
                 return view.first_seq, view.size
             offset += HEADER_BYTES + found[0].length
             seq = found[0].seq + 1
         return view.first_seq, offset
 
     def _read_at(self, view: _View, offset: int, header_only: bool = False) -> tuple[_Header, bytes] | None:
-        """The record at ``offset``; None (counted) when it no longer verifies."""
+        """The record at ``offset``; None when it no longer verifies."""
         fd = self._reader_fd(view)
         raw = _pread_exact(fd, HEADER_BYTES, offset)
         header = _parse_header(raw) if len(raw) == HEADER_BYTES else None
@@ -481,15 +488,22 @@ class Spool:
             payload = _pread_exact(fd, header.length, offset + HEADER_BYTES)
             if header.verifies(payload):
                 return header, payload
+        return None
+
+    def _damaged(self, view: _View, offset: int, done_up_to: int) -> None:
+        """Count a record that no longer verifies when read; the rest of its segment is skipped."""
         self.counts["read_corrupt"] += 1
-        self.counts["records_lost"] += max(0, view.last_seq - (header.seq if header else view.first_seq) + 1)
+        self._lost(view.last_seq - done_up_to)
         log.error(
             "spool %s: record at byte %d of %s no longer verifies; rest of segment skipped",
             self.directory,
             offset,
             view.path.name,
         )
-        return None
+
+    def _lost(self, n: int) -> None:
+        if n > 0:
+            self.counts["records_lost"] += n
 
     def _reader_fd(self, view: _View) -> int:
         if self._rfd is None or self._rfd_first != view.first_seq:

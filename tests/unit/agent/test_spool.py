@@ -1,0 +1,167 @@
+"""Spool recovery from the on-disk fixtures, damage found while reading, failed writes, the
+directory lock, and one writer thread racing one reader thread."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import json
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import agent.spool as spool_module
+from agent.model import SpoolRecord
+from agent.spool import HEADER_BYTES, Spool, SpoolInUse, encode_record
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "spool"
+CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
+MB = 1024**2
+
+
+def open_case(name: str, tmp_path: Path) -> tuple[Spool, dict, Path]:
+    directory = tmp_path / name
+    shutil.copytree(FIXTURES / name, directory, ignore=shutil.ignore_patterns("expected.json"))
+    expected = json.loads((FIXTURES / name / "expected.json").read_text())
+    return Spool(directory, 10 * MB, MB, fsync=True), expected, directory
+
+
+def test_every_fixture_case_has_its_expected_result() -> None:
+    assert len(CASES) == 12
+    assert all((FIXTURES / c / "expected.json").is_file() for c in CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_opening_a_damaged_spool_gives_the_expected_records_and_counts(case: str, tmp_path: Path) -> None:
+    spool, expected, directory = open_case(case, tmp_path)
+    with spool:
+        assert spool.read(0, 100) == [SpoolRecord(s, p.encode()) for s, p in expected["records"]]
+        assert spool.acked_seq == expected["acked_seq"]
+        assert spool.last_seq == expected["last_seq"]
+        assert dict(spool.counts) == expected["counts"]
+        assert sorted(p.name for p in directory.iterdir() if p.name != "lock") == expected["files"]
+        assert spool.bytes == sum(p.stat().st_size for p in directory.glob("*.seg"))
+        assert spool.append(b"next") == expected["last_seq"] + 1
+    with Spool(directory, 10 * MB, MB) as again:  # the repair is durable: a second open is clean
+        assert not again.counts
+        assert [r.seq for r in again.read(0, 100)] == [s for s, _ in expected["records"]] + [
+            expected["last_seq"] + 1
+        ]
+
+
+def test_the_committed_fixture_bytes_match_their_builder(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("spool_fixture_build", FIXTURES / "build.py")
+    assert spec is not None and spec.loader is not None
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    build.build(tmp_path)
+    for case in CASES:
+        for f in (FIXTURES / case).iterdir():
+            assert (tmp_path / case / f.name).read_bytes() == f.read_bytes(), f"{case}/{f.name}"
+
+
+def test_the_record_framing_is_stable() -> None:
+    assert HEADER_BYTES == 28
+    assert encode_record(7, b"abc", 1.5).hex() == (
+        "495753310000000300000000000000073ff8000000000000dbfd6b66616263"
+    )
+
+
+def test_damage_found_while_reading_skips_the_rest_of_that_segment(tmp_path: Path) -> None:
+    with Spool(tmp_path, 10 * MB, 3 * 40) as spool:
+        for i in range(1, 7):
+            spool.append(b"%02d" % i * 6)  # 12-byte payloads, 40-byte records: 3 per segment
+        segment = tmp_path / "00000000000000000001.seg"
+        data = bytearray(segment.read_bytes())
+        data[40 + HEADER_BYTES] ^= 0xFF  # record 2's payload
+        segment.write_bytes(bytes(data))
+        assert [r.seq for r in spool.read(0, 10)] == [1, 4, 5, 6]
+        assert spool.counts == {"read_corrupt": 1, "records_lost": 2}
+
+
+def test_a_failed_write_leaves_no_partial_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = Spool(tmp_path, 10 * MB, MB)
+    spool.append(b"one")
+    real_write = spool_module._write_all
+
+    def disk_full(fd: int, data: bytes) -> None:
+        real_write(fd, data[:10])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(spool_module, "_write_all", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        spool.append(b"two")
+    monkeypatch.setattr(spool_module, "_write_all", real_write)
+    assert spool.append(b"two") == 2
+    spool.close()
+    with Spool(tmp_path, 10 * MB, MB) as again:
+        assert not again.counts
+        assert again.read(0, 10) == [SpoolRecord(1, b"one"), SpoolRecord(2, b"two")]
+
+
+def test_a_directory_is_used_by_one_spool_at_a_time(tmp_path: Path) -> None:
+    with Spool(tmp_path, MB, MB), pytest.raises(SpoolInUse):
+        Spool(tmp_path, MB, MB)
+    Spool(tmp_path, MB, MB).close()  # released on close
+
+
+def test_files_that_are_not_segments_are_left_alone(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "1.seg").write_bytes(b"junk")
+    with Spool(tmp_path, MB, MB) as spool:
+        assert spool.read(0, 10) == []
+        assert not spool.counts
+    assert (tmp_path / "notes.txt").exists() and (tmp_path / "1.seg").exists()
+
+
+def test_one_writer_and_one_reader_thread_see_every_record_once_in_order(tmp_path: Path) -> None:
+    n = 2000
+    spool = Spool(tmp_path, 64 * 1024, 4 * 1024, fsync=False)
+    received: list[int] = []
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            i = 1
+            while i <= n and not stop.is_set():
+                try:
+                    spool.append(b"%06d" % i * 20)
+                    i += 1
+                except spool_module.SpoolFull:
+                    stop.wait(0.001)  # the reader frees room
+        except BaseException as e:
+            errors.append(e)
+
+    def reader() -> None:
+        try:
+            after = 0
+            while after < n and not stop.is_set():
+                batch = spool.read(after, 7)
+                for r in batch:
+                    assert r.payload == b"%06d" % r.seq * 20
+                received.extend(r.seq for r in batch)
+                if batch:
+                    after = batch[-1].seq
+                    spool.ack(after)
+                else:
+                    stop.wait(0.0005)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline and not errors:
+        threads[1].join(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert received == list(range(1, n + 1))
+    assert (spool.pending, spool.bytes, spool.acked_seq) == (0, 0, n)
+    spool.close()
