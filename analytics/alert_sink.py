@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ class LocalAlertSink:
         directory.mkdir(parents=True, exist_ok=True)
         self.alerts_path = directory / "alerts.json"
         self.history_path = directory / "history.ndjson"
+        self._lock = threading.Lock()  # jobs of several models may write at once
 
     def alerts(self) -> dict[str, dict[str, Any]]:
         raw = read_state_bytes(self.alerts_path)
@@ -53,6 +55,10 @@ class LocalAlertSink:
     def write(self, changes: Sequence[AlertChange], timestamp: str) -> None:
         if not changes:
             return
+        with self._lock:
+            self._write(changes, timestamp)
+
+    def _write(self, changes: Sequence[AlertChange], timestamp: str) -> None:
         current = self.alerts()
         seen = {h.get("history_id") for h in self.history()}
         new_lines: list[bytes] = []
