@@ -1,0 +1,110 @@
+"""Where baselines live: JSON files ``<model>@<version>.json`` in a directory (written atomically),
+and optionally the ``inferwatch-baselines`` index (id ``<model>:<version>``).
+
+The index stores the baseline JSON under ``baseline`` in an object mapped ``enabled: false``:
+it is kept in ``_source`` but never parsed into fields, so thousands of category values or
+tokens cannot explode the mapping. ``model``, ``version``, ``created``, ``source`` and ``rows``
+are indexed beside it for Kibana and people.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from elasticsearch import Elasticsearch
+
+from agent.atomic import atomic_write_bytes, read_state_bytes
+from analytics import es
+from analytics.baseline import baseline_from_dict, baseline_from_json, baseline_to_dict, baseline_to_json
+from analytics.model import Baseline
+
+log = logging.getLogger(__name__)
+
+BASELINES_INDEX = "inferwatch-baselines"
+BASELINES_MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "model": {"type": "keyword"},
+        "version": {"type": "keyword"},
+        "created": {"type": "date"},
+        "source": {"type": "keyword"},
+        "rows": {"type": "long"},
+        "format": {"type": "integer"},
+        "baseline": {"type": "object", "enabled": False},
+    },
+}
+
+
+class BaselineStore(Protocol):
+    def load(self, model: str, version: str) -> Baseline | None: ...
+
+    def save(self, baseline: Baseline) -> None: ...
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", part)
+
+
+class LocalBaselineStore:
+    def __init__(self, directory: Path, fsync: bool = True) -> None:
+        self.directory = directory
+        self.fsync = fsync
+
+    def path(self, model: str, version: str) -> Path:
+        return self.directory / f"{_safe(model)}@{_safe(version)}.json"
+
+    def load(self, model: str, version: str) -> Baseline | None:
+        data = read_state_bytes(self.path(model, version))
+        if data is None:
+            return None
+        baseline = baseline_from_json(data)
+        if (baseline.model, baseline.version) != (model, version):  # two names made the same file name
+            return None
+        return baseline
+
+    def save(self, baseline: Baseline) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(
+            self.path(baseline.model, baseline.version), baseline_to_json(baseline), self.fsync
+        )
+
+
+class ElasticsearchBaselineStore:
+    """Reads the index first and falls back to the local directory; writes both (the file first,
+    so a baseline is never only in a place the worker may not reach)."""
+
+    def __init__(self, client: Elasticsearch, directory: Path, fsync: bool = True) -> None:
+        self.client = client
+        self.local = LocalBaselineStore(directory, fsync)
+        self._index_ready = False
+
+    def load(self, model: str, version: str) -> Baseline | None:
+        try:
+            doc = es.get_document(self.client, BASELINES_INDEX, f"{model}:{version}")
+        except es.ElasticsearchError as exc:
+            log.warning(
+                "baseline %s:%s from Elasticsearch failed, using the local copy: %s", model, version, exc
+            )
+            doc = None
+        if doc is not None and isinstance(doc.get("baseline"), dict):
+            return baseline_from_dict(doc["baseline"])
+        return self.local.load(model, version)
+
+    def save(self, baseline: Baseline) -> None:
+        self.local.save(baseline)
+        if not self._index_ready:
+            es.ensure_index(self.client, BASELINES_INDEX, BASELINES_MAPPINGS)
+            self._index_ready = True
+        document = {
+            "model": baseline.model,
+            "version": baseline.version,
+            "created": baseline.created.isoformat(),
+            "source": baseline.source,
+            "rows": baseline.rows,
+            "format": baseline_to_dict(baseline)["format"],
+            "baseline": baseline_to_dict(baseline),
+        }
+        es.index_document(self.client, BASELINES_INDEX, baseline.doc_id, document)

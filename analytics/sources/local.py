@@ -1,0 +1,279 @@
+"""Count tables from the local store: pandas over the agent's NDJSON segments.
+
+The store is ``<store>/<index>/<segment>.ndjson`` (written by ``agent/outputs/local.py``), each
+line a document exactly as it would be indexed plus a top-level ``_id``. The semantics follow the
+Elasticsearch path (``analytics.queries``) so that both give equal tables for the same documents:
+
+- A document counts once per index and ``_id`` (the first one written wins, as ``create`` in
+  Elasticsearch); a line that does not parse is skipped and counted in ``dropped``.
+- A field is present when it has at least one non-null value (null, absent and ``[]`` are
+  missing, as ``exists``). Numeric features need a number or a numeric string (Elasticsearch
+  coerces those and ignores malformed values); categorical strings longer than 1024 characters
+  are not keywords (the template's ``ignore_above``) and count as missing.
+- Array values count the document once per distinct value or bin (as terms and range
+  aggregations do); categorical values are compared as ``category_str``.
+
+Parsed segments are cached by (path, mtime, size) with their time span, so a repeated evaluation
+re-reads only what changed and skips segments outside the window.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
+from analytics.queries import index_pattern
+from analytics.sources.tables import (
+    KEYWORD_IGNORE_ABOVE,
+    bin_bounds,
+    categories_table,
+    category_str,
+    hour_starts,
+    numeric_table,
+    presence_table,
+    text_docs_table,
+    tokens_table,
+    versions_table,
+    volume_table,
+)
+
+log = logging.getLogger(__name__)
+
+_META = ("_index", "_id", "_ts", "_model", "_version")
+
+
+@dataclass(frozen=True)
+class _Segment:
+    stamp: tuple[int, int]  # (mtime_ns, size) when parsed
+    frame: pd.DataFrame
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}", v, out)
+    else:
+        out[prefix] = value
+
+
+def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
+    ml = doc.get("ml") or {}
+    model = ml.get("model") or {}
+    rec: dict[str, Any] = {
+        "_index": index,
+        "_id": doc.get("_id"),
+        "_ts": doc.get("@timestamp"),
+        "_model": model.get("name"),
+        "_version": category_str(model.get("version")),
+    }
+    for section in ("inputs", "outputs"):
+        part = ml.get(section)
+        if isinstance(part, dict):
+            _flatten(section, part, rec)
+    tokens = ml.get("tokens")
+    if isinstance(tokens, dict):
+        for name, toks in tokens.items():
+            rec[f"tokens.{name}"] = toks
+    return rec
+
+
+def _values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The non-null leaf values of ``column``, one row per (document, value); the index is the
+    document's row label."""
+    if column not in frame.columns:
+        return pd.Series([], dtype="object")
+    s = frame[column].explode()
+    s = s[s.notna()]
+    return s[~s.map(lambda v: isinstance(v, dict | list))]
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    values = values[~values.map(lambda v: isinstance(v, bool))]
+    out = pd.to_numeric(values, errors="coerce")
+    return out[out.notna()].astype("float64")
+
+
+def _category_values(values: pd.Series) -> pd.Series:
+    out = values.map(category_str)
+    out = out[out.notna()]
+    return out[out.str.len() <= KEYWORD_IGNORE_ABOVE]
+
+
+def _doc_counts(values: pd.Series) -> dict[Any, int]:
+    """value -> number of documents holding it (each document counted once per value)."""
+    if values.empty:
+        return {}
+    pairs = pd.DataFrame({"doc": values.index, "v": values.to_numpy()}).drop_duplicates()
+    return {k: int(n) for k, n in pairs["v"].value_counts(sort=False).items()}
+
+
+class LocalSource:
+    def __init__(self, store_dir: Path, namespace: str = "*") -> None:
+        self.store_dir = store_dir
+        self.namespace = namespace
+        self.dropped: Counter[str] = Counter()
+        self._cache: dict[str, _Segment] = {}
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _paths(self, model: str) -> list[str]:
+        pattern = os.path.join(
+            glob.escape(str(self.store_dir)), index_pattern(model, self.namespace), "*.ndjson"
+        )
+        return sorted(glob.glob(pattern))
+
+    def _parse(self, path: str, stamp: tuple[int, int]) -> _Segment:
+        index = Path(path).parent.name
+        records: list[dict[str, Any]] = []
+        with open(path, "rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.dropped["invalid_json"] += 1
+                    continue
+                if not isinstance(doc, dict):
+                    self.dropped["not_an_object"] += 1
+                    continue
+                records.append(_record(index, doc))
+        frame = (
+            pd.DataFrame.from_records(records, columns=None) if records else pd.DataFrame(columns=list(_META))
+        )
+        frame["_ts"] = pd.to_datetime(frame["_ts"], utc=True, format="ISO8601", errors="coerce")
+        bad = frame["_ts"].isna()
+        if bad.any():
+            self.dropped["bad_timestamp"] += int(bad.sum())
+            frame = frame[~bad]
+        first = frame["_ts"].min() if len(frame) else None
+        last = frame["_ts"].max() if len(frame) else None
+        return _Segment(stamp, frame, first, last)
+
+    def _segments(self, model: str) -> Iterator[_Segment]:
+        paths = self._paths(model)
+        for path in paths:
+            try:
+                st = Path(path).stat()
+            except FileNotFoundError:
+                continue
+            stamp = (st.st_mtime_ns, st.st_size)
+            cached = self._cache.get(path)
+            if cached is None or cached.stamp != stamp:
+                try:
+                    cached = self._parse(path, stamp)
+                except FileNotFoundError:
+                    continue
+                self._cache[path] = cached
+            yield cached
+
+    def _docs(self, model: str, window: Window, version: str | None = None) -> pd.DataFrame:
+        start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+        frames = [
+            s.frame
+            for s in self._segments(model)
+            if s.first is not None and s.last is not None and s.last >= start and s.first < end
+        ]
+        if not frames:
+            return pd.DataFrame(columns=list(_META))
+        docs = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+        docs = docs.drop_duplicates(subset=["_index", "_id"], keep="first")
+        mask = (docs["_model"] == model) & (docs["_ts"] >= start) & (docs["_ts"] < end)
+        if version is not None:
+            mask &= docs["_version"] == version
+        return docs[mask].reset_index(drop=True)
+
+    # --- tables --------------------------------------------------------------------------------
+
+    def model_counts(self, model: str, window: Window) -> ModelCounts:
+        docs = self._docs(model, window)
+        versions = docs["_version"].dropna().value_counts() if len(docs) else pd.Series(dtype="int64")
+        hours = hour_starts(pd.Timestamp(window.start), pd.Timestamp(window.end))
+        per_hour = docs["_ts"].dt.floor("h").value_counts() if len(docs) else pd.Series(dtype="int64")
+        volume = [(h, int(per_hour.get(h, 0))) for h in hours]
+        return ModelCounts(
+            model=model,
+            window=window,
+            versions=versions_table((str(v), int(n)) for v, n in versions.items()),
+            volume=volume_table(volume),
+        )
+
+    def window_counts(
+        self,
+        model: str,
+        version: str,
+        window: Window,
+        baseline: Baseline | None,
+        kinds: Mapping[str, FeatureKind],
+    ) -> WindowCounts:
+        docs = self._docs(model, window, version)
+        features = baseline.features if baseline is not None else {}
+        presence: list[tuple[str, int, int]] = []
+        cats: list[tuple[str, str, int, bool]] = []
+        nums: list[tuple[str, int, float, float, int]] = []
+        toks: list[tuple[str, str, int, bool]] = []
+        texts: list[tuple[str, int, int]] = []
+        for key in sorted(kinds):
+            kind = kinds[key]
+            fb = features.get(key)
+            values = _values(docs, key)
+            if kind == "numeric":
+                values = _numbers(values)
+                edges = fb.edges if fb is not None else ()
+                bins = pd.Series(
+                    np.searchsorted(np.asarray(edges, dtype="float64"), values.to_numpy(), side="right")
+                )
+                bins.index = values.index
+                per_bin = _doc_counts(bins)
+                nums += [(key, b, lo, up, per_bin.get(b, 0)) for b, (lo, up) in enumerate(bin_bounds(edges))]
+            elif kind == "categorical":
+                values = _category_values(values)
+                known = fb.categories if fb is not None else {}
+                cats += [(key, v, n, v in known) for v, n in _doc_counts(values).items()]
+            elif kind == "text":
+                vocab = fb.vocabulary if fb is not None else {}
+                tokens = _values(docs, "tokens." + key.split(".", 1)[1]).astype("object")
+                toks += [(key, t, n, t in vocab) for t, n in _doc_counts(tokens).items()]
+                oov = ~tokens.isin(list(vocab)).astype(bool)
+                texts.append((key, int(tokens.index.nunique()), int(oov.groupby(level=0).any().sum())))
+            present = int(values.index.nunique())
+            presence.append((key, present, len(docs) - present))
+        return WindowCounts(
+            model=model,
+            version=version,
+            window=window,
+            docs=len(docs),
+            presence=presence_table(presence),
+            categories=categories_table(cats),
+            numeric=numeric_table(nums),
+            tokens=tokens_table(toks),
+            text_docs=text_docs_table(texts),
+        )
+
+    def percentiles(
+        self, model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float]
+    ) -> pd.DataFrame:
+        docs = self._docs(model, window, version)
+        rows: list[tuple[str, float, float]] = []
+        for key in sorted(features):
+            values = _numbers(_values(docs, key))
+            if values.empty:
+                continue
+            qs = np.percentile(values.to_numpy(), list(percents))
+            rows += [(key, float(p), float(q)) for p, q in zip(percents, qs, strict=True)]
+        df = pd.DataFrame(rows, columns=["feature", "percent", "value"])
+        df = df.astype({"feature": "object", "percent": "float64", "value": "float64"})
+        return df.sort_values(["feature", "percent"], kind="stable").reset_index(drop=True)
