@@ -115,8 +115,10 @@ def dead_letter_properties() -> dict[str, Any]:
             "properties": {"file": {"properties": {"path": {"type": "keyword"}}}, "offset": {"type": "long"}}
         },
         "raw": {"type": "match_only_text"},
-        "document": {"type": "match_only_text"},
-        "doc_id": {"type": "keyword"},
+        "raw_bytes": {"type": "long"},
+        "raw_truncated": {"type": "boolean"},
+        # The refused document: an object, or its text when it was not JSON. Kept, not indexed.
+        "document": {"type": "object", "enabled": False},
         "host": {"properties": {"name": {"type": "keyword"}}},
     }
 
