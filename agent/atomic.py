@@ -56,7 +56,12 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
             tmp.unlink()
         raise
     os.close(fd)
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if fsync:
         fsync_dir(path.parent)
 

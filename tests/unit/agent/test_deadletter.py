@@ -1,0 +1,114 @@
+"""The dead letter: one NDJSON line per rejected item with its reason, counted, size-capped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agent.deadletter import RAW_CAP, DeadLetter, entry
+
+T = 1_763_850_000.123  # 2025-11-22T22:20:00.123Z
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def test_a_rejected_line_is_written_with_reason_source_and_raw_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, clock=lambda: T)
+    dl.write("invalid_json", "expected value at 1:1", source="/logs/a.jsonl", offset=4096, raw=b"{oops")
+    dl.close()
+    assert lines(path) == [
+        {
+            "@timestamp": "2025-11-22T22:20:00.123Z",
+            "reason": "invalid_json",
+            "detail": "expected value at 1:1",
+            "log": {"file": {"path": "/logs/a.jsonl"}, "offset": 4096},
+            "raw": "{oops",
+            "raw_bytes": 5,
+        }
+    ]
+
+
+def test_a_rejected_document_is_kept_as_an_object_with_its_id(tmp_path: Path) -> None:
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, clock=lambda: T)
+    dl.write(
+        "mapping",
+        "mapper_parsing_exception: failed to parse [ml.inputs.age]",
+        document=b'{"ml":{"inputs":{"age":"x"}}}',
+        doc_id="Zm9v",
+    )
+    dl.write("mapping", "not json", document=b"\xffnot json")
+    dl.close()
+    first, second = lines(path)
+    assert first["document"] == {"ml": {"inputs": {"age": "x"}}}
+    assert first["_id"] == "Zm9v"
+    assert "log" not in first and "raw" not in first
+    assert second["document"] == "\ufffdnot json"
+
+
+def test_invalid_utf8_is_kept_readable_with_replacement_characters() -> None:
+    doc = entry("invalid_utf8", "byte 0xff at 3", 0.0, raw=b"ab\xffcd")
+    assert doc["raw"] == "ab\ufffdcd"
+    assert doc["raw_bytes"] == 5
+    assert "raw_truncated" not in doc
+
+
+def test_a_long_raw_line_is_cut_at_64_kib() -> None:
+    doc = entry("line_too_long", "2 MiB line", 0.0, raw=b"x" * (2 * 1024**2))
+    assert doc["raw"] == "x" * RAW_CAP
+    assert doc["raw_bytes"] == 2 * 1024**2
+    assert doc["raw_truncated"] is True
+
+
+def test_counts_by_reason(tmp_path: Path) -> None:
+    dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+    for reason in ["invalid_json", "invalid_json", "missing_field", "mapping"]:
+        dl.write(reason, "")
+    assert dl.counts == {"invalid_json": 2, "missing_field": 1, "mapping": 1}
+    dl.close()
+
+
+def test_lines_are_appended_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "dl.ndjson"
+    first = DeadLetter(path)
+    first.write("invalid_json", "one")
+    first.flush()
+    first.close()
+    second = DeadLetter(path)
+    second.write("invalid_json", "two")
+    second.close()
+    assert [d["detail"] for d in lines(path)] == ["one", "two"]
+
+
+def test_lines_are_on_disk_before_flush(tmp_path: Path) -> None:
+    """Each line is one write(2) to the file: a kill -9 before the next fsync loses nothing the
+    operating system already has."""
+    path = tmp_path / "dl.ndjson"
+    dl = DeadLetter(path)
+    dl.write("invalid_json", "x")
+    assert len(lines(path)) == 1
+    dl.close()
+
+
+def test_the_file_is_rotated_once_past_max_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "dl.ndjson"
+    dl = DeadLetter(path, max_bytes=300, clock=lambda: T)
+    for i in range(10):
+        dl.write("invalid_json", f"line {i}")  # 84 bytes each: three fit in 300
+    dl.close()
+    assert [d["detail"] for d in lines(tmp_path / "dl.ndjson.1")] == ["line 6", "line 7", "line 8"]
+    assert [d["detail"] for d in lines(path)] == ["line 9"]
+    assert dl.rotations == 3
+    assert dl.counts == {"invalid_json": 10}
+
+
+def test_a_closed_dead_letter_refuses_writes(tmp_path: Path) -> None:
+    dl = DeadLetter(tmp_path / "dl.ndjson")
+    dl.close()
+    with pytest.raises(ValueError, match="closed"):
+        dl.write("x", "y")
