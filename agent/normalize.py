@@ -1,0 +1,576 @@
+"""Turn one prediction log line into the document inferwatch indexes (the agent's hot path).
+
+``Normalizer(input_config, models, namespace, redact, hash_key, host, agent_version)`` is built
+once per input; ``normalizer(line, source, ingested) -> Event`` or raises ``Rejected(reason)``.
+``normalizer.normalize_batch(batch, ingested)`` does the same for a whole ``LineBatch`` without
+building a ``Source`` per line. Everything that depends only on the config is computed in
+``__post_init__``; everything that depends only on the model name (dataset, index, coercions,
+text features) is computed once per name and cached.
+
+The document (contract of PLAN.md / ARCHITECTURE.md)::
+
+    {"@timestamp": "2026-11-22T10:48:12.486Z",
+     "event": {"ingested": <ingested>, "dataset": "inferwatch.<m>"},
+     "data_stream": {"type": "logs", "dataset": "inferwatch.<m>", "namespace": <ns>},
+     "host": {"name": <host>}, "agent": {"type": "inferwatch", "version": <agent_version>},
+     "log": {"file": {"path": <path>}, "offset": <offset>},
+     "ml": {"model": {"name": <as in the line>, "version": <str, or the input's default, or "unknown">},
+            "prediction": {"id": <str>, "latency_ms": <float>},   # each only when present
+            "inputs": {...}, "outputs": {...},                      # as in the line, coerced
+            "tokens": {<text feature>: [<tokens>]},                 # configured text inputs
+            "invalid": ["inputs.age", ...]}}                        # values that failed coercion
+
+Rules, in the order they run:
+
+1. Parse with orjson. Reasons: ``invalid_utf8`` (the bytes are not UTF-8), ``invalid_json``,
+   ``not_an_object`` (the line, or its inputs/outputs, is not a JSON object). A UTF-8 byte
+   order mark at the start of a line is ignored.
+2. Redaction (``RedactConfig.drop`` / ``hash``, see ``agent.redact``) before anything reads it.
+3. Model name: the configured path, else the input's ``model``; neither -> ``missing_field``.
+   ``<m>`` = the name lowercased, every character outside ``[a-z0-9_.]`` replaced by ``_``, at
+   most 100 characters; dataset ``inferwatch.<m>``; index ``logs-inferwatch.<m>-<namespace>``.
+   The model's config (``models``) is found by the name as written, else by ``<m>``.
+4. Timestamp: ISO-8601 strings (``Z``, an offset, or naive = UTC; any precision, truncated to
+   milliseconds), numeric strings and JSON numbers as epoch time, the unit decided by magnitude
+   (below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, else nanoseconds).
+   Unparseable -> ``bad_timestamp``. No timestamp (absent or null): the document gets the ingest
+   time and ``counts["timestamp_missing"]`` grows, unless ``require_timestamp`` is set
+   (then ``missing_field``).
+5. Version, prediction id: strings; other scalars are written as JSON (``2`` -> ``"2"``). A
+   latency that is not a number (or numeric string) is left out and listed as
+   ``prediction.latency_ms`` in ``ml.invalid``.
+6. Kinds of ``models.<name>.features`` (inputs) and ``.outputs``, keyed by dotted path
+   (``user.age`` finds ``{"user": {"age": ..}}`` or a literal ``"user.age"`` key): numeric ->
+   float (numeric strings too; anything else becomes null and ``inputs.<f>`` is listed in
+   ``ml.invalid``); categorical -> string (``true`` -> ``"true"``, ``4`` -> ``"4"``, objects and
+   arrays invalid); text -> string, plus ``ml.tokens.<f>`` = ``agent.tokenize.tokenize(value)``
+   for input features. Null stays null and absent stays absent. Features the config does not
+   name keep their JSON types.
+7. Document id (``InputConfig.document_id``): ``offset`` -> base64url (no padding) of
+   blake2b-16 of ``"<file fingerprint>:<offset>"``; ``prediction_id`` -> the same of
+   ``"<m>:<prediction id>"``, falling back to the offset form when the line has no id.
+
+Other fields of the line are not shipped: the document holds what the contract names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from binascii import b2a_base64
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+
+import orjson
+
+from agent.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
+from agent.model import Event, FileId, LineBatch, Rejected, Source
+from agent.redact import Redactor
+from agent.tokenize import tokenize
+
+JsonObject = dict[str, Any]
+
+MODEL_CACHE_SIZE = 1024  # distinct model names remembered; a flood of names only costs CPU
+_MAX_DATASET_CHARS = 100
+_DATASET_RE = re.compile(r"[^a-z0-9_.]")
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_INVALID: Any = object()  # what a coercion returns for a value of the wrong kind
+
+_BLAKE2B_16 = hashlib.blake2b(digest_size=16)
+_loads = orjson.loads
+_dumps = orjson.dumps
+_fromisoformat = datetime.fromisoformat
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedLine:
+    """A line of a batch that can never become a document (for the dead letter)."""
+
+    offset: int
+    line: bytes
+    error: Rejected
+
+
+def dataset_part(model: str) -> str:
+    """``<m>``: the model name as a data stream dataset part (``churn-classifier`` ->
+    ``churn_classifier``)."""
+    return _DATASET_RE.sub("_", model.lower())[:_MAX_DATASET_CHARS]
+
+
+def document_id(key: str) -> str:
+    """base64url without padding of the 16-byte blake2b digest of ``key`` (22 characters)."""
+    hasher = _BLAKE2B_16.copy()  # cheaper than passing digest_size on every call
+    hasher.update(key.encode())
+    return b2a_base64(hasher.digest(), newline=False).translate(_URLSAFE, b"=").decode()
+
+
+def format_timestamp(dt: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.mmmZ`` of an aware datetime (naive is taken as UTC)."""
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(UTC)
+    return (
+        f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
+        f".{dt.microsecond // 1000:03d}Z"
+    )
+
+
+def parse_timestamp(value: Any) -> str:
+    """The canonical UTC form of an ISO-8601 string or an epoch number (rule 4 above); raises
+    ``ValueError`` when ``value`` is neither."""
+    if type(value) is str:
+        if len(value) == 24 and value[23] == "Z" and value[19] == "." and value[10] == "T":
+            _fromisoformat(value)  # validates; the string already has the output form
+            return value
+        try:
+            return format_timestamp(_fromisoformat(value))
+        except ValueError:
+            try:
+                number: float = float(value)
+            except ValueError:
+                raise ValueError(f"not an ISO-8601 time or epoch number: {value[:64]!r}") from None
+            return _from_epoch(number)
+    if type(value) is int or type(value) is float:
+        return _from_epoch(value)
+    raise ValueError(f"a timestamp must be a string or a number, not {_json_type(value)}")
+
+
+def _from_epoch(value: float) -> str:
+    if not math.isfinite(value):
+        raise ValueError(f"not a finite epoch time: {value}")
+    magnitude = abs(value)
+    if type(value) is int:
+        if magnitude < 10**11:
+            ms = value * 1000
+        elif magnitude < 10**14:
+            ms = value
+        elif magnitude < 10**17:
+            ms = value // 1000
+        else:
+            ms = value // 1_000_000
+    elif magnitude < 1e11:
+        ms = round(value * 1000)
+    elif magnitude < 1e14:
+        ms = round(value)
+    elif magnitude < 1e17:
+        ms = round(value / 1000)
+    else:
+        ms = round(value / 1e6)
+    try:
+        return format_timestamp(_EPOCH + timedelta(milliseconds=ms))
+    except OverflowError:
+        raise ValueError(f"epoch time out of range: {value}") from None
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+# ---- coercions: (value) -> coerced value or _INVALID; only called when the type differs ----
+
+
+def _to_float(value: Any) -> Any:
+    if type(value) is int:
+        return float(value)
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            return _INVALID
+        return number if math.isfinite(number) else _INVALID
+    return _INVALID  # bool, object, array
+
+
+def _to_str(value: Any) -> Any:
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int or type(value) is float:
+        return _dumps(value).decode()
+    return _INVALID  # object, array
+
+
+_COERCE: Mapping[FeatureKind, tuple[type, Callable[[Any], Any]]] = {
+    "numeric": (float, _to_float),
+    "categorical": (str, _to_str),
+    "text": (str, _to_str),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _FeatureSpec:
+    """One configured feature: where it is in inputs/outputs and how it is coerced."""
+
+    key: str  # the dotted feature key as configured
+    parts: tuple[str, ...]  # key split on dots
+    want: type
+    coerce: Callable[[Any], Any]
+    label: str  # "inputs.<key>" / "outputs.<key>", the name listed in ml.invalid
+
+
+_FlatSpec = tuple[str, type, Callable[[Any], Any], str]  # key, want, coerce, label
+
+
+@dataclass(frozen=True, slots=True)
+class _Kinds:
+    """The configured features of one side (inputs or outputs) of one model. Top-level keys
+    take a loop without calls; dotted keys walk the nesting."""
+
+    flat: tuple[_FlatSpec, ...]
+    nested: tuple[_FeatureSpec, ...]
+    text_flat: tuple[str, ...]  # features that get ml.tokens (inputs only)
+    text_nested: tuple[_FeatureSpec, ...]
+
+    @classmethod
+    def build(cls, kinds: Mapping[str, FeatureKind], side: str, tokens: bool) -> _Kinds | None:
+        if not kinds:
+            return None
+        specs = [
+            _FeatureSpec(k, tuple(k.split(".")), *_COERCE[kind], f"{side}.{k}") for k, kind in kinds.items()
+        ]
+        text = [s for s, kind in zip(specs, kinds.values(), strict=True) if tokens and kind == "text"]
+        return cls(
+            flat=tuple((s.key, s.want, s.coerce, s.label) for s in specs if len(s.parts) == 1),
+            nested=tuple(s for s in specs if len(s.parts) > 1),
+            text_flat=tuple(s.key for s in text if len(s.parts) == 1),
+            text_nested=tuple(s for s in text if len(s.parts) > 1),
+        )
+
+    def apply(self, obj: JsonObject, invalid: list[str]) -> dict[str, list[str]] | None:
+        """Coerce the features of ``obj`` in place (the normalizer owns the parsed line) and
+        return the tokens of its text features (None when there are none)."""
+        for key, want, coerce, label in self.flat:
+            value = obj.get(key)
+            if value is not None and type(value) is not want:
+                value = coerce(value)
+                if value is _INVALID:
+                    obj[key] = None
+                    invalid.append(label)
+                else:
+                    obj[key] = value
+        for spec in self.nested:
+            where = _locate(obj, spec)
+            if where is not None:
+                container, key = where
+                value = container.get(key)
+                if value is not None and type(value) is not spec.want:
+                    value = spec.coerce(value)
+                    if value is _INVALID:
+                        container[key] = None
+                        invalid.append(spec.label)
+                    else:
+                        container[key] = value
+        if not (self.text_flat or self.text_nested):
+            return None
+        tokens = {}
+        for key in self.text_flat:
+            text = obj.get(key)
+            if type(text) is str:
+                tokens[key] = tokenize(text)
+        for spec in self.text_nested:
+            where = _locate(obj, spec)
+            if where is not None:
+                text = where[0].get(where[1])
+                if type(text) is str:
+                    tokens[spec.key] = tokenize(text)
+        return tokens or None
+
+
+def _locate(obj: JsonObject, spec: _FeatureSpec) -> tuple[JsonObject, str] | None:
+    """The container and key holding a dotted feature in ``obj`` (a literal dotted key wins
+    over nesting), or None when the path does not exist."""
+    if spec.key in obj:
+        return obj, spec.key
+    container: Any = obj
+    for part in spec.parts[:-1]:
+        container = container.get(part)
+        if type(container) is not dict:
+            return None
+    return container, spec.parts[-1]
+
+
+@dataclass(frozen=True, slots=True)
+class _ModelInfo:
+    """Everything derived from one model name, computed once and cached."""
+
+    name: str
+    dataset: str
+    index: str
+    id_prefix: str  # "<m>:" for prediction-id document ids
+    data_stream: JsonObject  # shared by every document of the model (orjson only reads it)
+    inputs: _Kinds | None
+    outputs: _Kinds | None
+
+
+def _dig(obj: JsonObject, path: tuple[str, tuple[str, ...]]) -> Any:
+    """The value at a dotted path: a literal dotted key first, then nested objects."""
+    dotted, parts = path
+    value: Any = obj.get(dotted)
+    if value is not None:
+        return value
+    value = obj
+    for part in parts:
+        if type(value) is not dict:
+            return None
+        value = value.get(part)
+    return value
+
+
+def _getter(path: str) -> tuple[Callable[[JsonObject, Any], Any], Any]:
+    """``(get, arg)`` with ``get(line, arg)`` the value at ``path``: plain ``dict.get`` for a
+    top-level key (no Python-level call on the hot path), ``_dig`` for a dotted path."""
+    if "." not in path:
+        return dict.get, path
+    return _dig, (path, tuple(path.split(".")))
+
+
+def _scalar_str(value: Any) -> str:
+    """A version or prediction id that is not a string, written as JSON."""
+    return _dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _parse_error(line: bytes) -> Any:
+    """Called when orjson refused the line: return the object if only a BOM was in the way,
+    else raise the right ``Rejected``."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected("invalid_utf8", f"byte {exc.start}: {exc.reason}") from None
+    try:
+        return _loads(text[1:] if text.startswith("\ufeff") else text)
+    except orjson.JSONDecodeError as exc:
+        raise Rejected("invalid_json", str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Line -> ``Event`` for one input (see the module docstring for every rule).
+
+    ``namespace`` is the agent's; the input's own ``namespace`` wins when set. ``hash_key`` is
+    the HMAC key for ``redact.hash`` (read from the environment by the caller).
+    ``counts`` counts what was repaired rather than rejected (``timestamp_missing``,
+    ``invalid_value``); rejects are counted by whoever catches ``Rejected``.
+    """
+
+    input_config: InputConfig
+    models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
+    namespace: str = "default"
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    hash_key: bytes | None = None
+    host: str = ""
+    agent_version: str = ""
+    require_timestamp: bool = False
+    counts: Counter[str] = field(default_factory=Counter, init=False, compare=False, repr=False)
+    _normalize: Callable[[bytes, str, str, int, str], Event] = field(init=False, compare=False, repr=False)
+    _cache: dict[Any, _ModelInfo] = field(default_factory=dict, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_normalize", self._build())
+
+    def __call__(self, line: bytes, source: Source, ingested: str) -> Event:
+        """The document of ``line``; raises ``Rejected(reason, detail)``."""
+        return self._normalize(line, source.file_id.fingerprint, source.path, source.offset, ingested)
+
+    def normalize_batch(self, batch: LineBatch, ingested: str) -> tuple[list[Event], list[RejectedLine]]:
+        """Every line of ``batch``: the events in line order, and the lines rejected."""
+        normalize = self._normalize
+        fingerprint = batch.file_id.fingerprint
+        path = batch.path
+        events: list[Event] = []
+        rejects: list[RejectedLine] = []
+        append = events.append
+        for line, offset in zip(batch.lines, batch.offsets, strict=True):
+            try:
+                append(normalize(line, fingerprint, path, offset, ingested))
+            except Rejected as exc:
+                rejects.append(RejectedLine(offset, line, exc))
+        return events, rejects
+
+    def normalize_lines(
+        self, lines: Iterable[bytes], offsets: Iterable[int], file_id: FileId, path: str, ingested: str
+    ) -> tuple[list[Event], list[RejectedLine]]:
+        """``normalize_batch`` for lines that are not in a ``LineBatch``."""
+        batch = LineBatch(file_id, path, 0, list(offsets), list(lines), 0)
+        return self.normalize_batch(batch, ingested)
+
+    # ---- building the per-line function --------------------------------------------------
+
+    def model_info(self, name: str) -> _ModelInfo:
+        """The cached derivations of one model name."""
+        info = self._cache.get(name)
+        if info is None:
+            if len(self._cache) >= MODEL_CACHE_SIZE:
+                self._cache.clear()
+            info = self._cache[name] = self._derive(name)
+        return info
+
+    def _derive(self, name: str) -> _ModelInfo:
+        m = dataset_part(name)
+        dataset = f"inferwatch.{m}"
+        namespace = self.input_config.namespace or self.namespace
+        config = self.models.get(name) or self.models.get(m) or ModelConfig()
+        return _ModelInfo(
+            name=name,
+            dataset=dataset,
+            index=f"logs-{dataset}-{namespace}",
+            id_prefix=f"{m}:",
+            data_stream={"type": "logs", "dataset": dataset, "namespace": namespace},
+            inputs=_Kinds.build(config.features, "inputs", tokens=True),
+            outputs=_Kinds.build(config.outputs, "outputs", tokens=False),
+        )
+
+    def _build(self) -> Callable[[bytes, str, str, int, str], Event]:
+        """The per-line function: a closure over everything precomputed, so the hot path reads
+        locals and has no branches on the configuration."""
+        fields = self.input_config.fields
+        get_ts, ts_arg = _getter(fields.timestamp)
+        get_model, model_arg = _getter(fields.model)
+        get_version, version_arg = _getter(fields.version)
+        get_pid, pid_arg = _getter(fields.prediction_id)
+        get_inputs, inputs_arg = _getter(fields.inputs)
+        get_outputs, outputs_arg = _getter(fields.outputs)
+        get_latency, latency_arg = _getter(fields.latency)
+        default_model = self.input_config.model
+        default_version = self.input_config.version or "unknown"
+        by_prediction_id = self.input_config.document_id == "prediction_id"
+        require_timestamp = self.require_timestamp
+        redactor = Redactor(self.redact.drop, self.redact.hash, self.hash_key)
+        redacting = redactor.active
+        host = {"name": self.host}
+        agent = {"type": "inferwatch", "version": self.agent_version}
+        counts = self.counts
+        cache = self._cache
+        model_info = self.model_info
+
+        def resolve_model(value: Any) -> _ModelInfo:
+            if value is None or value == "":
+                if default_model is None:
+                    raise Rejected("missing_field", f"model (no {fields.model!r} in the line, no default)")
+                info = cache[value] = model_info(default_model)
+                return info
+            if type(value) is bool or type(value) not in (str, int, float):
+                raise Rejected("missing_field", f"model: {fields.model!r} is {_json_type(value)}")
+            return model_info(value if type(value) is str else _scalar_str(value))
+
+        def normalize(line: bytes, fingerprint: str, path: str, offset: int, ingested: str) -> Event:
+            try:
+                obj = _loads(line)
+            except orjson.JSONDecodeError:
+                obj = _parse_error(line)
+            if type(obj) is not dict:
+                raise Rejected("not_an_object", f"the line is {_json_type(obj)}")
+            if redacting:
+                obj = redactor(obj)
+
+            name = get_model(obj, model_arg)
+            try:
+                info = cache.get(name)
+            except TypeError:  # an object or array where the name should be
+                info = None
+            if info is None:
+                info = resolve_model(name)
+
+            ts = get_ts(obj, ts_arg)
+            if ts is None:
+                if require_timestamp:
+                    raise Rejected("missing_field", f"timestamp ({fields.timestamp!r} not in the line)")
+                counts["timestamp_missing"] += 1
+                ts = ingested
+            else:
+                try:
+                    ts = parse_timestamp(ts)
+                except (ValueError, OverflowError) as exc:
+                    raise Rejected("bad_timestamp", str(exc)) from None
+
+            version = get_version(obj, version_arg)
+            if version is None:
+                version = default_version
+            elif type(version) is not str:
+                version = _scalar_str(version)
+            ml: JsonObject = {"model": {"name": info.name, "version": version}}
+
+            invalid: list[str] = []
+            prediction: JsonObject = {}
+            pid = get_pid(obj, pid_arg)
+            if pid is not None:
+                if type(pid) is not str:
+                    pid = _scalar_str(pid)
+                prediction["id"] = pid
+            latency = get_latency(obj, latency_arg)
+            if latency is not None:
+                if type(latency) is not float:
+                    latency = _to_float(latency)
+                if latency is _INVALID:
+                    invalid.append("prediction.latency_ms")
+                else:
+                    prediction["latency_ms"] = latency
+            if prediction:
+                ml["prediction"] = prediction
+
+            inputs = get_inputs(obj, inputs_arg)
+            if inputs is not None:
+                if type(inputs) is not dict:
+                    raise Rejected("not_an_object", f"inputs: {fields.inputs!r} is {_json_type(inputs)}")
+                if info.inputs is not None:
+                    tokens = info.inputs.apply(inputs, invalid)
+                    if tokens is not None:
+                        ml["tokens"] = tokens
+                ml["inputs"] = inputs
+            outputs = get_outputs(obj, outputs_arg)
+            if outputs is not None:
+                if type(outputs) is not dict:
+                    raise Rejected("not_an_object", f"outputs: {fields.outputs!r} is {_json_type(outputs)}")
+                if info.outputs is not None:
+                    info.outputs.apply(outputs, invalid)
+                ml["outputs"] = outputs
+            if invalid:
+                counts["invalid_value"] += len(invalid)
+                ml["invalid"] = invalid
+
+            if by_prediction_id and pid is not None:
+                doc_id = document_id(info.id_prefix + pid)
+            else:
+                doc_id = document_id(f"{fingerprint}:{offset}")
+            doc = {
+                "@timestamp": ts,
+                "event": {"ingested": ingested, "dataset": info.dataset},
+                "data_stream": info.data_stream,
+                "host": host,
+                "agent": agent,
+                "log": {"file": {"path": path}, "offset": offset},
+                "ml": ml,
+            }
+            try:
+                body = _dumps(doc)
+            except orjson.JSONEncodeError as exc:  # nesting deeper than orjson writes
+                raise Rejected("invalid_json", f"cannot serialize: {exc}") from None
+            return Event(doc_id, info.index, body)
+
+        return normalize
+
+
+__all__ = [
+    "MODEL_CACHE_SIZE",
+    "Normalizer",
+    "RejectedLine",
+    "dataset_part",
+    "document_id",
+    "format_timestamp",
+    "parse_timestamp",
+]
