@@ -37,6 +37,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
 from urllib3.util import Timeout, parse_url
 
+from agent.bulkbody import compress
 from agent.config import ElasticsearchConfig
 from agent.model import ItemResult, Outcome
 from agent.outputs.base import OutputRefused, OutputUnavailable, RequestTooLarge
@@ -205,7 +206,7 @@ class ElasticsearchOutput:
         half = items // 2
         results: list[ItemResult] = []
         for part, n in ((lines[: 2 * half], half), (lines[2 * half :], items - half)):
-            body = gzip.compress(b"\n".join(part) + b"\n", self._level)
+            body = compress(b"\n".join(part) + b"\n", self._level)
             try:
                 results += self._bulk(body, n)
             except RequestTooLarge:
