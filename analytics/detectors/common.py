@@ -1,0 +1,254 @@
+"""What every detector shares: the evaluation context, number formatting for messages, and the
+two test shapes (a rate against a baseline rate; a distribution against baseline bins) with the
+merging of windows too small for the test's power.
+
+The rule for every firing: p < alpha AND effect >= floor; ``strong`` when p < alpha / 100.
+A window is tested when an effect exactly at the floor could reach alpha at its size; a
+smaller window is merged with the following ones (its counts wait in ``DetectorState``) and
+reported as SKIPPED, unless the merged counts already pass the strong alpha with an effect
+above the floor: a blatant shift does not wait.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from analytics.detectors.params import DetectorParams
+from analytics.detectors.state import DetectorState
+from analytics.detectors.stats import chi2_homogeneity, js_distance, js_quantile, merge_small_bins, min_rate_n
+from analytics.model import Finding, Severity, Status, Window
+
+
+@dataclass(frozen=True)
+class Context:
+    model: str
+    version: str
+    window: Window
+    params: DetectorParams
+    state: DetectorState  # mutated by the detectors of this window (a private copy)
+
+    def finding(
+        self, detector: str, feature: str | None, status: Status, severity: Severity, message: str, **kw: Any
+    ) -> Finding:
+        return Finding(
+            detector=detector,
+            model=self.model,
+            version=self.version,
+            feature=feature,
+            status=status,
+            severity=severity,
+            message=message,
+            window=self.window,
+            threshold=kw.pop("threshold", self.params.alpha),
+            **kw,
+        )
+
+    def skipped(self, detector: str, feature: str | None, reason: str, **kw: Any) -> Finding:
+        return self.finding(
+            detector, feature, Status.SKIPPED, "info", f"{feature or self.model}: {reason}", **kw
+        )
+
+
+def pct(x: float) -> str:
+    """A rate for a message: 4.1%, 0.25%, 0.003%."""
+    v = 100.0 * x
+    if v == 0:
+        return "0%"
+    if abs(v) >= 10:
+        return f"{v:.0f}%"
+    if abs(v) >= 1:
+        return f"{v:.1f}%"
+    digits = max(1, min(4, 1 - math.floor(math.log10(abs(v)))))
+    return f"{v:.{digits}f}%"
+
+
+def num(x: float) -> str:
+    return f"{round(x):,}"
+
+
+# --- rates ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateVerdict:
+    status: Status
+    k: int
+    n: int
+    p0: float
+    p_value: float | None
+    effect: float
+    floor: float
+    strong: bool
+    windows: int  # windows whose counts this verdict covers
+    min_n: int
+    reason: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n if self.n else 0.0
+
+
+def rate_series(
+    ctx: Context,
+    series: str,
+    k: int,
+    n: int,
+    p0: float,
+    floor: float,
+    p_value: Callable[[int, int], float],
+    what: str,
+) -> RateVerdict:
+    """Test k events in n (plus merged small windows) against p0: p < alpha and k/n - p0 >= floor."""
+    params = ctx.params
+    pending = ctx.state.pending.pop(series, None) or {}
+    windows = int(pending.get("windows", 0)) + 1
+    k_all, n_all = int(pending.get("k", 0)) + int(k), int(pending.get("n", 0)) + int(n)
+    need = min_rate_n(p0, floor, params.alpha, params.min_rate_n)
+    if n_all <= 0:
+        return RateVerdict(Status.SKIPPED, 0, 0, p0, None, 0.0, floor, False, windows, need, f"no {what}")
+    p = p_value(k_all, n_all)
+    effect = k_all / n_all - p0
+    above = effect >= floor - 1e-12
+    if n_all >= need or windows >= params.max_merge_windows:
+        status = Status.FIRING if p < params.alpha and above else Status.OK
+        return RateVerdict(
+            status, k_all, n_all, p0, p, effect, floor, above and p < params.strong_alpha, windows, need
+        )
+    if above and p < params.strong_alpha:
+        return RateVerdict(Status.FIRING, k_all, n_all, p0, p, effect, floor, True, windows, need)
+    ctx.state.pending[series] = {"windows": windows, "k": k_all, "n": n_all}
+    reason = (
+        f"window too small for the {what} test ({num(n_all)} values over {windows} window(s), "
+        f"needs ~{num(need)}); merged with the next window"
+    )
+    return RateVerdict(Status.SKIPPED, k_all, n_all, p0, p, effect, floor, False, windows, need, reason)
+
+
+def rate_fields(v: RateVerdict, statistic_name: str = "rate") -> dict[str, Any]:
+    """The Finding fields every rate detector fills the same way."""
+    return {
+        "statistic_name": statistic_name,
+        "statistic": v.rate,
+        "p_value": v.p_value,
+        "effect": v.effect,
+        "effect_floor": v.floor,
+        "strong": v.strong,
+        "observed": {"count": v.k, "n": v.n, "rate": v.rate, "windows": v.windows},
+        "expected": {"rate": v.p0, "count": v.p0 * v.n},
+    }
+
+
+# --- distributions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistVerdict:
+    status: Status
+    n: float
+    bins: int  # bins after merging the small ones
+    statistic: float  # JS distance on the merged bins
+    cut: float  # max(js floor, the statistic's 1 - alpha sampling quantile at this n)
+    quantile: float
+    p_value: float | None
+    strong: bool
+    windows: int
+    changes: tuple[tuple[str, float, float], ...]  # (bin label, observed share, expected share)
+    reason: str = ""
+
+
+def dist_series(
+    ctx: Context,
+    series: str,
+    current: Mapping[str, float],
+    reference: Mapping[str, float],
+    what: str,
+) -> DistVerdict:
+    """Test the window's counts per bin against the reference counts per bin.
+
+    Pearson chi-square homogeneity (the reference is a sample of ``sum(reference)`` values) on
+    bins merged to an expected count >= ``min_expected_per_bin``; the effect is the JS distance
+    on the same bins, held to max(js_floor, its 1 - alpha quantile under the reference at n).
+    """
+    params = ctx.params
+    pending = ctx.state.pending.pop(series, None) or {}
+    windows = int(pending.get("windows", 0)) + 1
+    counts: dict[str, float] = {str(a): float(b) for a, b in (pending.get("counts") or {}).items()}
+    for label, c in current.items():
+        if c:
+            counts[label] = counts.get(label, 0.0) + float(c)
+    labels = list(dict.fromkeys([*reference.keys(), *counts.keys()]))
+    obs = np.array([counts.get(x, 0.0) for x in labels], dtype=float)
+    ref = np.array([float(reference.get(x, 0.0)) for x in labels], dtype=float)
+    n, m = float(obs.sum()), float(ref.sum())
+
+    def skip(reason: str) -> DistVerdict:
+        return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, windows, (), reason)
+
+    if m <= 0:
+        return skip(f"the baseline has no {what} to compare with")
+    if int((ref > 0).sum()) < 2:
+        return skip(f"the baseline has a single {what} bin: nothing to drift between")
+    if n <= 0:
+        return skip(f"no {what} values in this window")
+    merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin)
+    k = len(merged.groups)
+    _stat, _df, p = chi2_homogeneity(merged.observed, merged.reference)
+    js = js_distance(merged.observed, merged.reference)
+    quantile = js_quantile(params.alpha, k, n, m)
+    cut = max(params.js_floor, quantile)
+    changes = _changes(labels, obs, ref, params.examples)
+    above = k >= 2 and js >= cut
+    powerful = k >= 2 and quantile <= params.js_floor
+    if powerful or windows >= params.max_merge_windows:
+        status = Status.FIRING if above and p < params.alpha else Status.OK
+        return DistVerdict(
+            status, n, k, js, cut, quantile, p, above and p < params.strong_alpha, windows, changes
+        )
+    if above and p < params.strong_alpha:
+        return DistVerdict(Status.FIRING, n, k, js, cut, quantile, p, True, windows, changes)
+    ctx.state.pending[series] = {"windows": windows, "counts": counts}
+    reason = (
+        f"window too small for the {what} drift test ({num(n)} values over {windows} window(s), "
+        f"JS noise floor {quantile:.2f} > {params.js_floor:.2f}); merged with the next window"
+    )
+    return DistVerdict(Status.SKIPPED, n, k, js, cut, quantile, p, False, windows, changes, reason)
+
+
+def _changes(
+    labels: list[str], obs: np.ndarray, ref: np.ndarray, limit: int
+) -> tuple[tuple[str, float, float], ...]:
+    po = obs / obs.sum() if obs.sum() > 0 else obs
+    pr = ref / ref.sum() if ref.sum() > 0 else ref
+    order = np.argsort(-np.abs(po - pr), kind="stable")[:limit]
+    return tuple((labels[i], float(po[i]), float(pr[i])) for i in order if po[i] != pr[i])
+
+
+def dist_fields(v: DistVerdict) -> dict[str, Any]:
+    return {
+        "statistic_name": "js_distance",
+        "statistic": v.statistic,
+        "p_value": v.p_value,
+        "effect": v.statistic,
+        "effect_floor": v.cut,
+        "strong": v.strong,
+        "observed": {
+            "n": v.n,
+            "bins": v.bins,
+            "windows": v.windows,
+            "shares": {label: o for label, o, _ in v.changes},
+        },
+        "expected": {"shares": {label: e for label, _, e in v.changes}, "js_quantile": v.quantile},
+    }
+
+
+def describe_changes(v: DistVerdict, limit: int = 3) -> str:
+    return ", ".join(f"{label!r} {pct(o)} (was {pct(e)})" for label, o, e in v.changes[:limit])
+
+
+def rate_severity(v: RateVerdict) -> Severity:
+    return "critical" if v.strong else "warning"

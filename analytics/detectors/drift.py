@@ -1,0 +1,77 @@
+"""Frequency drift of categorical and numeric features; on ``outputs.*`` the same tests are
+reported as prediction_drift.
+
+- category_drift: bins = the baseline's categories + one bin for values never seen in training
+  (expected share = the baseline unseen rate).
+- numeric_drift: bins = the baseline's quantile bins (the ``numeric`` table is already binned
+  on the baseline edges).
+
+Both use ``common.dist_series``: chi-square homogeneity against the baseline counts with small
+bins merged, effect = JS distance held to max(js_floor, its sampling quantile at this n).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+from analytics.detectors.common import Context, DistVerdict, describe_changes, dist_fields, dist_series, num
+from analytics.detectors.slices import FeatureCounts
+from analytics.model import FeatureBaseline, Finding, Status
+
+UNSEEN_BIN = "(never seen in training)"
+
+
+def detector_name(key: str, base: str) -> str:
+    return "prediction_drift" if key.startswith("outputs.") else base
+
+
+def category(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> Finding:
+    name = detector_name(key, "category_drift")
+    reference: dict[str, float] = {str(v): float(c) for v, c in fb.categories.items() if c > 0}
+    total = sum(reference.values())
+    reference[UNSEEN_BIN] = fb.unseen_rate * total
+    current: dict[str, float] = {}
+    for value, c in fc.categories.items():
+        label = value if value in reference and value != UNSEEN_BIN else UNSEEN_BIN
+        current[label] = current.get(label, 0.0) + c
+    v = dist_series(ctx, f"{name}|{key}", current, reference, "category")
+    return _finding(ctx, name, key, v, "value distribution")
+
+
+def bin_labels(edges: tuple[float, ...]) -> list[str]:
+    if not edges:
+        return ["all"]
+    labels = [f"< {edges[0]:g}"]
+    labels += [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
+    labels.append(f">= {edges[-1]:g}")
+    return labels
+
+
+def numeric(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> Finding:
+    name = detector_name(key, "numeric_drift")
+    if not fb.bin_counts:
+        return ctx.skipped(name, key, "the baseline has no numeric bins for this feature")
+    labels = bin_labels(fb.edges)
+    if len(labels) != len(fb.bin_counts):
+        labels = [f"bin {i}" for i in range(len(fb.bin_counts))]
+    reference = {labels[i]: float(c) for i, c in enumerate(fb.bin_counts)}
+    current: dict[str, float] = {}
+    for b, c in fc.numeric.items():
+        label = labels[b] if 0 <= b < len(labels) else f"bin {b}"
+        current[label] = current.get(label, 0.0) + c
+    v = dist_series(ctx, f"{name}|{key}", current, reference, "numeric")
+    return _finding(ctx, name, key, v, "value distribution")
+
+
+def _finding(ctx: Context, name: str, key: str, v: DistVerdict, what: str) -> Finding:
+    fields = dist_fields(v)
+    fields["examples"] = tuple(label for label, o, e in v.changes if o > e)[: ctx.params.examples]
+    if v.status is Status.SKIPPED:
+        return ctx.skipped(name, key, v.reason, **fields)
+    cut = "inf" if math.isinf(v.cut) else f"{v.cut:.2f}"
+    if v.status is Status.FIRING:
+        msg = f"{key}: {what} shifted (JS {v.statistic:.2f} >= {cut}, n={num(v.n)}): {describe_changes(v)}"
+        return ctx.finding(name, key, v.status, "warning", msg, **fields)
+    msg = f"{key}: {what} stable (JS {v.statistic:.2f} < {cut}, n={num(v.n)})"
+    return ctx.finding(name, key, v.status, "info", msg, **fields)

@@ -1,0 +1,144 @@
+"""Missing values: a vanished feature, a null surge, a slow null creep.
+
+- feature_vanished: no document of the window has a value (or the field is gone from the
+  presence table) with at least ``vanish_min_n`` documents, and that is improbable under the
+  baseline null rate -> critical. Never an exception.
+- null_surge: m missing of n, one-sided Fisher exact test against the baseline's nulls/rows
+  (the exact binomial when the reference is large), effect m/n - p0 >= max(1 pp, 0.5 p0).
+- null_creep: a Bernoulli CUSUM of p0 -> p0 + creep_fraction * floor, threshold
+  h = ln(1/alpha) (average run length >= 1/alpha windows); p0 is the reference rate's 99.9%
+  upper bound so a small reference does not creep by its own error.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import stats as sps
+
+from analytics.detectors.common import Context, num, pct, rate_fields, rate_series, rate_severity
+from analytics.detectors.slices import FeatureCounts
+from analytics.detectors.stats import Cusum, cusum_p_value, cusum_step, cusum_threshold, rate_upper_p
+from analytics.model import FeatureBaseline, Finding, Status
+
+
+def evaluate(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts, docs: int) -> list[Finding]:
+    if fb.rows <= 0:
+        return [ctx.skipped("null_surge", key, "the baseline has no rows for this feature")]
+    if fb.nulls >= fb.rows:
+        return [ctx.skipped("null_surge", key, "always missing in the baseline: nothing to compare")]
+    present = fc.present if fc.in_presence else 0
+    missing = fc.missing if fc.in_presence else docs
+    n = present + missing
+    if n <= 0:
+        return [ctx.skipped("null_surge", key, "no documents in this window")]
+    out: list[Finding] = []
+    vanished = _vanished(ctx, key, fb, fc, n, present)
+    if vanished is not None:
+        out.append(vanished)
+    out.append(_surge(ctx, key, fb, missing, n))
+    out.append(_creep(ctx, key, fb, missing, n))
+    return out
+
+
+def _vanished(
+    ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts, n: int, present: int
+) -> Finding | None:
+    if present > 0:
+        return None
+    how = "has no value in" if fc.in_presence else "is absent from"
+    if n < ctx.params.vanish_min_n:
+        return ctx.skipped(
+            "feature_vanished",
+            key,
+            f"{how} all {num(n)} documents, too few to call it vanished (needs {ctx.params.vanish_min_n})",
+        )
+    p = rate_upper_p(n, n, fb.nulls, fb.rows)
+    if p >= ctx.params.alpha:
+        return ctx.skipped(
+            "feature_vanished",
+            key,
+            f"{how} all {num(n)} documents, plausible at its baseline null rate {pct(fb.null_rate)}",
+        )
+    return ctx.finding(
+        "feature_vanished",
+        key,
+        Status.FIRING,
+        "critical",
+        f"{key} {how} all {num(n)} documents: the feature vanished (baseline {pct(fb.null_rate)} missing); "
+        "check the caller or the feature pipeline",
+        statistic_name="missing_rate",
+        statistic=1.0,
+        p_value=p,
+        effect=1.0 - fb.null_rate,
+        effect_floor=ctx.params.null_floor(fb.null_rate),
+        strong=p < ctx.params.strong_alpha,
+        observed={"missing": n, "n": n, "field_present": fc.in_presence},
+        expected={"rate": fb.null_rate},
+    )
+
+
+def _surge(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) -> Finding:
+    p0 = fb.null_rate
+    floor = ctx.params.null_floor(p0)
+    v = rate_series(
+        ctx,
+        f"null_surge|{key}",
+        missing,
+        n,
+        p0,
+        floor,
+        lambda k, m: rate_upper_p(k, m, fb.nulls, fb.rows),
+        "missing-value",
+    )
+    fields = rate_fields(v, "missing_rate")
+    if v.status is Status.SKIPPED:
+        return ctx.skipped("null_surge", key, v.reason, **fields)
+    if v.status is Status.FIRING:
+        msg = (
+            f"{key}: {pct(v.rate)} of {num(v.n)} documents have no value (baseline {pct(p0)}, "
+            f"+{pct(v.effect)} >= floor {pct(floor)})"
+        )
+        return ctx.finding("null_surge", key, v.status, rate_severity(v), msg, **fields)
+    msg = f"{key}: {pct(v.rate)} missing of {num(v.n)} (baseline {pct(p0)})"
+    return ctx.finding("null_surge", key, v.status, "info", msg, **fields)
+
+
+def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) -> Finding:
+    params = ctx.params
+    p0 = fb.null_rate
+    p0_hi = float(sps.beta.ppf(0.999, fb.nulls + 1, max(fb.rows - fb.nulls, 1)))
+    p0_hi = min(max(p0_hi, p0), 1.0 - 1e-9)
+    floor = params.creep_fraction * params.null_floor(p0)
+    p1 = min(p0_hi + floor, 1.0 - 1e-9)
+    h = cusum_threshold(params.alpha)
+    state = ctx.state.cusum.get(key, Cusum())
+    new, alarm = cusum_step(state, missing, n, p0_hi, p1, h)
+    if new.s > 0:
+        ctx.state.cusum[key] = new
+    else:
+        ctx.state.cusum.pop(key, None)
+    effect = new.run_rate - p0 if new.n else 0.0
+    p = cusum_p_value(new.s)
+    firing = alarm and effect >= floor - 1e-12
+    fields = {
+        "statistic_name": "cusum_llr",
+        "statistic": new.s,
+        "p_value": p,
+        "threshold": params.alpha,
+        "effect": effect,
+        "effect_floor": floor,
+        "strong": firing and new.s >= math.log(1.0 / params.strong_alpha),
+        "observed": {"missing": new.m, "n": new.n, "rate": new.run_rate, "cusum": new.s, "h": h},
+        "expected": {"rate": p0, "shift_to": p1},
+    }
+    if firing:
+        msg = (
+            f"{key}: missing values creeping up: {pct(new.run_rate)} of {num(new.n)} documents since the "
+            f"drift began (baseline {pct(p0)}, CUSUM {new.s:.1f} >= {h:.1f})"
+        )
+        return ctx.finding(
+            "null_creep", key, Status.FIRING, "critical" if fields["strong"] else "warning", msg, **fields
+        )
+    msg = f"{key}: no missing-value creep (CUSUM {new.s:.1f} < {h:.1f})"
+    return ctx.finding("null_creep", key, Status.OK, "info", msg, **fields)
