@@ -1,0 +1,203 @@
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from agent.config import Config, ElasticsearchConfig, ModelConfig, parse_config
+from agent.templates import (
+    BASE_COMPONENT,
+    Capabilities,
+    base_component,
+    index_template,
+    install,
+    model_component,
+    plan,
+)
+
+
+def config(**models: ModelConfig) -> Config:
+    return Config(
+        elasticsearch=ElasticsearchConfig(hosts=("http://127.0.0.1:9200",), retention="14d"),
+        models=MappingProxyType(models),
+    )
+
+
+def dynamic(component: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: rule
+        for entry in component["template"]["mappings"]["dynamic_templates"]
+        for name, rule in entry.items()
+    }
+
+
+def test_dynamic_templates_for_inputs_outputs_and_tokens() -> None:
+    rules = dynamic(base_component())
+    for part in ("inputs", "outputs"):
+        assert rules[f"ml_{part}_string"] == {
+            "path_match": f"ml.{part}.*",
+            "match_mapping_type": "string",
+            "mapping": {"type": "keyword", "ignore_above": 1024},
+        }
+        assert rules[f"ml_{part}_long"]["mapping"] == {"type": "double"}
+        assert rules[f"ml_{part}_double"]["mapping"] == {"type": "double"}
+    assert rules["ml_tokens"]["path_match"] == "ml.tokens.*"
+    assert rules["ml_tokens"]["mapping"]["type"] == "keyword"
+
+
+def test_fixed_fields_have_the_contract_types() -> None:
+    props = base_component()["template"]["mappings"]["properties"]
+    ml = props["ml"]["properties"]
+    assert ml["model"]["properties"] == {"name": {"type": "keyword"}, "version": {"type": "keyword"}}
+    assert ml["prediction"]["properties"] == {"id": {"type": "keyword"}, "latency_ms": {"type": "double"}}
+    assert ml["invalid"] == {"type": "keyword"}
+    assert props["log"]["properties"]["offset"] == {"type": "long"}
+    assert props["log"]["properties"]["file"]["properties"]["path"] == {"type": "keyword"}
+    assert props["host"]["properties"]["name"] == {"type": "keyword"}
+    assert props["@timestamp"] == {"type": "date"}
+
+
+def test_index_template_shape() -> None:
+    body = index_template("logs-inferwatch.*-*", 500, [BASE_COMPONENT], "30d", Capabilities((8, 15, 0)))
+
+    assert body["index_patterns"] == ["logs-inferwatch.*-*"]
+    assert body["priority"] > 100  # above the built-in logs@template
+    assert body["data_stream"] == {}
+    # ours before ecs@mappings: the first matching dynamic template wins
+    assert body["composed_of"] == [BASE_COMPONENT, "logs@mappings", "logs@settings", "ecs@mappings"]
+    assert body["ignore_missing_component_templates"] == ["logs@mappings", "logs@settings", "ecs@mappings"]
+    settings = body["template"]["settings"]
+    assert settings["index.mode"] == "standard"
+    assert settings["index.mapping.total_fields.limit"] == 2000
+    assert settings["index.mapping.total_fields.ignore_dynamic_beyond_limit"] is True
+    assert settings["index.lifecycle.prefer_ilm"] is False
+    assert body["template"]["lifecycle"] == {"data_retention": "30d"}
+
+
+def test_older_versions_leave_out_what_they_do_not_know() -> None:
+    body = index_template("p-*", 500, [BASE_COMPONENT], "30d", Capabilities.from_version("8.6.2"))
+    assert "ignore_missing_component_templates" not in body
+    assert "lifecycle" not in body["template"]
+    assert "index.lifecycle.prefer_ilm" not in body["template"]["settings"]
+    assert "index.mapping.total_fields.ignore_dynamic_beyond_limit" not in body["template"]["settings"]
+    mid = index_template("p-*", 500, [BASE_COMPONENT], "30d", Capabilities.from_version("8.13.4"))
+    assert mid["template"]["settings"]["index.mapping.total_fields.ignore_dynamic_beyond_limit"] is True
+    assert "lifecycle" not in mid["template"]
+
+
+@pytest.mark.parametrize(
+    ("number", "version"),
+    [("8.15.0", (8, 15, 0)), ("9.0.0-SNAPSHOT", (9, 0, 0)), ("8.14", (8, 14, 0)), ("8.17.1-rc1", (8, 17, 1))],
+)
+def test_capabilities_from_version(number: str, version: tuple[int, int, int]) -> None:
+    assert Capabilities.from_version(number).version == version
+
+
+def test_model_component_maps_features_by_kind_with_nesting() -> None:
+    model = ModelConfig(
+        features=MappingProxyType({"review_text": "text", "country": "categorical", "user.age": "numeric"}),
+        outputs=MappingProxyType({"score": "numeric", "label": "categorical"}),
+    )
+    ml = model_component(model)["template"]["mappings"]["properties"]["ml"]["properties"]
+    assert ml["inputs"]["properties"] == {
+        "country": {"type": "keyword", "ignore_above": 1024},
+        "review_text": {"type": "match_only_text"},
+        "user": {"properties": {"age": {"type": "double"}}},
+    }
+    assert ml["outputs"]["properties"] == {
+        "label": {"type": "keyword", "ignore_above": 1024},
+        "score": {"type": "double"},
+    }
+
+
+def test_feature_that_is_both_value_and_object_is_refused() -> None:
+    model = ModelConfig(features=MappingProxyType({"user": "categorical", "user.age": "numeric"}))
+    with pytest.raises(ValueError, match="user"):
+        model_component(model)
+
+
+def test_plan_orders_components_before_index_templates_and_names_per_model() -> None:
+    cfg = config(
+        **{
+            "churn-classifier": ModelConfig(features=MappingProxyType({"age": "numeric"})),
+            "empty": ModelConfig(),
+        }
+    )
+    steps = [(kind, name) for kind, name, _ in plan(cfg)]
+    assert steps == [
+        ("component", "inferwatch-logs@mappings"),
+        ("component", "inferwatch-logs.churn_classifier@mappings"),
+        ("index", "logs-inferwatch"),
+        ("index", "logs-inferwatch.churn_classifier"),
+    ]
+    per_model = plan(cfg)[3][2]
+    assert per_model["index_patterns"] == ["logs-inferwatch.churn_classifier-*"]
+    assert per_model["priority"] == 510
+    assert per_model["composed_of"][:2] == [
+        "inferwatch-logs@mappings",
+        "inferwatch-logs.churn_classifier@mappings",
+    ]
+    assert per_model["template"]["lifecycle"] == {"data_retention": "14d"}
+
+
+class RecordingClient:
+    """Answers GET / like Elasticsearch and records every other request."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def perform_request(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        if method == "GET" and path == "/":
+            return {"version": {"number": self.version}, "cluster_name": "c"}
+        self.calls.append((method, path, body))
+        return {"acknowledged": True}
+
+
+def test_install_puts_every_template_and_is_repeatable() -> None:
+    cfg = config(churn=ModelConfig(features=MappingProxyType({"age": "numeric"})))
+    client = RecordingClient("8.15.1")
+    said: list[str] = []
+
+    first = install(client, cfg, said.append)
+    calls = list(client.calls)
+    second = install(client, cfg, said.append)
+
+    assert [(m, p) for m, p, _ in calls] == [
+        ("PUT", "/_component_template/inferwatch-logs@mappings"),
+        ("PUT", "/_component_template/inferwatch-logs.churn@mappings"),
+        ("PUT", "/_index_template/logs-inferwatch"),
+        ("PUT", "/_index_template/logs-inferwatch.churn"),
+    ]
+    assert client.calls[4:] == calls  # the same requests again: PUT is idempotent
+    assert first == second
+    assert first[2] == "index template logs-inferwatch (logs-inferwatch.*-*, priority 500, retention 14d)"
+    assert said == first + second
+
+
+def test_install_on_old_server_says_retention_was_not_set() -> None:
+    client = RecordingClient("8.10.4")
+    done = install(client, config(), lambda line: None)
+    assert "lifecycle" not in client.calls[1][2]["template"]
+    assert any(line.startswith("retention not set") for line in done)
+
+
+def test_install_from_yaml_config() -> None:
+    cfg = parse_config(
+        """
+elasticsearch:
+  hosts: ["http://127.0.0.1:9200"]
+models:
+  churn_classifier:
+    features: {country: categorical, age: numeric, review_text: text}
+""",
+        env={},
+    )
+    client = RecordingClient("9.1.0")
+    install(client, cfg, lambda line: None)
+    component = client.calls[1][2]
+    inputs = component["template"]["mappings"]["properties"]["ml"]["properties"]["inputs"]["properties"]
+    assert inputs["review_text"] == {"type": "match_only_text"}
