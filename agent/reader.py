@@ -1,0 +1,318 @@
+"""The read loop: files -> lines -> documents -> one bulk body in the spool -> registry offsets.
+
+One ``step()`` finds files (when a scan is due), reads what they have, normalizes every line,
+dead-letters what can't be indexed, and seals a batch when it is full (documents or bytes) or old
+(``max_wait``). Sealing is the first delivery point of ARCHITECTURE.md: the batch's bulk body is
+appended to the spool (fsynced) and the dead letter is fsynced, and only then do the files'
+offsets move in the registry. The registry file is written at most every second: a crash loses
+at most that second of offsets, and the lines read again get the same document ids, so the
+output answers 409 for them instead of storing copies.
+
+When the spool is full, the sealed batch waits and nothing more is read: the log files are the
+buffer, and memory holds at most what one step read. ``wake`` (shared with discovery events and
+the ship loop's acknowledgements) ends the wait early.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from agent import bulkbody
+from agent.config import InputConfig
+from agent.deadletter import DeadLetter
+from agent.files.discovery import Discovery
+from agent.files.tailer import Tailer
+from agent.metrics import Metrics, labels
+from agent.model import Checkpoint, Event, FileId, LineBatch, Rejected, Source
+from agent.registry import Registry
+from agent.spool import Spool, SpoolFull
+
+log = logging.getLogger(__name__)
+
+Normalize = Callable[[bytes, Source, str], Event]  # raises Rejected(reason, detail)
+
+ITEM_OVERHEAD = 40  # bytes of a bulk action line besides index and id: {"create":{"_index":..}}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadSettings:
+    max_docs: int = 2000
+    max_bytes: int = 4 * 1024**2  # uncompressed bulk body
+    max_wait: float = 1.0
+    compression_level: int = 1
+    max_line_bytes: int = 1024**2
+    step_bytes: int = 1024**2  # bytes read from files per step, at most
+    registry_flush_interval: float = 1.0
+    prune_interval: float = 60.0
+    prune_grace: float = 3600.0  # gone files keep their offsets this long (seconds, wall clock)
+    housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait
+
+
+@dataclass(slots=True)
+class _Batch:
+    events: list[Event] = field(default_factory=list)
+    size: int = 0
+    marks: dict[FileId, Checkpoint] = field(default_factory=dict)
+    lines: int = 0  # lines covered, for the log
+    dead: int = 0  # dead-letter entries written, not yet fsynced
+    started: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    payload: bytes | None  # None when every line of the batch was dead-lettered or empty
+    docs: int
+    marks: dict[FileId, Checkpoint]
+
+
+class ReadLoop:
+    def __init__(
+        self,
+        inputs: Sequence[InputConfig],
+        discovery: Discovery,
+        tailer: Tailer,
+        normalizers: Sequence[Normalize],
+        registry: Registry,
+        spool: Spool,
+        dead_letter: DeadLetter,
+        metrics: Metrics,
+        settings: ReadSettings,
+        wake: threading.Event,
+        on_spooled: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._inputs = tuple(inputs)
+        self._discovery = discovery
+        self._tailer = tailer
+        self._normalizers = tuple(normalizers)
+        self._registry = registry
+        self._spool = spool
+        self._dead = dead_letter
+        self._metrics = metrics
+        self._s = settings
+        self.wake = wake
+        self._on_spooled = on_spooled
+        self._clock = clock
+        self._wall = wall
+        self._batch = _Batch()
+        self._sealed: deque[_Sealed] = deque()
+        self._first_start = not registry.items()  # start_at applies to files found at the first start
+        self._scanned = False
+        now = clock()
+        self._last_registry_flush = now
+        self._next_prune = now + settings.prune_interval
+        self._next_housekeeping = now
+        self._dead_counts_seen: dict[str, int] = {}
+
+    # -- the loop body ---------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Read once and seal what is due. True if lines were read (more may be waiting)."""
+        now = self._clock()
+        if self._sealed and not self._commit_sealed():
+            self._housekeeping(now)
+            return False  # spool full: the files keep the data until there is room
+        if self._discovery.due(now):
+            self._scan()
+        batches = self._tailer.step(self._s.step_bytes)
+        if batches:
+            ingested = _iso_now(self._wall())
+            for b in batches:
+                self._take(b, ingested, now)
+        if self._batch.started is not None and now - self._batch.started >= self._s.max_wait:
+            self._seal()
+        if self._sealed:
+            self._commit_sealed()
+        self._housekeeping(now)
+        return bool(batches)
+
+    def idle_timeout(self) -> float:
+        """How long the thread may wait for a wake-up before the next step is due anyway."""
+        timeout = self._s.housekeeping_interval
+        if self._batch.started is not None:
+            timeout = min(timeout, self._batch.started + self._s.max_wait - self._clock())
+        return max(timeout, 0.0)
+
+    def flush(self) -> bool:
+        """Seal the current batch and spool everything sealed; checkpoint the registry. False if
+        the spool had no room (those lines stay unread in the registry and are read next time)."""
+        self._seal()
+        ok = self._commit_sealed()
+        self._registry.flush()
+        self._last_registry_flush = self._clock()
+        return ok
+
+    @property
+    def paused(self) -> bool:
+        """Whether reading waits for room in the spool."""
+        return bool(self._sealed)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _scan(self) -> None:
+        for index, path in self._discovery.scan():
+            self._tailer.add_path(path, index, self._first_start, self._inputs[index].start_at)
+        self._first_start = False
+        self._scanned = True
+
+    def _take(self, b: LineBatch, ingested: str, now: float) -> None:
+        """Normalize one file's lines into the batch, sealing whenever it is full."""
+        batch = self._batch
+        if batch.started is None:
+            batch.started = now
+        self._metrics.inc("lines_read_total", len(b.lines) + len(b.oversized))
+        normalize = self._normalizers[b.input_index]
+        offsets, lines = b.offsets, b.lines
+        if b.oversized:
+            self._take_oversized(b)
+        n = len(lines)
+        max_docs, max_bytes = self._s.max_docs, self._s.max_bytes
+        i = 0
+        while i < n:
+            offset = offsets[i]
+            try:
+                ev = normalize(lines[i], Source(b.file_id, b.path, offset, b.input_index), ingested)
+            except Rejected as r:
+                self._dead_letter(r.reason, r.detail, b.path, offset, lines[i])
+            except Exception as e:  # a bug must not stall the pipeline on one line
+                log.exception("normalizing %s at offset %d failed", b.path, offset)
+                self._dead_letter("internal_error", f"{type(e).__name__}: {e}", b.path, offset, lines[i])
+            else:
+                batch.events.append(ev)
+                batch.size += len(ev.body) + len(ev.index) + len(ev.doc_id) + ITEM_OVERHEAD
+            i += 1
+            batch.lines += 1
+            if len(batch.events) >= max_docs or batch.size >= max_bytes:
+                end = offsets[i] if i < n else b.end_offset
+                batch.marks[b.file_id] = Checkpoint(end, b.path, b.device, b.inode, self._wall())
+                self._seal()
+                batch = self._batch
+                if i < n:
+                    batch.started = now
+        if n == 0 or batch.lines:  # the rest of the file's lines are in the open batch
+            if batch.started is None:
+                batch.started = now
+            batch.marks[b.file_id] = Checkpoint(b.end_offset, b.path, b.device, b.inode, self._wall())
+
+    def _take_oversized(self, b: LineBatch) -> None:
+        # Dead-lettered up front: the entries become durable with the next sealed batch, before
+        # any offset past them is committed. A crash in between writes them again, never loses them.
+        for o in b.oversized:
+            detail = f"line of {o.length} bytes is over max_line_bytes ({self._s.max_line_bytes})"
+            self._dead_letter("line_too_long", detail, b.path, o.offset, o.head)
+
+    def _dead_letter(self, reason: str, detail: str, path: str, offset: int, raw: bytes) -> None:
+        self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
+        self._batch.dead += 1
+        self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
+
+    # -- the first delivery point ----------------------------------------------------------------
+
+    def _seal(self) -> None:
+        batch = self._batch
+        self._batch = _Batch()
+        if batch.started is None:
+            return
+        if batch.dead:
+            self._dead.flush()  # durable before any offset past those lines moves
+        payload = bulkbody.encode(batch.events, self._s.compression_level) if batch.events else None
+        self._sealed.append(_Sealed(payload, len(batch.events), batch.marks))
+
+    def _commit_sealed(self) -> bool:
+        while self._sealed:
+            sealed = self._sealed[0]
+            if sealed.payload is not None:
+                try:
+                    self._spool.append(sealed.payload)
+                except SpoolFull:
+                    if not self._metrics.value("spool_full"):
+                        log.warning(
+                            "spool is full (%d bytes); reading paused until it drains", self._spool.bytes
+                        )
+                    self._metrics.set("spool_full", 1)
+                    return False
+                self._metrics.inc("spooled_records_total")
+                self._on_spooled()
+            self._sealed.popleft()
+            for fid, cp in sealed.marks.items():
+                self._registry.set(fid, cp)
+        if self._metrics.value("spool_full"):
+            log.info("spool has room again; reading resumed")
+            self._metrics.set("spool_full", 0)
+        now = self._clock()
+        if now - self._last_registry_flush >= self._s.registry_flush_interval:
+            self._registry.flush()
+            self._last_registry_flush = now
+        return True
+
+    # -- upkeep ----------------------------------------------------------------------------------
+
+    def _housekeeping(self, now: float) -> None:
+        if now - self._last_registry_flush >= self._s.registry_flush_interval:
+            self._registry.flush()
+            self._last_registry_flush = now
+        if now >= self._next_prune and self._scanned:
+            self._next_prune = now + self._s.prune_interval
+            keep = self._tailer.alive_ids() | set(self._batch.marks)
+            for sealed in self._sealed:
+                keep |= set(sealed.marks)
+            pruned = self._registry.prune(keep, self._wall(), self._s.prune_grace)
+            if pruned:
+                log.info("registry: forgot %d files that are gone", pruned)
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + self._s.housekeeping_interval
+            self._publish_gauges()
+
+    def _publish_gauges(self) -> None:
+        lag: dict[tuple[tuple[str, str], ...], float] = {}
+        files = self._tailer.files()
+        for f in files:
+            committed = 0
+            if f.file_id is not None:
+                cp = self._registry.get(f.file_id)
+                committed = cp.offset if cp is not None else 0
+            lag[labels(path=f.path)] = float(max(f.size - committed, 0))
+        self._metrics.replace("file_lag_bytes", lag)
+        self._metrics.set("files_open", len(files))
+        for reason, n in self._tailer.counts.items():
+            if reason in _TAILER_DROPS:
+                seen = self._dead_counts_seen.get(reason, 0)
+                if n > seen:
+                    self._metrics.inc("dropped_total", n - seen, labels(reason=reason))
+                    self._dead_counts_seen[reason] = n
+
+
+# Tailer events that mean bytes were skipped (not read): counted as drops.
+_TAILER_DROPS = frozenset({"truncated_while_away", "read_errors"})
+
+
+def _iso_now(t: float) -> str:
+    """``event.ingested``: ISO-8601 UTC with milliseconds and Z."""
+    d = dt.datetime.fromtimestamp(t, dt.UTC)
+    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
+
+def run_read_loop(loop: ReadLoop, stop: threading.Event, metrics: Metrics) -> None:
+    """The read thread: step until ``stop``, waiting on ``loop.wake`` when idle; then flush."""
+    while not stop.is_set():
+        loop.wake.clear()
+        try:
+            busy = loop.step()
+        except Exception:
+            log.exception("read loop step failed; retrying in 1s")
+            metrics.inc("loop_errors_total", 1, labels(loop="read"))
+            busy = False
+            stop.wait(1.0)
+        if not busy and not stop.is_set():
+            loop.wake.wait(loop.idle_timeout())
+    try:
+        loop.flush()
+    except Exception:
+        log.exception("flushing the last batch failed; its lines are read again at the next start")

@@ -1,0 +1,289 @@
+"""The ship loop: spool record -> bulk request(s) -> one final outcome per item -> spool ack.
+
+This is the second delivery point of ARCHITECTURE.md. A record (one bulk body, written by the read
+loop) is sent as it is; each item's answer puts it in one of libbeat's buckets: created and
+duplicate (409) are done, rejected (other 4xx) goes to the dead letter with its reason, retry
+(429/5xx) stays. Only the items that must retry are re-encoded and sent again, after a jittered
+backoff. When every item of the record has a final outcome, the dead letter is fsynced and the
+spool is acknowledged up to the record, in spool order.
+
+A whole request that fails (``OutputUnavailable``: refused, timed out, 5xx, 429 for the request)
+is retried forever with backoff, honouring ``Retry-After``; a request that is too large is split in
+halves until it fits (a single item that still doesn't fit is dead-lettered).
+
+``step()`` never sleeps: it returns how long to wait before the next step, and the thread waits
+that long on its stop event, so shutdown interrupts a backoff at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import orjson
+
+from agent import bulkbody
+from agent.deadletter import DeadLetter
+from agent.metrics import Metrics, labels
+from agent.model import ItemResult, Outcome
+from agent.outputs import Output, OutputUnavailable, RequestTooLarge
+from agent.outputs.backoff import Backoff
+from agent.spool import Spool
+
+log = logging.getLogger(__name__)
+
+Item = tuple[str, str, bytes]  # (index, id, document)
+
+IDLE_POLL = 1.0  # seconds between spool reads when nothing woke the loop
+
+
+@dataclass(slots=True)
+class _Work:
+    """The record being delivered: its items and which of them still lack a final outcome."""
+
+    seq: int
+    payload: bytes  # the spooled body, sent as it is while every item is still pending
+    items: list[Item]
+    pending: list[int]  # indices into ``items``, in order
+    limit: int  # items per request (halved on "request too large")
+    fresh: bool = True
+
+
+class ShipLoop:
+    def __init__(
+        self,
+        spool: Spool,
+        output: Output,
+        dead_letter: DeadLetter,
+        metrics: Metrics,
+        backoff: Backoff,
+        compression_level: int = 1,
+        dead_letter_index: str | None = None,
+        on_ack: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._spool = spool
+        self._output = output
+        self._dead = dead_letter
+        self._metrics = metrics
+        self._backoff = backoff
+        self._level = compression_level
+        self._dl_index = dead_letter_index
+        self._on_ack = on_ack
+        self._clock = clock
+        self.wake = threading.Event()  # set when the read loop spools a record
+        self._acked = threading.Condition()
+        self._cursor = spool.acked_seq
+        self._work: _Work | None = None
+        self._rejected: list[tuple[Item, ItemResult]] = []
+        self._dead_unflushed = False
+        self.down_since: float | None = None  # monotonic time of the first failure of an outage
+        self.last_error = ""
+
+    # -- the loop body ---------------------------------------------------------------------------
+
+    def step(self) -> float | None:
+        """Send one request. Returns seconds to wait before the next step (0.0: go on at once),
+        or None when the spool holds nothing to send."""
+        self._publish_gauges()
+        work = self._work or self._next_work()
+        if work is None:
+            return None
+        chunk = work.pending[: work.limit]
+        if work.fresh and len(chunk) == len(work.items):
+            body = work.payload
+        else:
+            body = bulkbody.encode_items([work.items[i] for i in chunk], self._level)
+        try:
+            results = self._output.send(body, len(chunk))
+        except RequestTooLarge as e:  # before its base class OutputUnavailable
+            return self._too_large(work, chunk, str(e))
+        except OutputUnavailable as e:
+            return self._unavailable(e)
+        if len(results) != len(chunk):
+            return self._unavailable(
+                OutputUnavailable(f"answer has {len(results)} items for a request of {len(chunk)}")
+            )
+        self._reached()
+        work.fresh = False
+        self._metrics.inc("bulk_requests_total", 1, labels(result="ok"))
+        retry = self._apply(work, chunk, results)
+        work.pending = retry + work.pending[len(chunk) :]
+        if not work.pending:
+            self._finish(work)
+            return 0.0
+        if not retry:
+            return 0.0
+        # Items answered 429/5xx: the output is busy, wait before sending them again. When part
+        # of the request got through, the output is working: the wait does not grow.
+        if len(retry) < len(chunk):
+            self._backoff.reset()
+        return self._backoff.next(None)
+
+    def _next_work(self) -> _Work | None:
+        records = self._spool.read(self._cursor, 1)
+        if not records:
+            return None
+        rec = records[0]
+        try:
+            items = bulkbody.decode(rec.payload)
+        except (ValueError, OSError, EOFError, zlib.error) as e:
+            # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
+            # for a person and go on rather than stall every record behind it.
+            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", rec.seq, e)
+            self._dead.write("undecodable_record", f"spool record {rec.seq}: {e}", raw=rec.payload)
+            self._dead_unflushed = True
+            self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
+            items = []
+        work = _Work(rec.seq, rec.payload, items, list(range(len(items))), max(len(items), 1))
+        if not items:
+            self._finish(work)
+            return None
+        self._work = work
+        return work
+
+    def _apply(self, work: _Work, chunk: list[int], results: list[ItemResult]) -> list[int]:
+        created = duplicate = 0
+        retry: list[int] = []
+        for i, r in zip(chunk, results, strict=True):
+            if r.outcome is Outcome.CREATED:
+                created += 1
+            elif r.outcome is Outcome.DUPLICATE:
+                duplicate += 1
+            elif r.outcome is Outcome.REJECTED:
+                self._reject(work.items[i], r)
+            else:
+                retry.append(i)
+                self._metrics.inc("documents_retried_total", 1, labels(status=str(r.status)))
+        self._metrics.inc("documents_shipped_total", created)
+        self._metrics.inc("documents_duplicate_total", duplicate)
+        return retry
+
+    def _reject(self, item: Item, r: ItemResult) -> None:
+        reason = r.error_type or f"http_{r.status}"
+        detail = f"{r.status} {r.error_type}: {r.error_reason}".strip()
+        _index, doc_id, document = item
+        self._dead.write(reason, detail, document=document, doc_id=doc_id)
+        self._dead_unflushed = True
+        self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
+        if self._dl_index:
+            self._rejected.append((item, r))
+
+    def _finish(self, work: _Work) -> None:
+        """Every item has its final outcome: make the dead letter durable, then acknowledge."""
+        if self._dead_unflushed:
+            self._dead.flush()
+            self._dead_unflushed = False
+        self._forward_dead_letters()
+        self._spool.ack(work.seq)
+        self._cursor = work.seq
+        self._work = None
+        self._backoff.reset()
+        with self._acked:
+            self._acked.notify_all()
+        self._on_ack()
+
+    def _unavailable(self, e: OutputUnavailable) -> float:
+        self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable"))
+        self._metrics.set("output_up", 0)
+        if self.down_since is None:
+            self.down_since = self._clock()
+            log.warning("output unavailable, retrying with backoff: %s", e)
+        self.last_error = str(e)
+        return self._backoff.next(e.retry_after)
+
+    def _too_large(self, work: _Work, chunk: list[int], reason: str) -> float:
+        self._reached()
+        self._metrics.inc("bulk_requests_total", 1, labels(result="too_large"))
+        work.fresh = False
+        if len(chunk) > 1:
+            work.limit = max(1, len(chunk) // 2)
+            return 0.0
+        i = chunk[0]
+        _index, doc_id, document = work.items[i]
+        detail = f"the output refused the document as too large: {reason}"
+        self._dead.write("too_large", detail, document=document, doc_id=doc_id)
+        self._dead_unflushed = True
+        self._metrics.inc("dead_lettered_total", 1, labels(reason="too_large"))
+        work.pending = work.pending[1:]
+        if not work.pending:
+            self._finish(work)
+        return 0.0
+
+    def _reached(self) -> None:
+        if self.down_since is not None:
+            log.info("output reachable again after %.1fs", self._clock() - self.down_since)
+        self.down_since = None
+        self.last_error = ""
+        self._metrics.set("output_up", 1)
+
+    def _forward_dead_letters(self) -> None:
+        """Best effort: also index rejected documents in ``agent.dead_letter_index`` (the local
+        dead-letter file, already fsynced, is the record that counts)."""
+        rejected, self._rejected = self._rejected, []
+        if not rejected or not self._dl_index:
+            return
+        items: list[Item] = []
+        for (index, doc_id, document), r in rejected:
+            doc = {
+                "@timestamp": _iso(time.time()),
+                "reason": r.error_type or f"http_{r.status}",
+                "detail": r.error_reason,
+                "status": r.status,
+                "index": index,
+                "document_id": doc_id,
+                "document": document.decode("utf-8", "replace"),
+            }
+            items.append((self._dl_index, doc_id, orjson.dumps(doc)))
+        try:
+            self._output.send(bulkbody.encode_items(items, self._level), len(items))
+        except OutputUnavailable as e:
+            log.warning("could not index %d dead letters in %s: %s", len(items), self._dl_index, e)
+            self._metrics.inc("dropped_total", len(items), labels(reason="dead_letter_index"))
+
+    def _publish_gauges(self) -> None:
+        self._metrics.set("spool_bytes", self._spool.bytes)
+        self._metrics.set("spool_pending_records", self._spool.pending)
+        age = self._spool.oldest_pending_age(time.time())
+        self._metrics.set("oldest_unshipped_age_seconds", age or 0.0)
+
+    # -- for the owner ---------------------------------------------------------------------------
+
+    @property
+    def acked_seq(self) -> int:
+        return self._cursor
+
+    def wait_acked(self, seq: int, timeout: float) -> bool:
+        """Block until every record up to ``seq`` is acknowledged, or ``timeout`` passes."""
+        deadline = time.monotonic() + timeout
+        with self._acked:
+            while self._cursor < seq:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._acked.wait(remaining)
+        return True
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+
+
+def run_ship_loop(loop: ShipLoop, stop: threading.Event, metrics: Metrics) -> None:
+    """The ship thread: step until ``stop``; backoffs wait on ``stop``, idleness on ``loop.wake``."""
+    while not stop.is_set():
+        loop.wake.clear()
+        try:
+            delay = loop.step()
+        except Exception:
+            log.exception("ship loop step failed; retrying in 1s")
+            metrics.inc("loop_errors_total", 1, labels(loop="ship"))
+            delay = 1.0
+        if delay is None:
+            loop.wake.wait(IDLE_POLL)
+        elif delay > 0:
+            stop.wait(delay)

@@ -1,0 +1,291 @@
+"""The daemon as a subprocess against the fault-injecting bulk endpoint: every scenario asserts that
+the set of prediction ids stored equals the set written, and that none was stored twice."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agent import bulkbody
+from agent.spool import Spool
+from tests.fakes.bulk_server import BulkServer
+from tests.scenario.harness import (
+    AgentProcess,
+    LogWriter,
+    assert_exactly_once,
+    delivered,
+    line,
+    wait_delivered,
+    wait_until,
+)
+
+pytestmark = pytest.mark.scenario
+
+DEADLINE = 60.0  # generous: CI machines are slow; a pass takes a few seconds
+
+
+@pytest.fixture
+def server() -> Iterator[BulkServer]:
+    with BulkServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Iterator[list[AgentProcess]]:
+    made: list[AgentProcess] = []
+    yield made
+    for a in made:
+        a.close()
+
+
+def make_agent(
+    agents: list[AgentProcess], tmp: Path, server: BulkServer | None, **settings: object
+) -> AgentProcess:
+    a = AgentProcess(tmp, server, **settings)
+    agents.append(a)
+    return a
+
+
+def test_steady_state_three_files(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writers = [LogWriter(agent.logs / f"model-{i}.jsonl", start=i * 1_000_000) for i in range(3)]
+    writers[0].write(100)  # present before the start: read from the beginning
+    agent.start()
+    for _ in range(20):
+        for w in writers:
+            w.write(50)
+    written = [x for w in writers for x in w.written]
+    wait_delivered(server, written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, written)
+    assert agent.dead_letters() == []
+
+
+def test_rename_rotation_under_load(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    rng = random.Random(2)
+    for _ in range(30):  # 30 rotations, logrotate style (.1 -> .2, live -> .1)
+        for _ in range(rng.randint(1, 5)):
+            writer.write(rng.randint(1, 40))
+        writer.rotate()
+    writer.write(10)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_copytruncate(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    for i in range(5):
+        writer.write(200)
+        writer.copytruncate(suffix=f".{i + 1}")  # the copy matches the glob: never read twice
+    writer.write(50)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_truncate_and_rewrite(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    for _ in range(4):
+        writer.write(300)
+        wait_delivered(server, writer.written, DEADLINE, agent)  # truncation loses unread bytes
+        writer.truncate()
+    writer.write(5)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_delete_and_recreate(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    for _ in range(5):
+        writer.write(100)
+        wait_delivered(server, writer.written, DEADLINE, agent)
+        writer.delete()  # and recreated by the next write, often on the same inode
+    writer.write(100)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_kill_9_at_random_moments(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server, batch={"max_docs": 200, "max_wait": "50ms"})
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    rng = random.Random(15)
+    stop = threading.Event()
+
+    def write_forever() -> None:
+        r = random.Random(3)
+        while not stop.is_set():
+            writer.write(r.randint(1, 60))
+            if r.random() < 0.05:
+                writer.rotate()
+            stop.wait(r.uniform(0.0, 0.02))
+
+    t = threading.Thread(target=write_forever, daemon=True)
+    t.start()
+    try:
+        for _ in range(15):
+            agent.start()
+            threading.Event().wait(rng.uniform(0.3, 1.5))  # a random moment, not synchronization
+            agent.kill()
+    finally:
+        stop.set()
+        t.join()
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE * 2, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    stats = server.stats()
+    print(
+        f"kill -9 x15: {len(writer.written)} ids written, {len(delivered(server))} delivered, "
+        f"{stats['conflicts']} replays answered 409"
+    )
+
+
+def test_output_down_then_up(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    writer.write(100)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    server.set_faults(mode="refuse")
+    writer.write(300)
+    wait_until(lambda: (agent.metric("bulk_requests_total") or 0) >= 3, DEADLINE, "failed requests")
+    server.set_faults(mode="503", retry_after="1")
+    writer.write(300)
+    wait_until(lambda: server.stats()["whole_request_errors"] >= 1, DEADLINE, "503 answers")
+    server.clear_faults()
+    writer.write(100)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_per_item_429s_are_retried(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    server.set_faults(item_429_rate=0.3, seed=11)
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    for _ in range(5):
+        writer.write(200)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    assert server.stats()["rejected_429"] > 0
+
+
+def test_mapping_rejections_go_to_the_dead_letter(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    server.set_faults(reject_field="ml.inputs.kind", reject_value="poison")
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    poison: list[str] = []
+    for i in range(10):
+        writer.write(50, kind="fine")
+        poison += writer.write(1 + i % 3, kind="poison")
+    good = [x for x in writer.written if x not in set(poison)]
+    wait_delivered(server, good, DEADLINE, agent)
+    wait_until(lambda: len(agent.dead_letters()) >= len(poison), DEADLINE, "dead letters")
+    assert agent.stop() == 0
+    assert_exactly_once(server, good)
+    dead = agent.dead_letters()
+    assert sorted(d["document"]["ml"]["prediction"]["id"] for d in dead) == sorted(poison)
+    assert {d["reason"] for d in dead} == {"mapper_parsing_exception"}
+
+
+def test_malformed_lines(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server, max_line_bytes="1KiB")
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    writer.write(3)
+    writer.write_raw(b"{not json\n")
+    writer.write_raw(b'{"model": "scenario", "inputs": {"t": "\xff\xfe"}}\n')
+    writer.write_raw(line(100).rstrip(b"\n") + b"\r\n", ["p100"])  # CRLF: a good line
+    writer.write_raw(b"\n\n\r\n")  # empty lines: skipped, not dead-lettered
+    writer.write_raw(b'{"model": "scenario", "pad": "' + b"x" * 3000 + b'"}\n')  # over max_line_bytes
+    writer.write_raw(b"[1, 2]\n")
+    half = line(101)
+    writer.write_raw(half[:40])  # a partial line at EOF, completed later
+    agent.start()
+    wait_until(lambda: len(agent.dead_letters()) >= 4, DEADLINE, "dead letters")
+    wait_delivered(server, ["p0", "p1", "p2", "p100"], DEADLINE, agent)
+    writer.write_raw(half[40:], ["p101"])
+    writer.seq = 102
+    writer.write(3)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    dead = agent.dead_letters()
+    assert sorted(d["reason"] for d in dead) == [
+        "invalid_json",
+        "invalid_utf8",
+        "line_too_long",
+        "not_an_object",
+    ]
+    assert all(d["log"]["file"]["path"] == str(writer.path) for d in dead)
+
+
+def test_partial_line_at_eof_is_shipped_once_when_completed(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    writer.write(10)
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    full = line(10)
+    writer.write_raw(full[:30])
+    wait_until(lambda: (agent.metric("lines_read_total") or 0) >= 10, DEADLINE, "lines read")
+    assert agent.stop() == 0  # restart in the middle of the unfinished line
+    agent.start()
+    writer.write_raw(full[30:], ["p10"])
+    writer.seq = 11
+    writer.write(5)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    assert agent.dead_letters() == []
+
+
+def test_sigterm_drains_and_the_rest_is_delivered_after_restart(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    agent = make_agent(agents, tmp_path, server, shutdown_timeout="1s")
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    writer.write(100)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    server.set_faults(delay_ms=400)  # slower than the shutdown deadline allows
+    for _ in range(10):
+        writer.write(100)
+    wait_until(lambda: agent.metric("lines_read_total") == len(writer.written), DEADLINE, "all lines read")
+    assert agent.stop() == 0
+    # Everything written before SIGTERM is either stored or in the spool.
+    spool = Spool(agent.data_dir / "spool", 1 << 30, 16 << 20, fsync=False)
+    spooled = set()
+    for rec in spool.read(spool.acked_seq, 100_000):
+        for _, _, doc in bulkbody.decode(rec.payload):
+            spooled.add(orjson.loads(doc)["ml"]["prediction"]["id"])
+    spool.close()
+    assert set(writer.written) <= set(delivered(server)) | spooled
+    server.clear_faults()
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
