@@ -53,6 +53,7 @@ import re
 import struct
 import threading
 import time
+import weakref
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -71,6 +72,7 @@ log = logging.getLogger(__name__)
 MAGIC = 0x49575331  # b"IWS1"
 _HEADER = struct.Struct(">IIQdI")  # magic, payload length, seq, append time, crc32
 HEADER_BYTES = _HEADER.size  # 28
+MAX_PAYLOAD = 0xFFFF_FFFF  # the length field is a u32
 _CRC_COVERS = slice(4, 24)  # length, seq and append time
 ACK_FILE = "ack.json"
 LOCK_FILE = "lock"
@@ -177,6 +179,22 @@ class _Cursor:
     offset: int
 
 
+class _Fds:
+    """The descriptors a spool holds, apart from it so a finalizer can close them."""
+
+    def __init__(self, lock: int) -> None:
+        self.lock = lock  # flock'ed while the spool is open
+        self.w: int | None = None  # the active segment, O_APPEND
+        self.r: int | None = None  # the segment the reader is in
+
+    def close_all(self) -> None:
+        for fd in (self.w, self.r, self.lock):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.w = self.r = None
+
+
 class Spool:
     """A durable FIFO of byte payloads with increasing seqs (see the module docstring)."""
 
@@ -204,20 +222,20 @@ class Spool:
         self._lock = threading.Lock()
         self._closed = False
         directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = self._take_lock()
+        self._fds = _Fds(self._take_lock())
+        # A spool dropped without close() still releases its files and the directory lock.
+        self._finalizer = weakref.finalize(self, self._fds.close_all)
         try:
             self._acked = self._load_ack()
             self._segments = self._recover()
         except BaseException:
-            os.close(self._lock_fd)
+            self._finalizer()
             raise
         self._bytes = sum(s.size for s in self._segments)
         last_on_disk = self._segments[-1].last_seq if self._segments else 0
         self._last_seq = max(self._acked, last_on_disk)
         self._active: _Segment | None = None  # a new segment starts at the first append
-        self._wfd: int | None = None
-        self._rfd: int | None = None
-        self._rfd_first = 0
+        self._read_first = 0
         self._cursor: _Cursor | None = None
         self._oldest: tuple[int, float] | None = None  # (acked seq, append time of the next record)
 
@@ -318,6 +336,8 @@ class Spool:
 
     def append(self, payload: bytes) -> int:
         """Store ``payload`` durably (fsynced when ``fsync``) and return its seq."""
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"a spool record holds at most {MAX_PAYLOAD} bytes, got {len(payload)}")
         with self._append_lock:
             self._check_open()
             seq = self._last_seq + 1  # only append changes _last_seq, and it holds _append_lock
@@ -334,14 +354,14 @@ class Spool:
                 )
             if rotate:
                 active = self._start_segment(seq)
-            assert active is not None and self._wfd is not None
+            assert active is not None and self._fds.w is not None
             try:
-                _write_all(self._wfd, record)
+                _write_all(self._fds.w, record)
                 if self.fsync:
-                    _fdatasync(self._wfd)
+                    _fdatasync(self._fds.w)
             except OSError:
                 with contextlib.suppress(OSError):  # leave no partial record behind
-                    os.ftruncate(self._wfd, active.size)
+                    os.ftruncate(self._fds.w, active.size)
                 raise
             with self._lock:
                 active.size += len(record)
@@ -358,7 +378,7 @@ class Spool:
             fsync_dir(self.directory)
         segment = _Segment(first_seq, path, 0, first_seq - 1)
         with self._lock:
-            old_fd, self._wfd = self._wfd, fd
+            old_fd, self._fds.w = self._fds.w, fd
             self._active = segment
             self._segments.append(segment)
         if old_fd is not None:
@@ -428,11 +448,11 @@ class Spool:
                 self._segments = [s for s in self._segments if s not in done]
                 self._bytes -= sum(s.size for s in done)
                 if self._active in done:
-                    assert self._wfd is not None
-                    os.close(self._wfd)
-                    self._wfd, self._active = None, None
+                    assert self._fds.w is not None
+                    os.close(self._fds.w)
+                    self._fds.w, self._active = None, None
             for segment in done:
-                if self._rfd is not None and self._rfd_first == segment.first_seq:
+                if self._fds.r is not None and self._read_first == segment.first_seq:
                     self._close_reader()
                 with contextlib.suppress(FileNotFoundError):
                     segment.path.unlink()
@@ -506,16 +526,16 @@ class Spool:
             self.counts["records_lost"] += n
 
     def _reader_fd(self, view: _View) -> int:
-        if self._rfd is None or self._rfd_first != view.first_seq:
+        if self._fds.r is None or self._read_first != view.first_seq:
             self._close_reader()
-            self._rfd = os.open(view.path, os.O_RDONLY)
-            self._rfd_first = view.first_seq
-        return self._rfd
+            self._fds.r = os.open(view.path, os.O_RDONLY)
+            self._read_first = view.first_seq
+        return self._fds.r
 
     def _close_reader(self) -> None:
-        if self._rfd is not None:
-            os.close(self._rfd)
-            self._rfd = None
+        if self._fds.r is not None:
+            os.close(self._fds.r)
+            self._fds.r = None
 
     # ---- state ---------------------------------------------------------------------------
 
@@ -552,11 +572,7 @@ class Spool:
             if self._closed:
                 return
             self._closed = True
-            if self._wfd is not None:
-                os.close(self._wfd)
-                self._wfd = None
-            self._close_reader()
-            os.close(self._lock_fd)
+            self._finalizer()
 
     def _check_open(self) -> None:
         if self._closed:

@@ -4,6 +4,7 @@ directory lock, and one writer thread racing one reader thread."""
 from __future__ import annotations
 
 import errno
+import gc
 import importlib.util
 import json
 import shutil
@@ -106,6 +107,16 @@ def test_a_directory_is_used_by_one_spool_at_a_time(tmp_path: Path) -> None:
     with Spool(tmp_path, MB, MB), pytest.raises(SpoolInUse):
         Spool(tmp_path, MB, MB)
     Spool(tmp_path, MB, MB).close()  # released on close
+
+
+def test_a_spool_dropped_without_close_releases_the_directory(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, MB, MB, fsync=False)
+    spool.append(b"one")
+    spool.read(0, 1)
+    del spool
+    gc.collect()
+    with Spool(tmp_path, MB, MB) as again:
+        assert again.read(0, 10) == [SpoolRecord(1, b"one")]
 
 
 def test_files_that_are_not_segments_are_left_alone(tmp_path: Path) -> None:
