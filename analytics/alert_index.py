@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from agent.config import Config
+from agent.templates import Capabilities
 from analytics.alert_sink import ALERTS_INDEX, HISTORY_STREAM
 
 HISTORY_PATTERN = "logs-inferwatch_alerts.history-*"
@@ -91,16 +92,21 @@ def alerts_template() -> dict[str, Any]:
     }
 
 
-def history_template(retention: str) -> dict[str, Any]:
+def history_template(retention: str | None, standard_mode: bool = True) -> dict[str, Any]:
+    """``retention`` needs the data stream lifecycle (Elasticsearch >= 8.14); ``standard_mode``
+    keeps 9.x from turning a ``logs-*-*`` stream into logsdb (``index.mode`` exists from 8.15 on
+    for this purpose)."""
+    settings: dict[str, Any] = {"auto_expand_replicas": "0-1"}
+    if standard_mode:
+        settings["mode"] = "standard"
+    template: dict[str, Any] = {"settings": {"index": settings}, "mappings": alert_mappings()}
+    if retention is not None:
+        template["lifecycle"] = {"data_retention": retention}
     return {
         "index_patterns": [HISTORY_PATTERN],
         "data_stream": {},
         "priority": PRIORITY,
-        "template": {
-            "settings": {"index": {"mode": "standard", "auto_expand_replicas": "0-1"}},
-            "mappings": alert_mappings(),
-            "lifecycle": {"data_retention": retention},
-        },
+        "template": template,
         "_meta": {"managed_by": "inferwatch", "description": "alert history events for Kibana rules"},
     }
 
@@ -139,7 +145,9 @@ def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     """Create or update the alert templates, the alerts index and (if configured) the dead-letter
     template. Idempotent. Returns one line per action for the setup command to print."""
     es = cfg.elasticsearch
-    retention = es.alerts_retention if es is not None else "365d"
+    info = client.info()
+    caps = Capabilities.from_version(str(info["version"]["number"]))
+    retention = (es.alerts_retention if es is not None else "365d") if caps.lifecycle else None
     done: list[str] = []
     client.indices.put_index_template(name=ALERTS_TEMPLATE, **alerts_template())
     done.append(f"index template {ALERTS_TEMPLATE} (index {ALERTS_INDEX})")
@@ -149,8 +157,10 @@ def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     else:
         client.indices.create(index=ALERTS_INDEX)
         done.append(f"index {ALERTS_INDEX}: created")
-    client.indices.put_index_template(name=HISTORY_TEMPLATE, **history_template(retention))
-    done.append(f"index template {HISTORY_TEMPLATE} ({HISTORY_PATTERN}, retention {retention})")
+    body = history_template(retention, standard_mode=caps.version >= (8, 15, 0))
+    client.indices.put_index_template(name=HISTORY_TEMPLATE, **body)
+    keep = f"retention {retention}" if retention else "no retention: data stream lifecycle needs 8.14"
+    done.append(f"index template {HISTORY_TEMPLATE} ({HISTORY_PATTERN}, {keep})")
     if cfg.agent.dead_letter_index:
         name = cfg.agent.dead_letter_index
         client.indices.put_index_template(name=DEAD_LETTER_TEMPLATE, **dead_letter_template(name))

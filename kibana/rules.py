@@ -222,7 +222,9 @@ def rules(
                 "aggType": "count",
                 "groupBy": "all",
             },
-            actions=_actions(specs, "query matched", "inferwatch: {{rule.name}}", _NEW_ALERTS_MESSAGE, email_to),
+            actions=_actions(
+                specs, "query matched", "inferwatch: {{rule.name}}", _NEW_ALERTS_MESSAGE, email_to
+            ),
         ),
         RuleSpec(
             id=stable_id("rule", "volume", "*"),

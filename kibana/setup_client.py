@@ -30,7 +30,9 @@ class KibanaError(Exception):
     def __init__(self, method: str, path: str, status: int | None, message: str) -> None:
         self.method, self.path, self.status = method, path, status
         where = f"{method} {path}"
-        super().__init__(f"{where}: HTTP {status}: {message}" if status is not None else f"{where}: {message}")
+        super().__init__(
+            f"{where}: HTTP {status}: {message}" if status is not None else f"{where}: {message}"
+        )
 
 
 class KibanaUnavailable(Exception):
@@ -109,7 +111,12 @@ class KibanaClient:
         try:
             if fields is not None:
                 resp = self._http.request(
-                    method, url, fields=dict(fields), headers=headers, timeout=self._timeout, encode_multipart=True
+                    method,
+                    url,
+                    fields=dict(fields),
+                    headers=headers,
+                    timeout=self._timeout,
+                    encode_multipart=True,
                 )
             else:
                 data = None
@@ -118,7 +125,9 @@ class KibanaClient:
                     headers["Content-Type"] = "application/json"
                 resp = self._http.request(method, url, body=data, headers=headers, timeout=self._timeout)
         except urllib3.exceptions.HTTPError as exc:
-            raise KibanaError(method, path, None, f"cannot reach Kibana at {self._base}: {_reason(exc)}") from None
+            raise KibanaError(
+                method, path, None, f"cannot reach Kibana at {self._base}: {_reason(exc)}"
+            ) from None
         try:
             decoded = json.loads(resp.data) if resp.data else None
         except ValueError:
@@ -136,7 +145,9 @@ class KibanaClient:
         """``available``, ``degraded``, ``unavailable``, ``critical``, or why it is not known."""
         status, decoded = self.request("GET", "/api/status")
         if status in (401, 403):
-            raise KibanaError("GET", "/api/status", status, _error_message(decoded) + " (check kibana credentials)")
+            raise KibanaError(
+                "GET", "/api/status", status, _error_message(decoded) + " (check kibana credentials)"
+            )
         if status != 200 or not isinstance(decoded, dict):
             return f"HTTP {status}"
         overall = (decoded.get("status") or {}).get("overall") or {}
@@ -162,7 +173,9 @@ class KibanaClient:
                 last = level
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise KibanaUnavailable(f"Kibana at {self._base} not available after {timeout:.0f}s (last: {level})")
+                raise KibanaUnavailable(
+                    f"Kibana at {self._base} not available after {timeout:.0f}s (last: {level})"
+                )
             self._stop.wait(min(interval, remaining))
 
     def close(self) -> None:
@@ -173,7 +186,9 @@ class KibanaClient:
 
     def import_objects(self, ndjson: bytes, filename: str = "inferwatch.ndjson") -> ImportResult:
         path = self.api("/api/saved_objects/_import") + "?overwrite=true"
-        status, decoded = self.request("POST", path, fields={"file": (filename, ndjson, "application/ndjson")})
+        status, decoded = self.request(
+            "POST", path, fields={"file": (filename, ndjson, "application/ndjson")}
+        )
         body = self._expect("POST", path, status, decoded)
         if not isinstance(body, dict):
             raise KibanaError("POST", path, status, "the import answered without a JSON body")
@@ -191,7 +206,9 @@ class KibanaClient:
         status, decoded = self.request("GET", path)
         if spec.preconfigured:
             if status == 404:
-                raise KibanaError("GET", path, 404, f"preconfigured connector {spec.id!r} is not defined in kibana.yml")
+                raise KibanaError(
+                    "GET", path, 404, f"preconfigured connector {spec.id!r} is not defined in kibana.yml"
+                )
             self._expect("GET", path, status, decoded)
             return "preconfigured"
         if status == 404:

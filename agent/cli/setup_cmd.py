@@ -25,6 +25,7 @@ from agent.config import Config
 
 log = logging.getLogger("inferwatch.setup")
 EXIT_FAILED = 1
+STATUS_POLL_SECONDS = 5.0  # between GET /api/status while Kibana starts
 
 
 class SetupFailed(Exception):
@@ -58,7 +59,11 @@ def _elasticsearch_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]
     hosts = ", ".join(cfg.elasticsearch.hosts)
     if dry_run:
         step(f"Elasticsearch templates and retention at {hosts} (dry run: not contacted)")
-        step("alert indices: " + ", ".join([alert_index.ALERTS_INDEX, alert_index.HISTORY_PATTERN]) + " (dry run)")
+        step(
+            "alert indices: "
+            + ", ".join([alert_index.ALERTS_INDEX, alert_index.HISTORY_PATTERN])
+            + " (dry run)"
+        )
         return
     client = make_client(cfg.elasticsearch)
     try:
@@ -110,7 +115,9 @@ def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> No
     client = KibanaClient(kcfg)
     try:
         step(f"waiting for Kibana at {kcfg.url}")
-        client.wait_available(float(kcfg.wait_timeout), progress=lambda m: _echo(f"  - {m}"))
+        client.wait_available(
+            float(kcfg.wait_timeout), progress=lambda m: _echo(f"  - {m}"), interval=STATUS_POLL_SECONDS
+        )
         step(f"saved objects into space {space}")
         result = client.import_objects(ndjson)
         kinds: dict[str, int] = {}

@@ -136,7 +136,9 @@ def test_attributes_are_string_encoded_and_within_the_schemas() -> None:
             assert set(o["attributes"]["refreshInterval"]) == {"pause", "value"}
         elif o["type"] == "search":
             assert keys <= SEARCH_KEYS, keys - SEARCH_KEYS
-            assert decoded["searchSourceJSON"]["indexRefName"] == "kibanaSavedObjectMeta.searchSourceJSON.index"
+            assert (
+                decoded["searchSourceJSON"]["indexRefName"] == "kibanaSavedObjectMeta.searchSourceJSON.index"
+            )
         else:
             assert keys <= INDEX_PATTERN_KEYS, keys - INDEX_PATTERN_KEYS
             assert o["attributes"]["timeFieldName"]
@@ -169,7 +171,7 @@ def test_panels_grid_and_references() -> None:
         for p in _panels(d):
             g = p["gridData"]
             assert g["i"] == p["panelIndex"]
-            assert 0 <= g["x"] and g["x"] + g["w"] <= 48 and g["w"] > 0 and g["h"] > 0
+            assert g["x"] >= 0 and g["x"] + g["w"] <= 48 and g["w"] > 0 and g["h"] > 0
             if p["type"] == "search":
                 assert f"{p['panelIndex']}:{p['panelRefName']}" in refs
                 assert refs[f"{p['panelIndex']}:{p['panelRefName']}"]["type"] == "search"
@@ -227,7 +229,11 @@ def test_the_issue_dashboards_exist() -> None:
         assert f"inferwatch: {kind} (cars_mpg)" in titles
     searches = {o["attributes"]["title"] for o in _objects() if o["type"] == "search"}
     assert {"inferwatch: prediction logs", "inferwatch: dead-lettered lines"} <= searches
-    views = {o["attributes"]["title"]: o["attributes"]["timeFieldName"] for o in _objects() if o["type"] == "index-pattern"}
+    views = {
+        o["attributes"]["title"]: o["attributes"]["timeFieldName"]
+        for o in _objects()
+        if o["type"] == "index-pattern"
+    }
     assert views == {
         "logs-inferwatch.*-*": "@timestamp",
         "inferwatch-alerts": "@timestamp",
@@ -258,7 +264,11 @@ LOG_FIELDS = {
     "ml.prediction.latency_ms",
     "ml.invalid",
 }
-LOG_PATTERNS = (re.compile(r"^ml\.inputs\..+"), re.compile(r"^ml\.outputs\..+"), re.compile(r"^ml\.tokens\..+"))
+LOG_PATTERNS = (
+    re.compile(r"^ml\.inputs\..+"),
+    re.compile(r"^ml\.outputs\..+"),
+    re.compile(r"^ml\.tokens\..+"),
+)
 
 
 def _leaf_fields(properties: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
@@ -462,7 +472,10 @@ INDEX_THRESHOLD_SCHEMA: dict[str, tuple[tuple[type, ...], bool]] = {
 COMPARATORS = {">", ">=", "<", "<=", "between", "notBetween"}
 TIME_UNITS = {"s", "m", "h", "d"}
 AGG_TYPES = {"count", "avg", "min", "max", "sum"}
-ACTION_GROUPS = {".es-query": {"query matched", "recovered"}, ".index-threshold": {"threshold met", "recovered"}}
+ACTION_GROUPS = {
+    ".es-query": {"query matched", "recovered"},
+    ".index-threshold": {"threshold met", "recovered"},
+}
 
 
 def _validate_params(params: Mapping[str, Any], schema: Mapping[str, tuple[tuple[type, ...], bool]]) -> None:
@@ -550,7 +563,11 @@ def test_actions_notify_on_status_change_and_recovery() -> None:
         groups = {a["group"] for a in r.actions}
         assert groups == ACTION_GROUPS[r.rule_type_id]
         for a in r.actions:
-            assert a["frequency"] == {"summary": False, "notify_when": "onActionGroupChange", "throttle": None}
+            assert a["frequency"] == {
+                "summary": False,
+                "notify_when": "onActionGroupChange",
+                "throttle": None,
+            }
         body = r.update_body()
         assert set(body) <= {"name", "tags", "schedule", "throttle", "params", "actions", "notify_when"}
         assert not {"rule_type_id", "consumer", "enabled"} & set(body)
@@ -561,14 +578,22 @@ def test_actions_notify_on_status_change_and_recovery() -> None:
 # The connector config/secrets/params schemas (x-pack/plugins/stack_connectors/server/connector_types).
 CONNECTOR_SCHEMAS: dict[str, dict[str, set[str]]] = {
     ".server-log": {"config": set(), "secrets": set(), "params": {"message", "level"}},
-    ".index": {"config": {"index", "refresh", "executionTimeField"}, "secrets": set(), "params": {"documents", "indexOverride"}},
+    ".index": {
+        "config": {"index", "refresh", "executionTimeField"},
+        "secrets": set(),
+        "params": {"documents", "indexOverride"},
+    },
     ".slack": {"config": set(), "secrets": {"webhookUrl"}, "params": {"message"}},
     ".webhook": {
         "config": {"url", "method", "headers", "hasAuth", "authType", "certType", "ca", "verificationMode"},
         "secrets": {"user", "password", "crt", "key", "pfx"},
         "params": {"body"},
     },
-    ".email": {"config": set(), "secrets": set(), "params": {"to", "cc", "bcc", "subject", "message", "messageHTML"}},
+    ".email": {
+        "config": set(),
+        "secrets": set(),
+        "params": {"to", "cc", "bcc", "subject", "message", "messageHTML"},
+    },
 }
 
 
@@ -616,5 +641,7 @@ def test_panels_do_not_overlap() -> None:
             g = p["gridData"]
             for x in range(g["x"], g["x"] + g["w"]):
                 for y in range(g["y"], g["y"] + g["h"]):
-                    assert (x, y) not in cells, f"{d['attributes']['title']}: {p['title']} overlaps {cells[(x, y)]}"
+                    assert (x, y) not in cells, (
+                        f"{d['attributes']['title']}: {p['title']} overlaps {cells[(x, y)]}"
+                    )
                     cells[(x, y)] = p["title"]

@@ -1,0 +1,191 @@
+"""``inferwatch setup`` end to end against loopback Elasticsearch and Kibana fakes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from agent.cli import cli
+from tests.unit.kibana.fakes import FakeElasticsearch, FakeKibana
+
+PASSWORD = "Very-s3cret-pw"
+SLACK = "https://hooks.slack.example/T0001/B0001/zyxwvutsrq"
+
+
+def _config(tmp_path: Path, es_url: str, kibana_url: str | None, connectors: bool = True) -> Path:
+    text = f"""
+agent:
+  data_dir: {tmp_path / "data"}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: cars_mpg}}]
+  dead_letter_index: inferwatch-dead-letter
+elasticsearch:
+  hosts: ["{es_url}"]
+  username: elastic
+  password: ${{IW_TEST_PASSWORD}}
+models:
+  cars_mpg:
+    features: {{origin: categorical, horsepower: numeric, name: text}}
+    outputs: {{score: numeric, label: categorical}}
+"""
+    if kibana_url is not None:
+        text += f"""
+kibana:
+  url: {kibana_url}
+  space: ml
+  username: elastic
+  password: ${{IW_TEST_PASSWORD}}
+  wait_timeout: 20s
+"""
+        if connectors:
+            text += "  connectors:\n    slack_webhook_url: ${IW_TEST_SLACK}\n"
+    path = tmp_path / "inferwatch.yml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _run(path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["setup", "--config", str(path), *args], catch_exceptions=False)
+
+
+def _all_output(result: Result, caplog: pytest.LogCaptureFixture) -> str:
+    return result.output + (result.stderr if result.stderr_bytes is not None else "") + caplog.text
+
+
+@pytest.fixture(autouse=True)
+def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("agent.cli.setup_cmd.STATUS_POLL_SECONDS", 0.01)
+    monkeypatch.setenv("IW_TEST_PASSWORD", PASSWORD)
+    monkeypatch.setenv("IW_TEST_SLACK", SLACK)
+
+
+def test_full_setup_installs_every_step_in_order_and_prints_no_secret(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana([(503, ""), (200, "available")])
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+        assert result.exit_code == 0, result.output
+        out = result.output
+        steps = [line for line in out.splitlines() if line.startswith("[")]
+        assert [s.split("] ", 1)[1].split(" ")[0] for s in steps] == [
+            "Elasticsearch",
+            "alert",
+            "waiting",
+            "saved",
+            "connectors",
+            "rules",
+        ]
+        assert steps[0].startswith("[1/6]") and steps[-1].startswith("[6/6]")
+        assert "index inferwatch-alerts: created" in out
+        assert "gold license" in out  # the Slack connector's note
+        assert out.rstrip().endswith("setup complete")
+
+        # Elasticsearch: the agent's templates, then the alert templates and the alerts index.
+        es_puts = [r.path.split("?")[0] for r in es.server.requests if r.method == "PUT"]
+        assert "/_index_template/logs-inferwatch" in es_puts
+        assert es_puts.index("/_index_template/inferwatch-alerts") > es_puts.index(
+            "/_index_template/logs-inferwatch"
+        )
+        assert "/inferwatch-alerts" in es_puts
+        assert "/_index_template/inferwatch-alerts-history" in es_puts
+        assert "/_index_template/inferwatch-dead-letter" in es_puts
+
+        # Kibana: status, import into the space, connectors, rules (all created).
+        paths = [(r.method, r.path) for r in kb.server.requests]
+        assert paths[:3] == [
+            ("GET", "/api/status"),
+            ("GET", "/api/status"),
+            ("POST", "/s/ml/api/saved_objects/_import?overwrite=true"),
+        ]
+        assert len(kb.connectors) == 3 and len(kb.rules) == 3
+        assert kb.connectors and all(r.path.startswith("/s/ml/") for r in kb.server.requests[2:])
+        titles = [json.loads(line)["attributes"]["title"] for line in kb.imported[0].splitlines()]
+        assert "inferwatch: Inputs (cars_mpg)" in titles
+
+        # The secret went only where it belongs: the Slack connector's secrets.
+        slack = next(c for c in kb.connectors.values() if c["connector_type_id"] == ".slack")
+        assert slack["secrets"] == {"webhookUrl": SLACK}
+        text = _all_output(result, caplog)
+        assert PASSWORD not in text and SLACK not in text
+        assert "hooks.slack" not in text
+
+        # A second run changes nothing and updates in place.
+        again = _run(_config(tmp_path, es.server.url, kb.server.url))
+        assert again.exit_code == 0, again.output
+        assert "index inferwatch-alerts: exists, mappings updated" in again.output
+        assert again.output.count(": updated") == 6  # 3 connectors + 3 rules
+        assert len(kb.connectors) == 3 and len(kb.rules) == 3
+        assert PASSWORD not in _all_output(again, caplog)
+
+
+def test_import_errors_fail_the_command_naming_object_type_and_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana()
+    kb.import_errors = [
+        {
+            "id": "d1f47ebb-7917-54cf-b1e1-ded64e30ed3d",
+            "type": "dashboard",
+            "meta": {"title": "inferwatch: Overview"},
+            "error": {"type": "unknown", "message": "Unsupported saved object type", "statusCode": 400},
+        }
+    ]
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr_bytes is not None else result.output
+    assert "setup failed" in err
+    assert (
+        "dashboard d1f47ebb-7917-54cf-b1e1-ded64e30ed3d 'inferwatch: Overview': unknown: Unsupported saved object type"
+        in err
+    )
+    assert not kb.rules and not kb.connectors  # stopped before connectors and rules
+    assert PASSWORD not in _all_output(result, caplog)
+
+
+def test_skip_kibana_and_no_kibana_section(tmp_path: Path) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana()
+    with es.server, kb.server:
+        skipped = _run(_config(tmp_path, es.server.url, kb.server.url), "--skip-kibana")
+        assert skipped.exit_code == 0
+        assert "[3/3] Kibana: skipped (--skip-kibana)" in skipped.output
+        assert kb.server.requests == []
+        without = _run(_config(tmp_path, es.server.url, None))
+        assert without.exit_code == 0
+        assert "no 'kibana' section" in without.output
+
+
+def test_dry_run_contacts_nothing_and_lists_objects(tmp_path: Path) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana()
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert es.server.requests == [] and kb.server.requests == []
+    assert "rule inferwatch: cars_mpg prediction volume dropped to zero (.index-threshold)" in result.output
+    assert "dashboard" in result.output and "gold license" in result.output
+    assert SLACK not in result.output
+
+
+def test_elasticsearch_refusal_fails_with_its_reason(tmp_path: Path) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana()
+    es.indices.add("inferwatch-alerts")
+    original = es.route
+
+    def refuse_mapping(rec):  # type: ignore[no-untyped-def]
+        if rec.path.startswith("/inferwatch-alerts/_mapping"):
+            from tests.unit.kibana.fakes import Answer
+
+            err = {"type": "illegal_argument_exception", "reason": "mapper [status] cannot be changed"}
+            return Answer(400, {"error": {"root_cause": [err], **err}, "status": 400}, es.PRODUCT)
+        return original(rec)
+
+    es.server._route = refuse_mapping
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr_bytes is not None else result.output
+    assert "HTTP 400 illegal_argument_exception: mapper [status] cannot be changed" in err
+    assert kb.server.requests == []
