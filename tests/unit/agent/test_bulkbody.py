@@ -1,0 +1,95 @@
+"""The spool payload is a gzip-compressed Elasticsearch bulk body of create actions."""
+
+from __future__ import annotations
+
+import gzip
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.bulkbody import compress, decode, encode, encode_items, raw_body
+from agent.model import Event
+
+EVENTS = [
+    Event("id1", "logs-inferwatch.a-default", b'{"x":1}'),
+    Event("id2", "logs-inferwatch.b-default", b'{"x":"two"}'),
+    Event("id3", "logs-inferwatch.a-default", b"{}"),
+]
+
+
+def test_the_body_is_create_actions_each_followed_by_its_document() -> None:
+    assert gzip.decompress(encode(EVENTS)) == (
+        b'{"create":{"_index":"logs-inferwatch.a-default","_id":"id1"}}\n{"x":1}\n'
+        b'{"create":{"_index":"logs-inferwatch.b-default","_id":"id2"}}\n{"x":"two"}\n'
+        b'{"create":{"_index":"logs-inferwatch.a-default","_id":"id3"}}\n{}\n'
+    )
+
+
+def test_round_trip() -> None:
+    assert decode(encode(EVENTS)) == [(e.index, e.doc_id, e.body) for e in EVENTS]
+
+
+def test_encode_items_of_a_subset_equals_encoding_those_events() -> None:
+    items = decode(encode(EVENTS))
+    assert encode_items(items[1:], level=6) == encode(EVENTS[1:], level=6)
+
+
+def test_the_same_items_give_the_same_bytes() -> None:
+    assert encode(EVENTS) == encode(list(EVENTS))
+
+
+@pytest.mark.parametrize("level", [0, 1, 9])
+def test_every_level_is_valid_gzip(level: int) -> None:
+    payload = encode(EVENTS, level)
+    assert payload[:2] == b"\x1f\x8b"
+    assert decode(payload) == decode(encode(EVENTS))
+
+
+def test_an_empty_batch_is_an_empty_body() -> None:
+    assert gzip.decompress(encode([])) == b""
+    assert decode(encode([])) == []
+
+
+def test_raw_body_is_what_gets_compressed() -> None:
+    body = raw_body((e.index, e.doc_id, e.body) for e in EVENTS)
+    assert gzip.decompress(compress(body)) == body
+    assert body.count(b"\n") == 2 * len(EVENTS)
+
+
+def test_unusual_ids_and_indices_are_json_escaped() -> None:
+    items = [('idx"\\', 'id "with" quotes\n', b"{}")]
+    assert decode(encode_items(items)) == items
+    action = gzip.decompress(encode_items(items)).split(b"\n")[0]
+    assert orjson.loads(action) == {"create": {"_index": 'idx"\\', "_id": 'id "with" quotes\n'}}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not gzip",
+        gzip.compress(b'{"create":{"_index":"i","_id":"a"}}\n'),  # an action without its document
+        gzip.compress(b'{"index":{"_index":"i","_id":"a"}}\n{}\n'),  # not a create action
+        gzip.compress(b'{"create":{"_index":"i","_id":"a"}}\n{}'),  # no final newline
+        gzip.compress(b"[]\n{}\n"),
+    ],
+)
+def test_malformed_payloads_raise_value_error(payload: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode(payload)
+
+
+json_documents = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(), children, max_size=3),
+    max_leaves=8,
+).map(lambda value: orjson.dumps({"v": value}))
+
+items_strategy = st.lists(st.tuples(st.text(min_size=1), st.text(min_size=1), json_documents), max_size=20)
+
+
+@given(items_strategy, st.integers(0, 9))
+def test_round_trip_of_any_items(items: list[tuple[str, str, bytes]], level: int) -> None:
+    assert decode(encode_items(items, level)) == items
+    assert decode(encode([Event(i, x, d) for x, i, d in items], level)) == items
