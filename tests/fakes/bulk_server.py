@@ -66,6 +66,7 @@ import hashlib
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -168,8 +169,15 @@ class BulkServer:
     """The fake endpoint; see the module docstring. ``start()``/``stop()`` or use it as a context
     manager. ``url`` is the data port, ``control_url`` the always-up control port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, keep_documents: bool = True) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        keep_documents: bool = True,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.host = host
+        self.tls = tls  # (certificate chain file, private key file): the data port speaks https
         self.store = Store(keep_documents)
         self._plan = FaultPlan()
         self._plan_lock = threading.Lock()
@@ -209,7 +217,7 @@ class BulkServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self._port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self._port}"
 
     @property
     def control_url(self) -> str:
@@ -268,6 +276,10 @@ class BulkServer:
 
     def _open_data_port(self) -> None:
         server = _Server((self.host, self._port), self, control=False)
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(str(self.tls[0]), str(self.tls[1]))
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         self._port = server.server_address[1]
         server.start()
         self._data = server
@@ -565,9 +577,17 @@ def main(argv: list[str] | None = None) -> int:
         "--ids-only", action="store_true", help="keep ids and counters, not documents (benchmarks)"
     )
     parser.add_argument("--faults", default="{}", help="initial fault plan as JSON")
+    parser.add_argument(
+        "--tls", nargs=2, type=Path, metavar=("CERT", "KEY"), help="serve https on the data port"
+    )
     args = parser.parse_args(argv)
 
-    srv = BulkServer(args.host, args.port, keep_documents=not args.ids_only)
+    srv = BulkServer(
+        args.host,
+        args.port,
+        keep_documents=not args.ids_only,
+        tls=(args.tls[0], args.tls[1]) if args.tls else None,
+    )
     if args.state_file and args.state_file.exists():
         srv.store.load(args.state_file.read_bytes())
     stop = threading.Event()

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
+import shutil
 import socket
+import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -239,3 +242,80 @@ def test_plain_http_bulk_headers(srv: BulkServer, out: ElasticsearchOutput) -> N
     # The fake only gunzips when told Content-Encoding: gzip; a wrong header would fail to parse.
     assert [r.outcome for r in out.send(body(("a", doc()), ("b", doc())), 2)] == [Outcome.CREATED] * 2
     assert srv.stats()["bulk_requests"] == 1
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    d = tmp_path_factory.mktemp("tls")
+    cert, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+def fingerprint(cert: Path) -> str:
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+@pytest.fixture
+def tls_srv(certificate: tuple[Path, Path]) -> Iterator[BulkServer]:
+    with BulkServer(tls=certificate) as server:
+        yield server
+
+
+def test_tls_verification_is_on_by_default(tls_srv: BulkServer) -> None:
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(tls_srv.url,)))
+    with pytest.raises(OutputRefused, match="ca_certs"):
+        out.send(body(("a", doc())), 1)
+    assert tls_srv.ids() == {}
+
+
+def test_tls_with_the_ca_file(tls_srv: BulkServer, certificate: tuple[Path, Path]) -> None:
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(tls_srv.url,), ca_certs=certificate[0]))
+    assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED
+
+
+def test_tls_with_a_pinned_fingerprint(tls_srv: BulkServer, certificate: tuple[Path, Path]) -> None:
+    good = ElasticsearchOutput(
+        ElasticsearchConfig(hosts=(tls_srv.url,), ssl_assert_fingerprint=fingerprint(certificate[0]))
+    )
+    assert good.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED
+
+    wrong = ElasticsearchOutput(
+        ElasticsearchConfig(hosts=(tls_srv.url,), ssl_assert_fingerprint="AB:" * 31 + "AB")
+    )
+    with pytest.raises(OutputRefused):
+        wrong.send(body(("b", doc())), 1)
+    assert set(tls_srv.ids()) == {"a"}
+
+
+def test_tls_without_verification_when_asked(tls_srv: BulkServer) -> None:
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(tls_srv.url,), verify_certs=False))
+    assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED

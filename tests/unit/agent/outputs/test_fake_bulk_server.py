@@ -1,0 +1,98 @@
+"""The fake bulk endpoint as other tests use it: as a subprocess driven over its control port."""
+
+from __future__ import annotations
+
+import gzip
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import urllib3
+
+ROOT = Path(__file__).resolve().parents[4]
+http = urllib3.PoolManager(retries=False, timeout=5.0)
+
+
+def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    ready = tmp_path / "ready.json"
+    ready.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.bulk_server", "--port", "0", "--ready-file", str(ready), *extra],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        assert proc.poll() is None, "the fake exited"
+        assert time.monotonic() < deadline, "the fake did not start"
+        time.sleep(0.02)
+    info = orjson.loads(ready.read_bytes())
+    assert proc.stdout is not None
+    assert orjson.loads(proc.stdout.readline()) == info
+    return proc, info
+
+
+def bulk(url: str, *ids: str) -> urllib3.BaseHTTPResponse:
+    lines = b"".join(
+        orjson.dumps({"create": {"_index": "logs-x-default", "_id": i}}) + b"\n" + b'{"n":1}\n' for i in ids
+    )
+    return http.request(
+        "POST",
+        url + "/_bulk",
+        body=gzip.compress(lines),
+        headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
+    )
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_subprocess_faults_ids_and_state_file(tmp_path: Path) -> None:
+    state = tmp_path / "state.ndjson"
+    proc, info = start(tmp_path, "--state-file", str(state))
+    try:
+        root = http.request("GET", info["url"] + "/")
+        assert root.status == 200
+        assert root.headers["X-Elastic-Product"] == "Elasticsearch"
+        assert orjson.loads(root.data)["version"]["number"] == "8.15.0"
+
+        answer = orjson.loads(bulk(info["url"], "a", "b", "a").data)
+        assert [next(iter(i.values()))["status"] for i in answer["items"]] == [201, 201, 409]
+
+        changed = http.request("POST", info["control_url"] + "/_fault", body=b'{"mode": "refuse"}')
+        assert orjson.loads(changed.data)["mode"] == "refuse"
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            http.request("GET", info["url"] + "/", headers={"Connection": "close"})
+        http.request("POST", info["control_url"] + "/_fault", body=b'{"mode": "503", "retry_after": "3"}')
+        unavailable = bulk(info["url"], "c")
+        assert (unavailable.status, unavailable.headers["Retry-After"]) == (503, "3")
+        http.request("POST", info["control_url"] + "/_fault", body=b'{"mode": "ok"}')
+        assert bulk(info["url"], "c").status == 200
+
+        bad = http.request("POST", info["control_url"] + "/_fault", body=b'{"nonsense": 1}')
+        assert bad.status == 400
+
+        ids = orjson.loads(http.request("GET", info["control_url"] + "/_inferwatch/ids").data)
+        assert ids["ids"] == {"a": 1, "b": 1, "c": 1}
+        assert ids["stats"]["conflicts"] == 1
+        assert ids["stats"]["whole_request_errors"] == 1
+    finally:
+        stop(proc)
+
+    assert len(state.read_bytes().splitlines()) == 3
+    proc, info = start(tmp_path, "--state-file", str(state))
+    try:
+        answer = orjson.loads(bulk(info["url"], "a", "d").data)
+        assert [next(iter(i.values()))["status"] for i in answer["items"]] == [409, 201]
+        docs = http.request("GET", info["control_url"] + "/_inferwatch/docs").data.splitlines()
+        assert sorted(orjson.loads(d)["_id"] for d in docs) == ["a", "b", "c", "d"]
+        assert orjson.loads(docs[0])["_source"] == {"n": 1}
+    finally:
+        stop(proc)
