@@ -84,6 +84,12 @@ def _uniform(hashes: np.ndarray) -> np.ndarray:
     return (hashes >> _U64(11)).astype(np.float64) / float(2**53)
 
 
+def heldout_mask(first_row: int, n: int, seed: int, fraction: float) -> np.ndarray:
+    """Which of the rows ``first_row .. first_row + n - 1`` are held out (a function of the row
+    number and the seed only, so any chunking gives the same split)."""
+    return _uniform(_row_hashes(first_row, n, seed)) < fraction
+
+
 def infer_kind(values: pd.Series) -> FeatureKind:
     """The kind of an unconfigured column (rules in the module docstring)."""
     if pd.api.types.is_bool_dtype(values):
@@ -598,7 +604,7 @@ def hourly_volume(volume: pd.DataFrame, window: Window) -> dict[int, float]:
     start = pd.Timestamp(window.start)
     end = pd.Timestamp(window.end)
     whole = volume[(volume["start"] >= start) & (volume["start"] + pd.Timedelta(hours=1) <= end)]
-    how = whole["start"].dt.dayofweek * 24 + whole["start"].dt.hour
+    how = whole["start"].dt.day_of_week * 24 + whole["start"].dt.hour
     means = whole["docs"].groupby(how.to_numpy()).mean()
     return {int(h): float(v) for h, v in zip(means.index, means.to_numpy(), strict=True)}
 

@@ -6,7 +6,7 @@ index, the HTTP status and Elasticsearch's own reason, never a credential.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from elastic_transport import TransportError
@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 class SearchClient(Protocol):
     """What the worker needs of ``elasticsearch.Elasticsearch`` (a stub in tests and benches)."""
 
-    def search(self, *, index: str, **body: Any) -> Any: ...
+    @property
+    def search(self) -> Callable[..., Any]: ...
 
 
 class ElasticsearchError(Exception):

@@ -1,0 +1,272 @@
+"""The local source: literal documents in a store -> exact count tables."""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pandas as pd
+import pytest
+from pandas.testing import assert_frame_equal
+
+from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
+from analytics.sources.local import LocalSource
+from analytics.sources.tables import (
+    categories_table,
+    numeric_table,
+    presence_table,
+    text_docs_table,
+    tokens_table,
+    versions_table,
+    volume_table,
+)
+
+MODEL = "churn-classifier"
+INDEX = "logs-inferwatch.churn_classifier-default"
+WINDOW = Window(datetime(2026, 11, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 11, tzinfo=UTC))
+KINDS: dict[str, FeatureKind] = {
+    "inputs.age": "numeric",
+    "inputs.country": "categorical",
+    "inputs.review": "text",
+    "inputs.gone": "numeric",
+    "outputs.label": "categorical",
+}
+INF = math.inf
+
+
+def doc(
+    _id: str,
+    ts: str,
+    inputs: dict[str, Any],
+    *,
+    version: str = "1",
+    model: str = MODEL,
+    outputs: dict[str, Any] | None = None,
+    tokens: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
+    ml: dict[str, Any] = {"model": {"name": model, "version": version}, "inputs": inputs}
+    if outputs is not None:
+        ml["outputs"] = outputs
+    if tokens is not None:
+        ml["tokens"] = tokens
+    return {
+        "_id": _id,
+        "@timestamp": ts,
+        "data_stream": {"type": "logs", "dataset": "inferwatch.churn_classifier", "namespace": "default"},
+        "ml": ml,
+    }
+
+
+D1 = doc(
+    "d1",
+    "2026-11-22T10:05:00.000Z",
+    {"age": 41.0, "country": "DE", "review": "late again"},
+    outputs={"score": 0.8, "label": "churn"},
+    tokens={"review": ["late", "again"]},
+)
+DOCS_A = [
+    D1,
+    doc(
+        "d2",
+        "2026-11-22T10:10:00.000Z",
+        {"age": "37", "country": "FR", "review": "new words here"},
+        tokens={"review": ["new", "words", "here"]},
+    ),
+    doc("d3", "2026-11-22T10:20:00.000Z", {"age": None, "country": None}),
+    doc(
+        "d4",
+        "2026-11-22T10:30:00.000Z",
+        {"age": 99.0, "country": "XX", "review": "late"},
+        tokens={"review": ["late"]},
+    ),
+    doc("d5", "2026-11-22T10:40:00.000Z", {"age": 5.0, "country": 4}),
+]
+DOCS_B = [
+    doc(
+        "d6", "2026-11-22T10:45:00.000Z", {"country": True, "review": "", "age": "n/a"}, tokens={"review": []}
+    ),
+    doc("d7", "2026-11-22T10:50:00.000Z", {"country": "a" * 1025}),
+    dict(D1),  # a replayed duplicate: counted once
+    doc("d8", "2026-11-22T11:00:00.000Z", {"country": "DE"}),  # the window's end is exclusive
+    doc("d9", "2026-11-22T09:59:59.999Z", {"country": "DE"}),
+    doc("d10", "2026-11-22T10:15:00.000Z", {"country": "DE"}, version="2"),
+    doc("d11", "2026-11-22T10:15:00.000Z", {"country": "DE"}, model="Churn-Classifier"),  # same data stream
+]
+BASELINE = Baseline(
+    MODEL,
+    "1",
+    datetime(2026, 11, 1, tzinfo=UTC),
+    "test",
+    100,
+    {
+        "inputs.age": FeatureBaseline(
+            "inputs.age", "numeric", 100, 0, edges=(10.0, 50.0), bin_counts=(30, 40, 30)
+        ),
+        "inputs.country": FeatureBaseline(
+            "inputs.country", "categorical", 100, 0, categories={"DE": 60, "FR": 40}
+        ),
+        "inputs.review": FeatureBaseline(
+            "inputs.review", "text", 100, 0, vocabulary={"late": 30, "again": 20}
+        ),
+    },
+)
+
+
+def write_segment(store: Path, name: str, lines: list[bytes], index: str = INDEX) -> Path:
+    path = store / index / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    write_segment(tmp_path, "00000000000000000001.ndjson", [orjson.dumps(d) for d in DOCS_A])
+    write_segment(tmp_path, "00000000000000000002.ndjson", [orjson.dumps(d) for d in DOCS_B] + [b"not json"])
+    return tmp_path
+
+
+def test_window_counts_give_exact_tables(store: Path) -> None:
+    source = LocalSource(store)
+    counts = source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS)
+    assert counts.docs == 7
+    assert_frame_equal(
+        counts.presence,
+        presence_table(
+            [
+                ("inputs.age", 4, 3),  # 41, "37", 99, 5; null, "n/a" and absent are missing
+                ("inputs.country", 5, 2),  # null and the 1025-character string are missing
+                ("inputs.gone", 0, 7),
+                ("inputs.review", 4, 3),  # "" is a value
+                ("outputs.label", 1, 6),
+            ]
+        ),
+    )
+    assert_frame_equal(
+        counts.categories,
+        categories_table(
+            [
+                ("inputs.country", "4", 1, False),
+                ("inputs.country", "DE", 1, True),
+                ("inputs.country", "FR", 1, True),
+                ("inputs.country", "XX", 1, False),
+                ("inputs.country", "true", 1, False),
+                ("outputs.label", "churn", 1, False),
+            ]
+        ),
+    )
+    assert_frame_equal(
+        counts.numeric,
+        numeric_table(
+            [
+                ("inputs.age", 0, -INF, 10.0, 1),
+                ("inputs.age", 1, 10.0, 50.0, 2),
+                ("inputs.age", 2, 50.0, INF, 1),
+                ("inputs.gone", 0, -INF, INF, 0),
+            ]
+        ),
+    )
+    assert_frame_equal(
+        counts.tokens,
+        tokens_table(
+            [
+                ("inputs.review", "again", 1, True),
+                ("inputs.review", "here", 1, False),
+                ("inputs.review", "late", 2, True),
+                ("inputs.review", "new", 1, False),
+                ("inputs.review", "words", 1, False),
+            ]
+        ),
+    )
+    assert_frame_equal(counts.text_docs, text_docs_table([("inputs.review", 3, 1)]))
+    assert source.dropped["invalid_json"] == 1
+
+
+def test_without_a_baseline_everything_is_unseen_and_numeric_has_one_bin(store: Path) -> None:
+    counts = LocalSource(store).window_counts(MODEL, "1", WINDOW, None, KINDS)
+    assert not counts.categories["in_baseline"].any()
+    assert not counts.tokens["in_vocab"].any()
+    assert_frame_equal(counts.text_docs, text_docs_table([("inputs.review", 3, 3)]))
+    assert_frame_equal(
+        counts.numeric,
+        numeric_table([("inputs.age", 0, -INF, INF, 4), ("inputs.gone", 0, -INF, INF, 0)]),
+    )
+
+
+def test_model_counts_count_versions_and_hours(store: Path) -> None:
+    counts = LocalSource(store).model_counts(MODEL, WINDOW)
+    assert_frame_equal(counts.versions, versions_table([("1", 7), ("2", 1)]))
+    assert_frame_equal(counts.volume, volume_table([(pd.Timestamp("2026-11-22T10:00Z"), 8)]))
+
+
+def test_volume_covers_every_hour_the_window_touches_with_zeros(store: Path) -> None:
+    window = Window(datetime(2026, 11, 22, 9, 30, tzinfo=UTC), datetime(2026, 11, 22, 12, 0, 1, tzinfo=UTC))
+    counts = LocalSource(store).model_counts(MODEL, window)
+    assert_frame_equal(
+        counts.volume,
+        volume_table(
+            [
+                (pd.Timestamp("2026-11-22T09:00Z"), 1),
+                (pd.Timestamp("2026-11-22T10:00Z"), 8),
+                (pd.Timestamp("2026-11-22T11:00Z"), 1),
+                (pd.Timestamp("2026-11-22T12:00Z"), 0),
+            ]
+        ),
+    )
+
+
+def test_an_empty_store_gives_empty_tables(tmp_path: Path) -> None:
+    source = LocalSource(tmp_path)
+    counts = source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS)
+    assert counts.docs == 0
+    assert counts.presence["missing"].tolist() == [0] * 5
+    assert counts.categories.empty and counts.tokens.empty
+    assert counts.numeric["count"].tolist() == [0, 0, 0, 0]
+    model = source.model_counts(MODEL, WINDOW)
+    assert model.versions.empty
+    assert model.volume["docs"].tolist() == [0]
+
+
+def test_nested_inputs_and_arrays_follow_elasticsearch_semantics(tmp_path: Path) -> None:
+    docs = [
+        doc("n1", "2026-11-22T10:01:00Z", {"user": {"age": 20.0, "tags": ["a", "b", "a"]}}),
+        doc("n2", "2026-11-22T10:02:00Z", {"user.age": 60.0, "user": {"tags": []}}),
+        doc("n3", "2026-11-22T10:03:00Z", {"user": {"tags": ["b", None]}}),
+    ]
+    write_segment(tmp_path, "00000000000000000001.ndjson", [orjson.dumps(d) for d in docs])
+    kinds: dict[str, FeatureKind] = {"inputs.user.age": "numeric", "inputs.user.tags": "categorical"}
+    counts = LocalSource(tmp_path).window_counts(MODEL, "1", WINDOW, None, kinds)
+    assert_frame_equal(
+        counts.presence, presence_table([("inputs.user.age", 2, 1), ("inputs.user.tags", 2, 1)])
+    )
+    assert_frame_equal(
+        counts.categories,
+        categories_table([("inputs.user.tags", "a", 1, False), ("inputs.user.tags", "b", 2, False)]),
+    )
+
+
+def test_a_changed_segment_is_read_again_and_an_unchanged_one_is_not(store: Path) -> None:
+    source = LocalSource(store)
+    assert source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS).docs == 7
+    cached = dict(source._cache)
+    extra = doc("d12", "2026-11-22T10:55:00.000Z", {"country": "FR"})
+    path = store / INDEX / "00000000000000000002.ndjson"
+    path.write_bytes(path.read_bytes() + orjson.dumps(extra) + b"\n")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    assert source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS).docs == 8
+    first = str(store / INDEX / "00000000000000000001.ndjson")
+    second = str(path)
+    assert source._cache[first] is cached[first]
+    assert source._cache[second] is not cached[second]
+
+
+def test_percentiles_are_computed_over_the_values(store: Path) -> None:
+    table = LocalSource(store).percentiles(MODEL, "1", WINDOW, ["inputs.age", "inputs.gone"], [50.0, 100.0])
+    assert table.to_dict("records") == [
+        {"feature": "inputs.age", "percent": 50.0, "value": 39.0},
+        {"feature": "inputs.age", "percent": 100.0, "value": 99.0},
+    ]
