@@ -302,5 +302,5 @@ class SpoolModel(RuleBasedStateMachine):
 
 TestSpoolModel = SpoolModel.TestCase
 TestSpoolModel.settings = settings(
-    max_examples=60, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=100, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -1,0 +1,65 @@
+"""Registry encoding and concurrent use (the contract itself is in tests/contract)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from agent.model import Checkpoint, FileId
+from agent.registry import Registry, RegistryError, decode, encode
+
+
+def cp(offset: int) -> Checkpoint:
+    return Checkpoint(offset=offset, path="/logs/a.jsonl", device=1, inode=2, updated=3.0)
+
+
+def test_encode_then_decode_is_the_identity() -> None:
+    entries = {FileId("aa"): cp(1), FileId("bb"): cp(2)}
+    assert decode(encode(entries)) == entries
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"[]",
+        b'{"files": {}}',
+        b'{"version": "1", "files": {}}',
+        b'{"version": 0, "files": {}}',
+        b'{"version": 1}',
+        b'{"version": 1, "files": {"aa": {"offset": -1, "path": "p", "device": 1, "inode": 2, "updated": 3}}}',
+        b'{"version": 1, "files": {"aa": {"offset": 1, "path": 5, "device": 1, "inode": 2, "updated": 3}}}',
+        b'{"version": 1, "files": {"aa": {"offset": 1, "path": "p", "device": 1, "inode": 2}}}',
+        b'{"version": 1, "files": {"aa": {"offset": 1, "path": "p", "device": 1, "inode": 2, "updated": "x"}}}',
+    ],
+)
+def test_documents_that_are_not_registries_are_value_errors(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode(data)
+
+
+def test_a_newer_format_is_a_registry_error() -> None:
+    with pytest.raises(RegistryError, match="version 2 is newer"):
+        decode(b'{"version": 2, "files": {}}')
+
+
+def test_sets_from_one_thread_and_flushes_from_another_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "registry.json"
+    registry = Registry(path, fsync=False)
+    done = threading.Event()
+
+    def flusher() -> None:
+        while not done.is_set():
+            registry.flush()
+
+    t = threading.Thread(target=flusher)
+    t.start()
+    for i in range(2000):
+        registry.set(FileId(f"f{i % 50}"), cp(i))
+    done.set()
+    t.join()
+    registry.flush()
+    assert Registry(path).items() == registry.items()
+    assert registry.items()[FileId("f49")] == cp(1999)
