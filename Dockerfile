@@ -1,0 +1,20 @@
+# The inferwatch image: agent, analytics worker, setup and the demo model (one entry point).
+# Small: wheels are built in a throwaway stage; the runtime stage holds only installed packages.
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY agent ./agent
+COPY analytics ./analytics
+COPY kibana ./kibana
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[demo]"
+
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/inferwatch --create-home inferwatch \
+    && mkdir -p /logs && chown inferwatch:inferwatch /logs
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links=/wheels "inferwatch[demo]" && rm -rf /wheels
+USER 10001:10001
+WORKDIR /var/lib/inferwatch
+ENTRYPOINT ["inferwatch"]
+CMD ["--help"]
