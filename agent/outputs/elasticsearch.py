@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 import urllib3
-from urllib3.exceptions import HTTPError, InsecureRequestWarning, SSLError
+from urllib3.exceptions import HTTPError, InsecureRequestWarning, ProtocolError, SSLError
 from urllib3.util import Timeout, parse_url
 
 from agent.bulkbody import compress
@@ -224,8 +224,35 @@ class ElasticsearchOutput:
         for i in range(len(self._hosts)):
             index = (start + i) % len(self._hosts)
             host = self._hosts[index]
+            raw = self._urlopen(host, method, path, body, headers, failures)
+            if raw is None:
+                continue
+            with self._lock:
+                self._current = index
+            resp = Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, raw.data or b"")
+            if check:
+                self._raise_for_status(resp, host)
+            return resp, host
+        raise OutputUnavailable("cannot reach Elasticsearch: " + "; ".join(failures))
+
+    def _urlopen(
+        self,
+        host: _Host,
+        method: str,
+        path: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        failures: list[str],
+    ) -> urllib3.BaseHTTPResponse | None:
+        """One request to one host; None (and a note in ``failures``) when it could not be made.
+
+        A keep-alive connection the server closed while idle fails with ``ProtocolError`` on first
+        use: that one is tried once more on a fresh connection. Resending is safe for bulk bodies
+        (every action is a ``create`` with a fixed ``_id``: a copy that got through answers 409).
+        """
+        for attempt in (1, 2):
             try:
-                raw = host.pool.urlopen(
+                return host.pool.urlopen(
                     method,
                     host.prefix + path,
                     body=body,
@@ -240,16 +267,14 @@ class ElasticsearchOutput:
                     f"TLS handshake with {host.url} failed ({exc}); set elasticsearch.ca_certs to the CA "
                     "that signed its certificate, or ssl_assert_fingerprint to its SHA-256 fingerprint"
                 ) from exc
+            except ProtocolError as exc:
+                if attempt == 1:
+                    continue
+                failures.append(f"{host.url}: {type(exc).__name__}: {exc}")
             except (HTTPError, OSError) as exc:
                 failures.append(f"{host.url}: {type(exc).__name__}: {exc}")
-                continue
-            with self._lock:
-                self._current = index
-            resp = Response(raw.status, {k.lower(): v for k, v in raw.headers.items()}, raw.data or b"")
-            if check:
-                self._raise_for_status(resp, host)
-            return resp, host
-        raise OutputUnavailable("cannot reach Elasticsearch: " + "; ".join(failures))
+                break
+        return None
 
     @staticmethod
     def _raise_for_status(resp: Response, host: _Host) -> None:

@@ -48,7 +48,8 @@ Faults (``FaultPlan``), applied per request in this order:
 - ``delay_ms``: wait before answering (interrupted by ``stop()``);
 - ``max_body_bytes``: 413 when the request body (as sent, i.e. compressed) is larger;
 - ``drop_response``: store the documents, then close the connection without answering (the
-  "indexed, but the answer was lost" case: the resend must produce 409s);
+  "indexed, but the answer was lost" case: the resend must produce 409s); ``drop_next``: the
+  same for only the next N bulk requests;
 - per item: ``reject_field``/``reject_value`` -> 400 ``mapper_parsing_exception`` when the
   document's value at the dotted path equals ``reject_value`` (never stored);
   ``item_429_rate`` -> 429 ``es_rejected_execution_exception`` decided by a hash of
@@ -101,6 +102,7 @@ class FaultPlan:
     delay_ms: int = 0
     max_body_bytes: int | None = None
     drop_response: bool = False
+    drop_next: int = 0  # like drop_response for this many bulk requests, counted down
     reject_field: str | None = None
     reject_value: Any = None
     item_429_rate: float = 0.0
@@ -418,13 +420,21 @@ class _Handler(BaseHTTPRequestHandler):
                     item["error"] = error
                     any_error = True
                 items.append({op: item})
-        if plan.drop_response:
+        if plan.drop_response or self._take_drop():
             with store.lock:
                 store.stats.dropped_responses += 1
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
         self._send_json(200, {"took": 1, "errors": any_error, "items": items}, product=plan.product_header)
+
+    def _take_drop(self) -> bool:
+        owner = self.server.owner
+        with owner._plan_lock:
+            if owner._plan.drop_next <= 0:
+                return False
+            owner._plan = dataclasses.replace(owner._plan, drop_next=owner._plan.drop_next - 1)
+            return True
 
     @staticmethod
     def _item(

@@ -319,3 +319,15 @@ def test_tls_with_a_pinned_fingerprint(tls_srv: BulkServer, certificate: tuple[P
 def test_tls_without_verification_when_asked(tls_srv: BulkServer) -> None:
     out = ElasticsearchOutput(ElasticsearchConfig(hosts=(tls_srv.url,), verify_certs=False))
     assert out.send(body(("a", doc())), 1)[0].outcome is Outcome.CREATED
+
+
+def test_connection_lost_once_is_resent_at_once_and_answers_duplicate(
+    srv: BulkServer, out: ElasticsearchOutput
+) -> None:
+    srv.set_faults(drop_next=1)  # stored, then the connection closes without an answer
+
+    results = out.send(body(("a", doc())), 1)
+
+    assert [(r.outcome, r.status) for r in results] == [(Outcome.DUPLICATE, 409)]
+    assert srv.ids() == {"a": 1}
+    assert srv.stats()["bulk_requests"] == 2
