@@ -22,6 +22,7 @@ import click
 
 from agent.cli.common import config_option, load_or_exit
 from agent.config import Config
+from agent.configschema import Secret
 
 log = logging.getLogger("inferwatch.setup")
 EXIT_FAILED = 1
@@ -68,7 +69,7 @@ def _elasticsearch_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]
     client = make_client(cfg.elasticsearch)
     try:
         step(f"Elasticsearch templates and retention at {hosts}")
-        done = templates.install(client, cfg, log)
+        done = templates.install(client, cfg, log.debug)
         _items(done if isinstance(done, list) else ["installed"])
         step("alert indices")
         _items(alert_index.install(client, cfg, log))
@@ -141,6 +142,23 @@ def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> No
         client.close()
 
 
+def _secret_values(cfg: Config) -> list[str]:
+    values: list[Secret | None] = []
+    if cfg.elasticsearch is not None:
+        values += [cfg.elasticsearch.resolved_api_key(), cfg.elasticsearch.resolved_password()]
+    if cfg.kibana is not None:
+        k = cfg.kibana
+        values += [k.api_key, k.password, k.connectors.slack_webhook_url, k.connectors.webhook_url]
+    return sorted({v.reveal() for v in values if v is not None and v.reveal()}, key=len, reverse=True)
+
+
+def scrub(text: str, cfg: Config) -> str:
+    """Remove every configured secret from a message (a server may echo a URL or a token back)."""
+    for value in _secret_values(cfg):
+        text = text.replace(value, "***")
+    return text
+
+
 def run_setup(cfg: Config, skip_kibana: bool = False, dry_run: bool = False) -> None:
     """The whole setup; raises SetupFailed with a message naming what was refused."""
     with_kibana = cfg.kibana is not None and not skip_kibana
@@ -175,6 +193,6 @@ def setup(config_path: Path, skip_kibana: bool, dry_run: bool) -> None:
     try:
         run_setup(cfg, skip_kibana=skip_kibana, dry_run=dry_run)
     except SetupFailed as exc:
-        click.echo(f"setup failed: {exc}", err=True)
+        click.echo(f"setup failed: {scrub(str(exc), cfg)}", err=True)
         sys.exit(EXIT_FAILED)
     _echo("setup complete" + (" (dry run)" if dry_run else ""))

@@ -189,3 +189,27 @@ def test_elasticsearch_refusal_fails_with_its_reason(tmp_path: Path) -> None:
     err = result.stderr if result.stderr_bytes is not None else result.output
     assert "HTTP 400 illegal_argument_exception: mapper [status] cannot be changed" in err
     assert kb.server.requests == []
+
+
+def test_a_secret_echoed_back_in_an_error_is_scrubbed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    es, kb = FakeElasticsearch(), FakeKibana()
+    original = kb.route
+
+    def echo_url(rec):  # type: ignore[no-untyped-def]
+        if rec.path.startswith("/s/ml/api/actions/connector/") and rec.method == "POST":
+            from tests.unit.kibana.fakes import Answer
+
+            url = rec.json()["secrets"].get("webhookUrl")
+            if url:
+                return Answer(400, {"statusCode": 400, "message": f'target url "{url}" is not allowed'})
+        return original(rec)
+
+    kb.server._route = echo_url
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr_bytes is not None else result.output
+    assert 'target url "***" is not allowed' in err
+    assert SLACK not in _all_output(result, caplog)
