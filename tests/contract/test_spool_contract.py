@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,8 +53,11 @@ class Harness:
         return sorted(p.name for p in self.directory.glob("*.seg"))
 
 
+Make = Callable[..., Harness]
+
+
 @pytest.fixture(params=["same_instance", "reopen_every_step"])
-def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
     harnesses: list[Harness] = []
 
     def factory(max_bytes: int = 100 * REC, segment_bytes: int = 3 * REC) -> Harness:
@@ -75,7 +78,7 @@ def seqs(records: list[SpoolRecord]) -> list[int]:
     return [r.seq for r in records]
 
 
-def test_a_new_spool_is_empty(make) -> None:
+def test_a_new_spool_is_empty(make: Make) -> None:
     h = make()
     s = h.step()
     assert (s.acked_seq, s.last_seq, s.pending, s.bytes) == (0, 0, 0, 0)
@@ -83,7 +86,7 @@ def test_a_new_spool_is_empty(make) -> None:
     assert s.oldest_pending_age(2_000.0) is None
 
 
-def test_records_come_back_in_append_order_with_their_payloads(make) -> None:
+def test_records_come_back_in_append_order_with_their_payloads(make: Make) -> None:
     h = make()
     assert [h.step().append(payload(i)) for i in range(1, 6)] == [1, 2, 3, 4, 5]
     s = h.step()
@@ -93,7 +96,7 @@ def test_records_come_back_in_append_order_with_their_payloads(make) -> None:
     assert (h.spool.last_seq, h.spool.pending, h.spool.bytes) == (5, 5, 5 * REC)
 
 
-def test_reading_in_small_chunks_crosses_segments_without_gaps(make) -> None:
+def test_reading_in_small_chunks_crosses_segments_without_gaps(make: Make) -> None:
     h = make()
     for i in range(1, 11):
         h.step().append(payload(i))
@@ -105,7 +108,7 @@ def test_reading_in_small_chunks_crosses_segments_without_gaps(make) -> None:
     assert got == list(range(1, 11))
 
 
-def test_ack_is_persisted_and_acked_records_are_never_read_again(make) -> None:
+def test_ack_is_persisted_and_acked_records_are_never_read_again(make: Make) -> None:
     h = make()
     for i in range(1, 5):
         h.step().append(payload(i))
@@ -117,7 +120,7 @@ def test_ack_is_persisted_and_acked_records_are_never_read_again(make) -> None:
     assert seqs(h.step().read(1, 10)) == [3, 4]
 
 
-def test_an_older_ack_changes_nothing_and_an_ack_past_the_end_is_refused(make) -> None:
+def test_an_older_ack_changes_nothing_and_an_ack_past_the_end_is_refused(make: Make) -> None:
     h = make()
     for i in range(1, 4):
         h.step().append(payload(i))
@@ -129,7 +132,7 @@ def test_an_older_ack_changes_nothing_and_an_ack_past_the_end_is_refused(make) -
     assert h.step().acked_seq == 2
 
 
-def test_segments_are_deleted_once_all_their_records_are_acked(make) -> None:
+def test_segments_are_deleted_once_all_their_records_are_acked(make: Make) -> None:
     h = make(segment_bytes=2 * REC)
     for i in range(1, 6):
         h.step().append(payload(i))
@@ -150,7 +153,7 @@ def test_segments_are_deleted_once_all_their_records_are_acked(make) -> None:
     assert (s.bytes, s.pending) == (0, 0)
 
 
-def test_a_full_spool_refuses_appends_until_an_ack_frees_room(make) -> None:
+def test_a_full_spool_refuses_appends_until_an_ack_frees_room(make: Make) -> None:
     h = make(max_bytes=3 * REC, segment_bytes=REC)
     for i in range(1, 4):
         h.step().append(payload(i))
@@ -163,7 +166,7 @@ def test_a_full_spool_refuses_appends_until_an_ack_frees_room(make) -> None:
     assert seqs(h.step().read(0, 10)) == [2, 3, 4]
 
 
-def test_room_comes_back_even_when_one_segment_holds_everything(make) -> None:
+def test_room_comes_back_even_when_one_segment_holds_everything(make: Make) -> None:
     h = make(max_bytes=3 * REC, segment_bytes=10 * REC)
     for i in range(1, 4):
         h.step().append(payload(i))
@@ -176,7 +179,7 @@ def test_room_comes_back_even_when_one_segment_holds_everything(make) -> None:
     assert seqs(h.step().read(0, 10)) == [4]
 
 
-def test_a_record_larger_than_a_segment_gets_a_segment_of_its_own(make) -> None:
+def test_a_record_larger_than_a_segment_gets_a_segment_of_its_own(make: Make) -> None:
     h = make(max_bytes=20 * REC, segment_bytes=2 * REC)
     h.step().append(payload(1))
     big = b"B" * (5 * REC)
@@ -191,7 +194,7 @@ def test_a_record_larger_than_a_segment_gets_a_segment_of_its_own(make) -> None:
         h.step().append(b"B" * (20 * REC))
 
 
-def test_seq_numbers_continue_after_everything_was_acked_and_deleted(make) -> None:
+def test_seq_numbers_continue_after_everything_was_acked_and_deleted(make: Make) -> None:
     h = make()
     for i in range(1, 4):
         h.step().append(payload(i))
@@ -202,7 +205,7 @@ def test_seq_numbers_continue_after_everything_was_acked_and_deleted(make) -> No
     assert h.step().read(0, 10) == [SpoolRecord(4, payload(4))]
 
 
-def test_oldest_pending_age_follows_the_oldest_unacked_record(make) -> None:
+def test_oldest_pending_age_follows_the_oldest_unacked_record(make: Make) -> None:
     h = make()
     h.clock.now = 1_000.0
     h.step().append(payload(1))

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-import agent.atomic as atomic
 from agent.atomic import atomic_write_bytes, read_state_bytes, tmp_path
 
 
@@ -58,7 +57,7 @@ def test_a_crash_before_the_rename_keeps_the_old_content(
     def crash(src: object, dst: object) -> None:
         raise OSError("killed")
 
-    monkeypatch.setattr(atomic.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="killed"):
         atomic_write_bytes(path, b"new")
     monkeypatch.undo()
@@ -72,7 +71,7 @@ def test_a_failed_write_removes_its_temp_file(tmp_path: Path, monkeypatch: pytes
     def disk_full(fd: int) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(atomic.os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space"):
         atomic_write_bytes(path, b"data")
     monkeypatch.undo()

@@ -11,6 +11,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,7 @@ CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
 MB = 1024**2
 
 
-def open_case(name: str, tmp_path: Path) -> tuple[Spool, dict, Path]:
+def open_case(name: str, tmp_path: Path) -> tuple[Spool, dict[str, Any], Path]:
     directory = tmp_path / name
     shutil.copytree(FIXTURES / name, directory, ignore=shutil.ignore_patterns("expected.json"))
     expected = json.loads((FIXTURES / name / "expected.json").read_text())
