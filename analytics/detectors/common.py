@@ -64,7 +64,7 @@ def pct(x: float) -> str:
     if abs(v) >= 1:
         return f"{v:.1f}%"
     digits = max(1, min(4, 1 - math.floor(math.log10(abs(v)))))
-    return f"{v:.{digits}f}%"
+    return f"{v:.{digits}f}".rstrip("0").rstrip(".") + "%"
 
 
 def num(x: float) -> str:

@@ -18,7 +18,9 @@ from analytics.model import (
     VOLUME_COLUMNS,
     Baseline,
     FeatureBaseline,
+    Finding,
     ModelCounts,
+    Status,
     Window,
     WindowCounts,
 )
@@ -160,3 +162,24 @@ def model_counts(versions: Mapping[str, int], win: Window | None = None) -> Mode
         versions=pd.DataFrame(list(versions.items()), columns=list(VERSION_COLUMNS)),
         volume=pd.DataFrame([(pd.Timestamp(w.start), total)], columns=list(VOLUME_COLUMNS)),
     )
+
+
+def pick(
+    findings: list[Finding], detector: str, feature: str | None = None, key: str | None = None
+) -> Finding:
+    """The one finding of ``detector`` (for ``feature``/``key`` when given); fails loudly otherwise."""
+    hits = [
+        f
+        for f in findings
+        if f.detector == detector
+        and (feature is None or f.feature == feature)
+        and (key is None or f.key == key)
+    ]
+    assert len(hits) == 1, (
+        f"expected one {detector} finding, got {[(f.detector, f.key, f.status) for f in hits]}"
+    )
+    return hits[0]
+
+
+def firing(findings: list[Finding]) -> list[tuple[str, str | None, str | None]]:
+    return sorted((f.detector, f.feature, f.key) for f in findings if f.status is Status.FIRING)

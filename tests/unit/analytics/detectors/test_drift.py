@@ -1,0 +1,146 @@
+"""Categorical, numeric and prediction drift; the identical-window and scaling laws."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics.detectors import evaluate_version
+from analytics.detectors.drift import UNSEEN_BIN, bin_labels
+from analytics.detectors.params import DetectorParams
+from analytics.model import Status
+
+from .factories import baseline, categorical, counts, firing, numeric, pick
+
+P = DetectorParams(alpha=1e-4)
+KEY = "inputs.plan"
+PLAN = categorical(KEY, {"free": 6000, "pro": 3000, "team": 1000})
+BASE = baseline(PLAN)
+
+
+def test_a_category_shift_fires_with_the_shares_that_moved() -> None:
+    window = counts(3000, base=BASE, categories={KEY: {"free": 1200, "pro": 1200, "team": 600}})
+    findings, _ = evaluate_version(window, BASE, P)
+    f = pick(findings, "category_drift")
+    assert f.status is Status.FIRING and f.severity == "warning" and f.strong
+    assert f.message.startswith("inputs.plan: value distribution shifted (JS 0.15 >= 0.10, n=3,000): ")
+    assert "'free' 40% (was 60%)" in f.message
+    assert f.examples == ("pro", "team")  # the bins that grew, largest change first
+    assert f.threshold == P.alpha
+
+
+def test_proportional_counts_are_stable_with_zero_distance() -> None:
+    window = counts(3000, base=BASE, categories={KEY: {"free": 1800, "pro": 900, "team": 300}})
+    findings, _ = evaluate_version(window, BASE, P)
+    f = pick(findings, "category_drift")
+    assert f.status is Status.OK and f.statistic == 0.0 and f.p_value == 1.0
+
+
+def test_a_significant_but_small_shift_stays_under_the_js_floor() -> None:
+    # 60/30/10 -> 58/31/11 at n = 200,000 against 1M reference rows: p ~ 1e-80 but JS ~ 0.016
+    big = baseline(categorical(KEY, {"free": 600_000, "pro": 300_000, "team": 100_000}))
+    window = counts(200_000, base=big, categories={KEY: {"free": 116_000, "pro": 62_000, "team": 22_000}})
+    f = pick(evaluate_version(window, big, P)[0], "category_drift")
+    assert f.p_value is not None and f.p_value < 1e-20
+    assert f.statistic is not None and f.statistic < 0.1
+    assert f.status is Status.OK
+
+
+def test_unseen_values_land_in_their_own_bin() -> None:
+    window = counts(3000, base=BASE, categories={KEY: {"free": 900, "pro": 450, "team": 150, "gold": 1500}})
+    f = pick(evaluate_version(window, BASE, P)[0], "category_drift")
+    assert f.status is Status.FIRING
+    assert f.observed["shares"][UNSEEN_BIN] == 0.5
+
+
+def test_a_single_category_baseline_cannot_drift() -> None:
+    one = baseline(categorical(KEY, {"only": 500}))
+    f = pick(
+        evaluate_version(counts(300, base=one, categories={KEY: {"only": 300}}), one, P)[0], "category_drift"
+    )
+    assert f.status is Status.SKIPPED and "single category bin" in f.message
+
+
+AGE = numeric("inputs.age", (10.0, 20.0, 30.0), (2500, 2500, 2500, 2500))
+SCORE = numeric("outputs.score", (0.5,), (5000, 5000))
+
+
+def test_numeric_bins_are_labelled_by_the_baseline_edges() -> None:
+    assert bin_labels((10.0, 20.0, 30.0)) == ["< 10", "[10, 20)", "[20, 30)", ">= 30"]
+
+
+def test_a_numeric_shift_fires() -> None:
+    base = baseline(AGE)
+    window = counts(2000, base=base, numeric={"inputs.age": {0: 100, 1: 200, 2: 700, 3: 1000}})
+    f = pick(evaluate_version(window, base, P)[0], "numeric_drift")
+    assert f.status is Status.FIRING
+    assert "'>= 30' 50% (was 25%)" in f.message
+
+
+def test_outputs_drift_is_reported_as_prediction_drift() -> None:
+    base = baseline(AGE, SCORE)
+    window = counts(
+        2000,
+        base=base,
+        numeric={"inputs.age": {0: 500, 1: 500, 2: 500, 3: 500}, "outputs.score": {0: 1600, 1: 400}},
+    )
+    findings, _ = evaluate_version(window, base, P)
+    assert firing(findings) == [("prediction_drift", "outputs.score", None)]
+    assert pick(findings, "numeric_drift").status is Status.OK
+
+
+def test_a_numeric_feature_without_bins_is_skipped() -> None:
+    base = baseline(numeric("inputs.age", (), ()))
+    f = pick(evaluate_version(counts(100, base=base), base, P)[0], "numeric_drift")
+    assert f.status is Status.SKIPPED and "no numeric bins" in f.message
+
+
+category_tables = st.lists(st.integers(1, 20_000), min_size=2, max_size=25)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ref=category_tables, nulls=st.integers(0, 5000), scale=st.integers(1, 4))
+def test_a_window_proportional_to_the_baseline_never_fires(ref: list[int], nulls: int, scale: int) -> None:
+    cats = {f"c{i}": c for i, c in enumerate(ref)}
+    base = baseline(categorical(KEY, cats, nulls=nulls, unseen_rate=0.001))
+    rows = sum(ref) + nulls
+    window = counts(
+        rows * scale,
+        base=base,
+        categories={KEY: {v: c * scale for v, c in cats.items()}},
+        presence={KEY: (sum(ref) * scale, nulls * scale)},
+    )
+    findings, _ = evaluate_version(window, base, DetectorParams(alpha=0.05))
+    assert firing(findings) == []
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    ref=st.lists(st.integers(50, 20_000), min_size=2, max_size=12),
+    obs=st.lists(st.integers(0, 3_000), min_size=12, max_size=12),
+    scale=st.integers(2, 5),
+)
+def test_scaling_all_counts_keeps_a_firing_drift_firing_in_the_same_direction(
+    ref: list[int], obs: list[int], scale: int
+) -> None:
+    cats = {f"c{i}": c for i, c in enumerate(ref)}
+    base = baseline(categorical(KEY, cats))
+    window = {f"c{i}": obs[i] for i in range(len(ref)) if obs[i] > 0}
+    if not window:
+        return
+    params = DetectorParams(alpha=1e-3)
+    n = sum(window.values())
+    one = pick(
+        evaluate_version(counts(n, base=base, categories={KEY: window}), base, params)[0], "category_drift"
+    )
+    big = {v: c * scale for v, c in window.items()}
+    many = pick(
+        evaluate_version(counts(n * scale, base=base, categories={KEY: big}), base, params)[0],
+        "category_drift",
+    )
+    if one.status is not Status.FIRING:
+        return
+    assert many.status is Status.FIRING
+    assert many.p_value is not None and one.p_value is not None and many.p_value <= one.p_value
+    assert many.observed["shares"] == one.observed["shares"]  # the same bins moved the same way
+    assert many.expected["shares"] == one.expected["shares"]

@@ -1,0 +1,141 @@
+"""Missing values: vanished feature, null surge, null creep, small-window merging."""
+
+from __future__ import annotations
+
+from analytics.detectors import DetectorState, evaluate_version
+from analytics.detectors.params import DetectorParams
+from analytics.detectors.stats import rate_upper_p
+from analytics.model import Status, WindowCounts
+
+from .factories import baseline, categorical, counts, firing, pick, window
+
+P = DetectorParams(alpha=1e-4)
+PLAN = categorical("inputs.plan", {"free": 60_000, "pro": 30_000, "team": 9_000}, nulls=1_000)  # 1.0% null
+BASE = baseline(PLAN)
+KEY = "inputs.plan"
+
+
+def plan_counts(docs: int, missing: int, i: int = 0) -> WindowCounts:
+    present = docs - missing
+    free = present * 6 // 10
+    pro = present * 3 // 10
+    return counts(
+        docs,
+        base=BASE,
+        categories={KEY: {"free": free, "pro": pro, "team": present - free - pro}},
+        win=window(i),
+    )
+
+
+def test_a_surge_of_missing_values_fires_strong_and_critical() -> None:
+    findings, _ = evaluate_version(plan_counts(3000, 120), BASE, P)
+    f = pick(findings, "null_surge")
+    assert f.status is Status.FIRING and f.strong and f.severity == "critical"
+    assert f.p_value == rate_upper_p(120, 3000, 1000, 100_000)
+    assert f.effect is not None and abs(f.effect - 0.03) < 1e-12
+    assert f.effect_floor == 0.01
+    assert f.observed["count"] == 120 and f.observed["n"] == 3000
+    assert (
+        f.message == "inputs.plan: 4.0% of 3,000 documents have no value (baseline 1.0%, +3.0% >= floor 1.0%)"
+    )
+
+
+def test_a_rate_inside_the_noise_is_ok() -> None:
+    findings, _ = evaluate_version(plan_counts(3000, 36), BASE, P)
+    assert pick(findings, "null_surge").status is Status.OK
+    assert firing(findings) == []
+
+
+def test_significant_but_below_the_floor_does_not_fire() -> None:
+    # 1.6% of 200,000: p ~ 1e-100, but +0.6 pp is under the 1 pp floor
+    findings, _ = evaluate_version(plan_counts(200_000, 3_200), BASE, P)
+    f = pick(findings, "null_surge")
+    assert f.p_value is not None and f.p_value < 1e-20
+    assert f.status is Status.OK
+
+
+def test_a_feature_with_no_value_in_any_document_vanished() -> None:
+    findings, _ = evaluate_version(counts(500, base=BASE, presence={KEY: (0, 500)}), BASE, P)
+    f = pick(findings, "feature_vanished")
+    assert f.status is Status.FIRING and f.severity == "critical" and f.strong
+    assert f.message.startswith("inputs.plan has no value in all 500 documents: the feature vanished")
+    assert pick(findings, "null_surge").status is Status.FIRING
+    assert pick(findings, "category_drift").status is Status.SKIPPED  # no values to compare
+
+
+def test_a_field_gone_from_the_presence_table_vanished() -> None:
+    findings, _ = evaluate_version(counts(500, base=BASE, absent=(KEY,)), BASE, P)
+    f = pick(findings, "feature_vanished")
+    assert f.status is Status.FIRING and f.observed["field_present"] is False
+    assert "is absent from all 500 documents" in f.message
+
+
+def test_too_few_documents_to_call_it_vanished_is_a_skip_with_the_reason() -> None:
+    findings, _ = evaluate_version(counts(20, base=BASE, presence={KEY: (0, 20)}), BASE, P)
+    f = pick(findings, "feature_vanished")
+    assert f.status is Status.SKIPPED
+    assert "too few to call it vanished (needs 50)" in f.message
+    # 20 of 20 missing is still a blatant surge: the strong test does not wait for more rows
+    assert pick(findings, "null_surge").status is Status.FIRING
+
+
+def test_a_mostly_null_feature_all_null_in_a_few_rows_is_not_vanished() -> None:
+    sparse = categorical(KEY, {"x": 1_000}, nulls=9_000)  # 90% null in training
+    base = baseline(sparse)
+    findings, _ = evaluate_version(counts(60, base=base, presence={KEY: (0, 60)}), base, P)
+    f = pick(findings, "feature_vanished")
+    assert f.status is Status.SKIPPED and "plausible" in f.message
+
+
+def test_a_small_window_is_merged_with_the_next_not_tested() -> None:
+    findings, state = evaluate_version(plan_counts(500, 10), BASE, P)
+    f = pick(findings, "null_surge")
+    assert f.status is Status.SKIPPED
+    assert "window too small for the missing-value test (500 values over 1 window(s)" in f.message
+    assert state.pending["null_surge|inputs.plan"] == {"windows": 1, "k": 10, "n": 500}
+    findings, state = evaluate_version(plan_counts(1500, 20, i=1), BASE, P, state=state)
+    f = pick(findings, "null_surge")
+    assert f.status is Status.OK
+    assert f.observed["n"] == 2000 and f.observed["count"] == 30 and f.observed["windows"] == 2
+    assert "null_surge|inputs.plan" not in state.pending
+
+
+def test_merging_stops_after_max_windows_and_tests_what_it_has() -> None:
+    params = P.with_(max_merge_windows=3)
+    state = DetectorState()
+    statuses = []
+    for i in range(3):
+        findings, state = evaluate_version(plan_counts(100, 1, i), BASE, params, state=state)
+        statuses.append(pick(findings, "null_surge").status)
+    assert statuses == [Status.SKIPPED, Status.SKIPPED, Status.OK]
+
+
+def test_a_slow_creep_below_the_surge_floor_is_caught_by_the_cusum() -> None:
+    state = DetectorState()
+    creep_at = None
+    for i in range(8):
+        findings, state = evaluate_version(plan_counts(3000, 51, i), BASE, P, state=state)  # 1.7%
+        assert pick(findings, "null_surge").status is Status.OK  # +0.7 pp < 1 pp floor
+        creep = pick(findings, "null_creep")
+        if creep.status is Status.FIRING and creep_at is None:
+            creep_at = i
+    assert creep_at is not None and creep_at <= 4
+    assert state.cusum[KEY].s > 0
+    assert "missing values creeping up" in creep.message
+
+
+def test_the_cusum_returns_to_zero_on_clean_windows() -> None:
+    state = DetectorState()
+    for i in range(3):
+        _, state = evaluate_version(plan_counts(3000, 51, i), BASE, P, state=state)
+    for i in range(3, 12):
+        findings, state = evaluate_version(plan_counts(3000, 27, i), BASE, P, state=state)
+    assert KEY not in state.cusum
+    assert pick(findings, "null_creep").status is Status.OK
+
+
+def test_a_feature_always_null_in_the_baseline_is_skipped_with_a_reason() -> None:
+    base = baseline(categorical(KEY, {}, nulls=500))
+    findings, _ = evaluate_version(counts(100, base=base, presence={KEY: (0, 100)}), base, P)
+    f = pick(findings, "null_surge")
+    assert f.status is Status.SKIPPED and "always missing in the baseline" in f.message

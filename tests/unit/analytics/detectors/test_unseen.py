@@ -1,0 +1,93 @@
+"""Values never seen in training: one finding per new value, the unseen-rate surge, and the
+high-cardinality reclassification."""
+
+from __future__ import annotations
+
+from analytics.detectors import evaluate_version
+from analytics.detectors.params import DetectorParams
+from analytics.detectors.stats import binom_upper_p
+from analytics.model import Status
+
+from .factories import baseline, categorical, counts, firing, pick
+
+P = DetectorParams(alpha=1e-4)
+KEY = "inputs.country"
+COUNTRY = categorical(KEY, {"US": 5000, "DE": 3000, "FR": 2000}, unseen_rate=0.002)
+BASE = baseline(COUNTRY)
+
+
+def test_new_values_and_the_unseen_rate_fire_with_an_actionable_message() -> None:
+    window = counts(2310, base=BASE, categories={KEY: {"US": 1200, "DE": 700, "FR": 316, "BR": 61, "MX": 33}})
+    findings, _ = evaluate_version(window, BASE, P)
+    rate = pick(findings, "unseen_rate")
+    assert rate.status is Status.FIRING and rate.strong and rate.severity == "critical"
+    assert rate.message == (
+        "inputs.country: 4.1% of 2,310 values were never seen in training (baseline 0.2%), new: 'BR' 61, 'MX' 33"
+    )
+    assert rate.examples == ("BR", "MX")
+    assert rate.effect_floor == 0.005
+    br = pick(findings, "unseen_category", key="BR")
+    assert br.status is Status.FIRING and br.severity == "critical"
+    assert br.p_value == binom_upper_p(61, 2310, 0.002)
+    assert (
+        br.message
+        == "inputs.country: new value 'BR' seen 61 times in 2,310 values (2.6%), never seen in training"
+    )
+    assert pick(findings, "unseen_category", key="MX").status is Status.FIRING
+
+
+def test_a_value_below_c_min_gets_no_finding_on_an_open_feature() -> None:
+    window = counts(2000, base=BASE, categories={KEY: {"US": 1000, "DE": 600, "FR": 398, "XX": 2}})
+    findings, _ = evaluate_version(window, BASE, P)
+    assert [f for f in findings if f.detector == "unseen_category"] == []
+    assert pick(findings, "unseen_rate").status is Status.OK
+
+
+def test_a_closed_vocabulary_fires_on_the_first_occurrence() -> None:
+    window = counts(2000, base=BASE, categories={KEY: {"US": 1000, "DE": 600, "FR": 399, "XX": 1}})
+    findings, _ = evaluate_version(window, BASE, P, closed=frozenset({KEY}))
+    f = pick(findings, "unseen_category", key="XX")
+    assert f.status is Status.FIRING and f.strong
+    assert "outside the closed vocabulary" in f.message
+    # closed keys may be given bare, without inputs./outputs.
+    findings, _ = evaluate_version(window, BASE, P, closed=frozenset({"country"}))
+    assert pick(findings, "unseen_category", key="XX").status is Status.FIRING
+
+
+def test_new_values_at_the_expected_unseen_rate_do_not_fire() -> None:
+    # a long-tailed feature: 5% of values are expected to be new
+    tail = baseline(categorical(KEY, {"a": 5000, "b": 4500}, unseen_rate=0.05))
+    values = {"a": 1000, "b": 900, **{f"new{i}": 3 for i in range(30)}, "z": 10}
+    findings, _ = evaluate_version(counts(2000, base=tail, categories={KEY: values}), tail, P)
+    assert firing(findings) == []
+    assert pick(findings, "unseen_category", key="z").status is Status.OK
+
+
+def test_exploding_unseen_values_reclassify_the_feature_as_high_cardinality() -> None:
+    values = {"US": 1000, "DE": 600, "FR": 400, **{f"id{i:03d}": 5 for i in range(60)}}
+    findings, state = evaluate_version(counts(2300, base=BASE, categories={KEY: values}), BASE, P)
+    assert KEY in state.high_cardinality
+    assert [f for f in findings if f.detector == "unseen_category"] == []
+    rate = pick(findings, "unseen_rate")
+    assert rate.status is Status.FIRING and "[high-cardinality: watched by rate only]" in rate.message
+    assert rate.observed["distinct_unseen"] == 60
+    # later windows stay rate-only, even for one loud value
+    nxt = counts(2000, base=BASE, categories={KEY: {"US": 1000, "DE": 600, "FR": 350, "BIG": 50}})
+    findings, state = evaluate_version(nxt, BASE, P, state=state)
+    assert [f for f in findings if f.detector == "unseen_category"] == []
+    assert KEY in state.high_cardinality
+
+
+def test_per_value_findings_are_capped() -> None:
+    params = P.with_(high_cardinality_values=1000, max_value_findings=4)
+    values = {"US": 1000, **{f"v{i}": 10 for i in range(10)}}
+    findings, _ = evaluate_version(counts(1100, base=BASE, categories={KEY: values}), BASE, params)
+    assert len([f for f in findings if f.detector == "unseen_category"]) == 4
+
+
+def test_an_all_null_window_and_an_empty_baseline_are_skips_with_reasons() -> None:
+    findings, _ = evaluate_version(counts(100, base=BASE, presence={KEY: (0, 100)}), BASE, P)
+    assert "no non-null values in this window" in pick(findings, "unseen_rate").message
+    empty = baseline(categorical(KEY, {}, nulls=10))
+    findings, _ = evaluate_version(counts(100, base=empty, categories={KEY: {"a": 100}}), empty, P)
+    assert "the baseline has no values" in pick(findings, "unseen_rate").message

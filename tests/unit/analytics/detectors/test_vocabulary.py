@@ -1,0 +1,93 @@
+"""Text features: document-level OOV rate and the token distribution."""
+
+from __future__ import annotations
+
+from analytics.detectors import evaluate_version
+from analytics.detectors.params import DetectorParams
+from analytics.detectors.stats import rate_upper_p
+from analytics.detectors.vocabulary import OOV_BIN, OTHER_BIN, top_tokens
+from analytics.model import Status, WindowCounts
+
+from .factories import baseline, counts, firing, pick, text
+
+P = DetectorParams(alpha=1e-4)
+KEY = "inputs.review"
+VOCAB = {"good": 4000, "bad": 3000, "ok": 2000, "great": 1000}
+REVIEW = text(KEY, VOCAB, text_docs=10_000, heldout_docs=2000, heldout_oov_docs=40)  # 2% OOV held out
+BASE = baseline(REVIEW)
+
+
+def review_counts(
+    tokens: dict[str, int], docs: int, oov_docs: int, oov: dict[str, int] | None = None
+) -> WindowCounts:
+    return counts(docs, base=BASE, tokens={KEY: {**tokens, **(oov or {})}}, text_docs={KEY: (docs, oov_docs)})
+
+
+STABLE = {"good": 1200, "bad": 900, "ok": 600, "great": 300}
+
+
+def test_texts_in_the_training_vocabulary_raise_nothing() -> None:
+    doubled = {t: 2 * c for t, c in STABLE.items()}
+    findings, _ = evaluate_version(review_counts(doubled, 6000, 120, {"meh": 20}), BASE, P)
+    assert firing(findings) == []
+    assert pick(findings, "oov_rate").status is Status.OK
+    drift = pick(findings, "vocabulary_drift")
+    assert drift.status is Status.OK and drift.statistic == 0.0
+
+
+def test_an_oov_surge_fires_and_lists_the_new_words() -> None:
+    window = review_counts(STABLE, 3000, 240, {"tesla": 90, "rivian": 40, "byd": 40})
+    findings, _ = evaluate_version(window, BASE, P)
+    f = pick(findings, "oov_rate")
+    assert f.status is Status.FIRING and f.strong and f.severity == "critical"
+    assert f.p_value == rate_upper_p(240, 3000, 40, 2000)
+    assert f.effect_floor == 0.01
+    assert f.examples == ("tesla", "byd", "rivian")
+    assert f.message == (
+        "inputs.review: 8.0% of 3,000 texts contain words outside the training vocabulary "
+        "(held-out baseline 2.0%), new: 'tesla' 90, 'byd' 40, 'rivian' 40"
+    )
+
+
+def test_a_token_distribution_shift_fires_with_the_largest_changes() -> None:
+    shifted = {"good": 300, "bad": 900, "ok": 600, "great": 1500}
+    findings, _ = evaluate_version(review_counts(shifted, 3000, 60, {"superb": 30}), BASE, P)
+    f = pick(findings, "vocabulary_drift")
+    assert f.status is Status.FIRING and f.severity == "warning"
+    assert f.statistic is not None and f.effect_floor is not None and f.statistic >= f.effect_floor >= 0.1
+    assert f.examples == ("superb",)
+    assert "new tokens: 'superb' 30" in f.message
+    assert "'great' 45% (was 9.8%)" in f.message
+    # 2% OOV at n = 3,000 cannot show a 1 pp effect at alpha 1e-4 yet: merged, not tested
+    assert pick(findings, "oov_rate").status is Status.SKIPPED
+
+
+def test_bins_are_the_top_tokens_plus_other_and_oov() -> None:
+    params = P.with_(vocab_bins=2)
+    assert top_tokens(REVIEW, 2) == ["good", "bad"]
+    # 'ok' and 'great' fall into the other-in-vocabulary bin: a swap between them is invisible
+    swapped = {"good": 1200, "bad": 900, "ok": 300, "great": 600}
+    findings, _ = evaluate_version(review_counts(swapped, 3000, 60), BASE, params)
+    f = pick(findings, "vocabulary_drift")
+    assert f.status is Status.OK and f.statistic == 0.0
+    assert set(f.expected["shares"]) <= {"good", "bad", OTHER_BIN, OOV_BIN}
+
+
+def test_a_small_text_window_is_merged() -> None:
+    findings, state = evaluate_version(
+        review_counts({"good": 4, "bad": 3, "ok": 2, "great": 1}, 10, 0), BASE, P
+    )
+    f = pick(findings, "vocabulary_drift")
+    assert f.status is Status.SKIPPED and "merged with the next window" in f.message
+    assert state.pending["vocabulary_drift|inputs.review"]["windows"] == 1
+    assert pick(findings, "oov_rate").status is Status.SKIPPED
+
+
+def test_missing_baseline_parts_and_empty_windows_are_skips() -> None:
+    bare = baseline(text(KEY, {}, text_docs=0, heldout_docs=0, heldout_oov_docs=0))
+    findings, _ = evaluate_version(counts(100, base=bare, text_docs={KEY: (100, 5)}), bare, P)
+    assert "no held-out OOV rate" in pick(findings, "oov_rate").message
+    assert "no vocabulary" in pick(findings, "vocabulary_drift").message
+    findings, _ = evaluate_version(counts(100, base=BASE), BASE, P)
+    assert "no texts with tokens" in pick(findings, "oov_rate").message
+    assert pick(findings, "vocabulary_drift").status is Status.SKIPPED
