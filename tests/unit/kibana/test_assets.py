@@ -95,8 +95,8 @@ def _decoded(o: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Kibana 8.9 dashboard saved-object attributes (src/plugins/dashboard/server/saved_objects/
-# dashboard.ts mappings + content-management schema); anything else is refused on import.
+# Kibana's dashboard saved-object schema '8.9.0' (src/plugins/dashboard/server/dashboard_saved_object/
+# dashboard_saved_object.ts): unknown attributes are refused on import.
 DASHBOARD_KEYS = {
     "title",
     "description",
@@ -111,7 +111,30 @@ DASHBOARD_KEYS = {
     "version",
     "hits",
 }
-SEARCH_KEYS = {"title", "description", "columns", "sort", "hits", "version", "kibanaSavedObjectMeta", "grid"}
+CONTROL_GROUP_KEYS = {"panelsJSON", "controlStyle", "chainingSystem", "ignoreParentSettingsJSON"}
+REFRESH_KEYS = {"pause", "value", "display", "section"}
+# SCHEMA_SEARCH_V8_8_0 (src/plugins/saved_search/server/saved_objects/schema.ts).
+SEARCH_KEYS = {
+    "title",
+    "description",
+    "columns",
+    "sort",
+    "grid",
+    "rowHeight",
+    "rowsPerPage",
+    "hideChart",
+    "breakdownField",
+    "kibanaSavedObjectMeta",
+    "isTextBasedQuery",
+    "usesAdHocDataView",
+    "timeRestore",
+    "timeRange",
+    "refreshInterval",
+    "viewMode",
+    "hideAggregatedPreview",
+    "hits",
+    "version",
+}
 INDEX_PATTERN_KEYS = {
     "title",
     "name",
@@ -133,7 +156,9 @@ def test_attributes_are_string_encoded_and_within_the_schemas() -> None:
         if o["type"] == "dashboard":
             assert keys <= DASHBOARD_KEYS, keys - DASHBOARD_KEYS
             assert isinstance(decoded["panelsJSON"], list) and decoded["panelsJSON"]
-            assert set(o["attributes"]["refreshInterval"]) == {"pause", "value"}
+            assert set(o["attributes"]["refreshInterval"]) <= REFRESH_KEYS
+            assert set(o["attributes"]["kibanaSavedObjectMeta"]) == {"searchSourceJSON"}
+            assert set(o["attributes"].get("controlGroupInput", {})) <= CONTROL_GROUP_KEYS
         elif o["type"] == "search":
             assert keys <= SEARCH_KEYS, keys - SEARCH_KEYS
             assert (
