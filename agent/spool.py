@@ -25,7 +25,8 @@ Opening validates every record. What a crash or a damaged disk can leave, and wh
   returned, so nothing committed is lost). Truncated away.
 - ``bad_checksum``: a record in the last segment does not verify. It and the rest of the segment
   are truncated away. When its header was intact and the whole payload present, the record had
-  been committed: counted in ``records_lost`` (a zero-filled tail after a crash is not).
+  been committed: it and the whole records after it are counted in ``records_lost`` (a
+  zero-filled tail after a crash is not: that append never returned).
 - ``corrupt_segment``: a record in an older segment does not verify; the rest of that segment is
   dropped and the records missing before the next segment are counted in ``records_lost``.
 - ``empty_segment``: a segment file without records (a crash right after creating it). Removed.
@@ -34,6 +35,10 @@ Opening validates every record. What a crash or a damaged disk can leave, and wh
   409).
 - ``read_corrupt``: a record that verified at open no longer does when read; the rest of its
   segment is skipped.
+
+Seqs are never reused while ``ack.json`` or a segment survives: after everything was acked and
+deleted, ``ack.json`` alone carries the numbering on. (A corrupt ``ack.json`` with no segments
+left restarts at 1; consumers keying files by seq should tolerate that rare case.)
 
 Threads: one writer (``append``) and one reader (``read``, ``ack``, ``oldest_pending_age``) may
 run at once. The write and fsync of an append happen outside the state lock, so reads and acks
@@ -60,7 +65,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import orjson
 
@@ -139,7 +144,22 @@ class _Scan:
     end: int
     last_seq: int
     problem: Literal["torn", "bad"] | None = None
-    committed_bad: bool = False  # the bad record was whole, with an intact header
+    dropped: int = 0  # committed records cut away: a whole bad record with an intact header + what follows
+
+
+def _count_following(f: BinaryIO, size: int, offset: int, seq: int) -> int:
+    """How many whole, verifying records with seqs ``seq``, ``seq + 1``... start at ``offset``."""
+    n = 0
+    while size - offset >= HEADER_BYTES:
+        f.seek(offset)
+        header = _parse_header(f.read(HEADER_BYTES))
+        if header is None or header.seq != seq + n or header.length > size - offset - HEADER_BYTES:
+            break
+        if not header.verifies(f.read(header.length)):
+            break
+        n += 1
+        offset += HEADER_BYTES + header.length
+    return n
 
 
 def _scan(path: Path, first_seq: int) -> _Scan:
@@ -156,7 +176,12 @@ def _scan(path: Path, first_seq: int) -> _Scan:
                 return _Scan(offset, expected - 1, "torn")
             payload = f.read(header.length)
             if header.seq != expected or not header.verifies(payload):
-                return _Scan(offset, expected - 1, "bad", committed_bad=header.seq == expected)
+                dropped = 0
+                if header.seq == expected:  # a whole record that was committed, then damaged
+                    dropped = 1 + _count_following(
+                        f, size, offset + HEADER_BYTES + header.length, expected + 1
+                    )
+                return _Scan(offset, expected - 1, "bad", dropped)
             offset += HEADER_BYTES + header.length
             expected += 1
     return _Scan(offset, expected - 1)
@@ -316,7 +341,7 @@ class Spool:
         bad_seq = scan.last_seq + 1
         if next_first is None:
             reason = "torn_tail" if scan.problem == "torn" else "bad_checksum"
-            lost = 1 if scan.committed_bad and bad_seq > self._acked else 0
+            lost = max(0, bad_seq + scan.dropped - 1 - max(bad_seq - 1, self._acked))
         else:
             reason = "corrupt_segment"
             lost = max(0, next_first - max(bad_seq, self._acked + 1))

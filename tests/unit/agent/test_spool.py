@@ -32,7 +32,7 @@ def open_case(name: str, tmp_path: Path) -> tuple[Spool, dict[str, Any], Path]:
 
 
 def test_every_fixture_case_has_its_expected_result() -> None:
-    assert len(CASES) == 12
+    assert len(CASES) == 13
     assert all((FIXTURES / c / "expected.json").is_file() for c in CASES)
 
 
