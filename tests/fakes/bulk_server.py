@@ -367,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if method == "GET" and path == "/":
             self._send_json(200, ROOT_INFO, product=plan.product_header)
-        elif method == "POST" and path == "/_bulk":
+        elif method in ("POST", "PUT") and path == "/_bulk":
             self._bulk(body, plan)
         elif path == "/_security/user/_has_privileges":
             req = orjson.loads(body or b"{}")
