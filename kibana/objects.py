@@ -520,7 +520,7 @@ def _percentiles(d: DashboardBuilder, model: str, key: str, split_version: bool 
 
 def _unseen_table(d: DashboardBuilder, model: str) -> None:
     title = "Unseen categories (values never seen in training)"
-    feat, key, c, w = (d.col(title, n) for n in ("feature", "key", "count", "windows"))
+    feat, key, n, w = (d.col(title, n) for n in ("feature", "key", "count", "windows"))
     lay = Layer(
         d.layer(title),
         ALERTS.id,
@@ -528,7 +528,7 @@ def _unseen_table(d: DashboardBuilder, model: str) -> None:
             terms(feat, "feature", w, size=20, label="Feature", other=False),
             terms(key, "key", w, size=50, label="Unseen value", other=False),
             metric(w, "max", "windows", "Windows seen"),
-            count(c, "Alerts"),
+            metric(n, "max", "statistic.value", "Count in the latest firing window"),
         ),
     )
     query = f'model : "{model}" and detector : "unseen_category"'
@@ -630,15 +630,15 @@ def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
     )
     for f in texts:
         key = f"inputs.{f}"
-        title = f"{key}: OOV rate vs threshold (worker evaluations)"
-        t, val, thr = d.col(title, "time"), d.col(title, "value"), d.col(title, "threshold")
+        title = f"{key}: OOV rate while alerting"
+        t, val, eff = d.col(title, "time"), d.col(title, "value"), d.col(title, "effect")
         lay = Layer(
             d.layer(title),
             HISTORY.id,
             (
                 date_histogram(t),
-                metric(val, "max", "statistic.value", "OOV statistic"),
-                metric(thr, "max", "threshold", "Threshold"),
+                metric(val, "max", "statistic.value", "OOV rate (share of documents)"),
+                metric(eff, "max", "effect", "Above the training OOV rate by"),
             ),
         )
         d.add_lens(
@@ -646,10 +646,11 @@ def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
                 title,
                 "lnsXY",
                 (lay,),
-                xy(lay, "line", t, [val, thr]),
+                xy(lay, "line", t, [val, eff]),
                 query=f'model : "{model}" and feature : "{key}" and detector : "oov_rate"',
-                description="The oov_rate detector's statistic per evaluated window and the threshold it is "
-                "held to; documents whose tokens fall outside the training vocabulary.",
+                description="The oov_rate detector's window rate (documents with a token outside the "
+                "training vocabulary) and its excess over the held-out training rate, from the alert "
+                "history: one point per window in which the alert opened, held or resolved.",
             ),
             w=24,
             h=10,
