@@ -112,20 +112,23 @@ def history_template(retention: str | None, standard_mode: bool = True) -> dict[
 
 
 def dead_letter_properties() -> dict[str, Any]:
-    """The agent's dead-letter line (agent/deadletter.py) as indexed."""
+    """Documents the agent could not index, as the shipper forwards them to
+    ``agent.dead_letter_index`` (agent/shipper.py ``_forward_dead_letters``), plus the fields of
+    the local dead-letter file's lines (agent/deadletter.py) for anyone who bulk-loads that file."""
     return {
         "@timestamp": _DATE,
         "reason": {"type": "keyword"},
         "detail": {"type": "keyword", "ignore_above": 4096},
+        "status": {"type": "integer"},
+        "index": {"type": "keyword"},
+        "document_id": {"type": "keyword"},
+        "document": {"type": "match_only_text"},  # the refused document's JSON text
         "log": {
             "properties": {"file": {"properties": {"path": {"type": "keyword"}}}, "offset": {"type": "long"}}
         },
         "raw": {"type": "match_only_text"},
         "raw_bytes": {"type": "long"},
         "raw_truncated": {"type": "boolean"},
-        # The refused document: an object, or its text when it was not JSON. Kept, not indexed.
-        "document": {"type": "object", "enabled": False},
-        "host": {"properties": {"name": {"type": "keyword"}}},
     }
 
 

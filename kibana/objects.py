@@ -197,7 +197,7 @@ def dead_letter_search(view: DataView) -> SavedSearch:
         "inferwatch: dead-lettered lines",
         "Log lines the agent could not index, with the reason (needs agent.dead_letter_index).",
         view,
-        ("reason", "detail", "log.file.path", "log.offset", "raw"),
+        ("reason", "detail", "status", "index", "document"),
     )
 
 
