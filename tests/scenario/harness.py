@@ -164,9 +164,19 @@ class AgentProcess:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until /health answers: the signal handlers are installed and the loops run."""
+        proc = self.proc
+        assert proc is not None
+        wait_until(
+            lambda: proc.poll() is not None or self.metric("files_open") is not None, timeout, "the agent"
+        )
+
     def stop(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait; the exit code."""
+        """SIGTERM (once the agent is up: earlier, Python's default handler would just kill it)
+        and wait; the exit code."""
         assert self.proc is not None
+        self.wait_ready()
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
 

@@ -131,8 +131,8 @@ def test_kill_9_at_random_moments(tmp_path: Path, server: BulkServer, agents: li
     def write_forever() -> None:
         r = random.Random(3)
         while not stop.is_set():
-            writer.write(r.randint(1, 60))
-            if r.random() < 0.05:
+            writer.write(r.randint(1, 30))
+            if r.random() < 0.03:
                 writer.rotate()
             stop.wait(r.uniform(0.0, 0.02))
 
@@ -141,7 +141,7 @@ def test_kill_9_at_random_moments(tmp_path: Path, server: BulkServer, agents: li
     try:
         for _ in range(15):
             agent.start()
-            threading.Event().wait(rng.uniform(0.3, 1.5))  # a random moment, not synchronization
+            threading.Event().wait(rng.uniform(0.4, 1.6))  # a random moment, not synchronization
             agent.kill()
     finally:
         stop.set()
@@ -177,11 +177,11 @@ def test_output_down_then_up(tmp_path: Path, server: BulkServer, agents: list[Ag
 
 
 def test_per_item_429s_are_retried(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
-    server.set_faults(item_429_rate=0.3, seed=11)
+    server.set_faults(item_429_rate=0.25, seed=11)
     agent = make_agent(agents, tmp_path, server)
     writer = LogWriter(agent.logs / "preds.jsonl")
     agent.start()
-    for _ in range(5):
+    for _ in range(4):
         writer.write(200)
     wait_delivered(server, writer.written, DEADLINE, agent)
     assert agent.stop() == 0

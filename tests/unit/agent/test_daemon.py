@@ -1,0 +1,108 @@
+"""The Agent in-process: built from a config, started, stopped; lock, health, lag metrics."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agent import daemon
+from agent.config import parse_config
+from agent.daemon import Agent, AgentLocked, take_lock
+from agent.metrics import labels
+from agent.model import ItemResult
+from agent.outputs import OutputUnavailable
+from tests.scenario.harness import LogWriter
+
+
+def wait_for(cond: object, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        pause.wait(0.05)
+
+
+def config(tmp: Path) -> str:
+    (tmp / "logs").mkdir(exist_ok=True)
+    return f"""
+agent:
+  data_dir: {tmp}/data
+  scan_interval: 200ms
+  batch: {{max_wait: 50ms}}
+  shutdown_timeout: 5s
+  inputs: [{{paths: ["{tmp}/logs/*.jsonl"], model: churn_classifier}}]
+"""
+
+
+def stored_ids(store: Path) -> list[str]:
+    out = []
+    for seg in sorted(store.glob("*/*.ndjson")):
+        out += [orjson.loads(x)["ml"]["prediction"]["id"] for x in seg.read_bytes().splitlines()]
+    return out
+
+
+def test_local_store_gets_every_line_and_stop_checkpoints(tmp_path: Path) -> None:
+    cfg = parse_config(config(tmp_path))
+    writer = LogWriter(tmp_path / "logs" / "a.jsonl")
+    writer.write(120)
+    agent = Agent(cfg, host="test-host")
+    agent.start()
+    try:
+        store = tmp_path / "data" / "store"
+        wait_for(lambda: len(stored_ids(store)) == 120)
+        lag = labels(path=str(writer.path))
+        wait_for(lambda: agent.metrics.by_label("file_lag_bytes").get(lag) == 0.0)
+        assert agent.health().ok
+    finally:
+        assert agent.stop() is True
+    assert agent.stop() is True  # idempotent
+    assert sorted(stored_ids(store)) == sorted(writer.written)
+    registry = (tmp_path / "data" / "registry.json").read_text()
+    assert str(writer.path) in registry
+    assert f'"offset":{writer.path.stat().st_size}' in registry.replace(" ", "")
+    # The lines name their model ("scenario"); the input's model is only the default.
+    assert list((tmp_path / "data").glob("store/logs-inferwatch.scenario-default/*.ndjson"))
+    take_lock(tmp_path / "data")  # released
+
+
+def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
+    cfg = parse_config(config(tmp_path))
+    first = Agent(cfg)
+    first.start()
+    try:
+        with pytest.raises(AgentLocked):
+            Agent(cfg).start()
+    finally:
+        first.stop()
+
+
+class DownOutput:
+    def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+        raise OutputUnavailable("connection refused")
+
+    def check(self) -> str:
+        raise OutputUnavailable("connection refused")
+
+    def close(self) -> None:
+        pass
+
+
+def test_health_reports_an_output_down_for_too_long(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(daemon, "HEALTH_OUTPUT_GRACE", 0.0)
+    cfg = parse_config(config(tmp_path))
+    LogWriter(tmp_path / "logs" / "a.jsonl").write(3)
+    agent = Agent(cfg, output=DownOutput())
+    agent.start()
+    try:
+        wait_for(lambda: agent.shipper.down_since is not None)
+        status = agent.health()
+        assert not status.ok
+        assert "output unreachable" in status.reason and "connection refused" in status.reason
+        assert agent.metrics.value("output_up") == 0
+    finally:
+        drained = agent.stop(timeout=0.5)
+    assert drained is False  # the records stay in the spool for the next start
