@@ -15,7 +15,8 @@ On disk, ``directory`` holds:
 
   where crc32 (zlib) covers length, seq, append time and payload.
 - ``ack.json`` ``{"version": 1, "acked_seq": N}``, written atomically (``agent.atomic``) before
-  the segments whose records are all <= N are deleted.
+  the segments whose records are all <= N are deleted; on every ack by default, or at most every
+  ``ack_interval`` seconds (an fsynced ack costs 1-10 ms; see bench/spool_cost.py).
 - ``lock``, held with ``flock`` while a ``Spool`` is open, so two agents never share a spool.
 
 Opening validates every record. What a crash or a damaged disk can leave, and what happens
@@ -231,9 +232,11 @@ class Spool:
         fsync: bool = True,
         *,
         clock: Callable[[], float] = time.time,
+        ack_interval: float = 0.0,
     ) -> None:
         if segment_bytes <= 0 or max_bytes <= 0:
             raise ValueError("max_bytes and segment_bytes must be positive")
+        self.ack_interval = ack_interval
         self.directory = directory
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
@@ -259,6 +262,8 @@ class Spool:
         self._bytes = sum(s.size for s in self._segments)
         last_on_disk = self._segments[-1].last_seq if self._segments else 0
         self._last_seq = max(self._acked, last_on_disk)
+        self._ack_saved = self._acked  # what ack.json says
+        self._ack_saved_at = time.monotonic()
         self._active: _Segment | None = None  # a new segment starts at the first append
         self._read_first = 0
         self._cursor: _Cursor | None = None
@@ -450,20 +455,22 @@ class Spool:
             return out
 
     def ack(self, seq: int) -> None:
-        """Every record <= ``seq`` is done: save the position, delete fully acked segments."""
+        """Every record <= ``seq`` is done: save the position, delete fully acked segments.
+
+        With ``ack_interval`` > 0 the position is written at most that often (and always before a
+        segment is deleted, and by ``flush_ack``/``close``): a crash then replays at most the
+        records acked since, which the deterministic document ids turn into 409 duplicates."""
         with self._read_lock:
             self._check_open()
             if seq <= self._acked:
                 return
             if seq > self._last_seq:
                 raise ValueError(f"ack({seq}) beyond the last appended seq {self._last_seq}")
-            atomic_write_bytes(
-                self.directory / ACK_FILE,
-                orjson.dumps({"version": ACK_VERSION, "acked_seq": seq}),
-                fsync=self.fsync,
-            )
             with self._lock:
                 writer_done = self._active is not None and self._active.last_seq <= seq
+                deletes = any(s.last_seq <= seq for s in self._segments)
+            if deletes or time.monotonic() - self._ack_saved_at >= self.ack_interval:
+                self._save_ack(seq)  # before any segment goes: seqs must never be reused
             # The active segment is deleted only while the writer is parked on _append_lock.
             with self._append_lock if writer_done else contextlib.nullcontext(), self._lock:
                 self._acked = seq
@@ -483,6 +490,27 @@ class Spool:
                     segment.path.unlink()
             if done and self.fsync:
                 fsync_dir(self.directory)
+
+    def flush_ack(self) -> bool:
+        """Save an acked position that ``ack_interval`` held back; True if ack.json was written."""
+        with self._read_lock:
+            self._check_open()
+            return self._flush_ack_locked()
+
+    def _flush_ack_locked(self) -> bool:
+        if self._acked <= self._ack_saved:
+            return False
+        self._save_ack(self._acked)
+        return True
+
+    def _save_ack(self, seq: int) -> None:
+        atomic_write_bytes(
+            self.directory / ACK_FILE,
+            orjson.dumps({"version": ACK_VERSION, "acked_seq": seq}),
+            fsync=self.fsync,
+        )
+        self._ack_saved = seq
+        self._ack_saved_at = time.monotonic()
 
     def oldest_pending_age(self, now: float) -> float | None:
         """Seconds since the oldest unacked record was appended; None when nothing is pending."""
@@ -592,12 +620,16 @@ class Spool:
             return len(self._segments)
 
     def close(self) -> None:
-        """Release files and the directory lock; idempotent. Appends were already durable."""
-        with self._read_lock, self._append_lock, self._lock:
+        """Save the acked position, release files and the directory lock; idempotent."""
+        with self._read_lock:
             if self._closed:
                 return
-            self._closed = True
-            self._finalizer()
+            try:
+                self._flush_ack_locked()
+            finally:
+                with self._append_lock, self._lock:
+                    self._closed = True
+                    self._finalizer()
 
     def _check_open(self) -> None:
         if self._closed:

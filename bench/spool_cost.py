@@ -5,7 +5,8 @@ then read and ack throughput, printed as a small table.
 
 The payload is a real gzip (level 1) NDJSON bulk body of prediction documents, so its size and
 compressibility match what the pipeline appends (one record per bulk request). Run it on the
-disk that will hold ``data_dir``: fsync cost is a property of the device.
+disk that will hold ``data_dir``: fsync cost is a property of the device. ``ack`` is "each" when
+ack.json is written on every ack (the default), "1s" with ``ack_interval=1.0``.
 """
 
 from __future__ import annotations
@@ -73,9 +74,15 @@ def bulk_body_gz(target_bytes: int, rng: random.Random) -> tuple[bytes, int]:
     return compressed, docs
 
 
-def run(directory: Path, payload: bytes, records: int, fsync: bool) -> dict[str, float]:
+def run(directory: Path, payload: bytes, records: int, fsync: bool, ack_interval: float) -> dict[str, float]:
     shutil.rmtree(directory, ignore_errors=True)
-    spool = Spool(directory, max_bytes=records * (len(payload) + 64) * 2, segment_bytes=16 * MB, fsync=fsync)
+    spool = Spool(
+        directory,
+        max_bytes=records * (len(payload) + 64) * 2,
+        segment_bytes=16 * MB,
+        fsync=fsync,
+        ack_interval=ack_interval,
+    )
     t0 = time.perf_counter()
     for _ in range(records):
         spool.append(payload)
@@ -120,12 +127,12 @@ def main() -> None:
             f"{len(payload) / docs:.0f} B/doc compressed); {args.records} records per run; dir {parent}"
         )
         print(
-            f"{'fsync':<6} {'appends/s':>10} {'MB/s':>8} {'ms/append':>10} {'docs/s':>11} {'read MB/s':>10} {'ms/ack':>8}"
+            f"{'fsync':<6} {'ack':>5} {'appends/s':>10} {'MB/s':>8} {'ms/append':>10} {'docs/s':>11} {'read MB/s':>10} {'ms/ack':>8}"
         )
-        for fsync in (True, False):
-            r = run(parent / f"fsync-{fsync}", payload, args.records, fsync)
+        for fsync, ack_interval in ((True, 0.0), (True, 1.0), (False, 0.0)):
+            r = run(parent / f"fsync-{fsync}-{ack_interval}", payload, args.records, fsync, ack_interval)
             print(
-                f"{'on' if fsync else 'off':<6} {r['appends_s']:>10.0f} {r['append_mb_s']:>8.1f} {r['append_ms']:>10.2f} "
+                f"{'on' if fsync else 'off':<6} {'each' if ack_interval == 0 else f'{ack_interval:g}s':>5} {r['appends_s']:>10.0f} {r['append_mb_s']:>8.1f} {r['append_ms']:>10.2f} "
                 f"{r['appends_s'] * docs:>11.0f} {r['read_mb_s']:>10.0f} {r['ack_ms']:>8.2f}"
             )
     finally:

@@ -177,3 +177,45 @@ def test_one_writer_and_one_reader_thread_see_every_record_once_in_order(tmp_pat
     assert received == list(range(1, n + 1))
     assert (spool.pending, spool.bytes, spool.acked_seq) == (0, 0, n)
     spool.close()
+
+
+def crash(spool: Spool) -> None:
+    """What kill -9 leaves: descriptors closed by the OS, nothing saved on the way out."""
+    spool._finalizer()
+
+
+def test_ack_interval_holds_the_position_back_and_a_crash_replays_those_records(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, MB, MB, ack_interval=3600.0)
+    for i in range(1, 4):
+        spool.append(b"%d" % i)
+    spool.ack(2)
+    assert spool.acked_seq == 2
+    assert not (tmp_path / "ack.json").exists()
+    crash(spool)
+    with Spool(tmp_path, MB, MB) as again:
+        assert (again.acked_seq, [r.seq for r in again.read(0, 10)]) == (0, [1, 2, 3])
+
+
+def test_ack_interval_still_saves_before_a_segment_is_deleted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, MB, HEADER_BYTES + 1, ack_interval=3600.0)  # one record per segment
+    for i in range(1, 4):
+        spool.append(b"%d" % i)
+    spool.ack(1)
+    assert json.loads((tmp_path / "ack.json").read_bytes())["acked_seq"] == 1
+    crash(spool)
+    with Spool(tmp_path, MB, MB) as again:
+        assert (again.acked_seq, [r.seq for r in again.read(0, 10)]) == (1, [2, 3])
+
+
+def test_flush_ack_and_close_save_a_held_back_position(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, MB, MB, ack_interval=3600.0)
+    for i in range(1, 4):
+        spool.append(b"%d" % i)
+    spool.ack(1)
+    assert spool.flush_ack() is True
+    assert spool.flush_ack() is False
+    assert json.loads((tmp_path / "ack.json").read_bytes())["acked_seq"] == 1
+    spool.ack(2)
+    spool.close()
+    with Spool(tmp_path, MB, MB) as again:
+        assert again.acked_seq == 2
