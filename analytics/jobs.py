@@ -10,13 +10,14 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from agent.config import Config
 from analytics.alert_sink import AlertSink
 from analytics.alerts import AlertChange, apply_window
 from analytics.baseline_store import BaselineStore
 from analytics.detectors import DetectorState, count_series, evaluate_model, evaluate_version
 from analytics.detectors.params import DetectorParams
-from agent.config import Config
 from analytics.model import Baseline, FeatureKind, Finding, Window, WindowCounts
 from analytics.sources.base import CountSource
 from analytics.state_store import StateStore
@@ -66,11 +67,15 @@ class Evaluator:
     closed: Mapping[str, frozenset[str]]  # model -> closed-vocabulary features
     false_alarms_per_week: float = 1.0
     interval: float = 300.0
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # DetectorParams fields to change
 
     def params_for(self, baseline: Baseline | None) -> DetectorParams:
         series = count_series(baseline) if baseline is not None else 1
         return DetectorParams.from_budget(
-            self.false_alarms_per_week, series=max(series, 1), windows_per_week=WEEK / self.interval
+            self.false_alarms_per_week,
+            series=max(series, 1),
+            windows_per_week=WEEK / self.interval,
+            **self.overrides,
         )
 
     def evaluate(self, model: str, window: Window) -> Evaluation:
@@ -80,7 +85,11 @@ class Evaluator:
         replay = state.last_window is not None and datetime.fromisoformat(state.last_window) >= window.end
         counts_by_version: dict[str, WindowCounts] = {}
         model_counts = self.source.model_counts(model, window)
-        versions = [str(v) for v, n in zip(model_counts.versions["version"], model_counts.versions["docs"]) if n > 0]
+        versions = [
+            str(v)
+            for v, n in zip(model_counts.versions["version"], model_counts.versions["docs"], strict=True)
+            if n > 0
+        ]
         baselines: dict[str, Baseline] = {}
         findings: list[Finding] = []
         for version in versions:

@@ -1,0 +1,58 @@
+"""``inferwatch demo --serve``: only the demo model, writing prediction logs forever (the demo
+model container of docker compose). The failure schedule repeats, so dashboards always have
+something to show."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analytics.demo import data as demo_data
+from analytics.demo import model as demo_model
+from analytics.demo.clock import VirtualClock, floor_time
+from analytics.demo.runner import DEFAULT_SPAN, JsonlLog
+from analytics.demo.server import DemoModel, sklearn_predict
+from analytics.demo.stream import default_schedule
+
+SERVE_PER_WINDOW = 300  # one request a second at real speed
+TICK = 0.5  # wall seconds between writes
+
+
+def serve_forever(
+    log_dir: Path, speed: float, seed: int, stop: threading.Event, echo: Callable[[str], None]
+) -> int:
+    """Write prediction logs until ``stop`` is set; returns the number of lines written."""
+    parts = demo_data.split(demo_data.load_cars(), seed=seed)
+    pipeline = demo_model.train(parts.train)
+    schedule = default_schedule()
+    cycle = max(i.end for i in schedule) + 4
+    log = JsonlLog(log_dir / f"{demo_data.MODEL}.jsonl")
+    origin = floor_time(datetime.now(UTC), DEFAULT_SPAN)
+    model = DemoModel(
+        predict=sklearn_predict(pipeline),
+        heldout=parts.heldout,
+        schedule=schedule,
+        write=log.write,
+        origin=origin,
+        span=DEFAULT_SPAN,
+        per_window=SERVE_PER_WINDOW,
+        seed=seed,
+        cycle=cycle,
+    )
+    clock = VirtualClock(datetime.now(UTC), speed)  # real time at speed 1
+    echo(
+        f"demo model {demo_data.MODEL} {demo_data.VERSION} writing to {log.path} (x{speed:g}); SIGTERM stops"
+    )
+    try:
+        while True:
+            model.emit_until(clock.now())
+            log.flush()
+            if stop.wait(TICK):
+                break
+    finally:
+        log.close()
+    total = model.total_written()
+    echo(f"stopped after {total} prediction lines")
+    return total

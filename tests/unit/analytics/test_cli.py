@@ -1,0 +1,212 @@
+"""The analytics commands through the root CLI, on the local store (documents as the agent's
+local output writes them)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+from click.testing import CliRunner
+
+from agent.cli import cli
+from analytics.alert_sink import LocalAlertSink
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+CONFIG = """
+agent:
+  data_dir: ./data
+  inputs: [{paths: ["./logs/*.jsonl"]}]
+analytics:
+  interval: 1h
+  window: 1h
+models:
+  churn:
+    features: {country: categorical, age: numeric}
+    categorical_closed: [country]
+"""
+
+
+def setup(tmp_path: Path) -> Path:
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text(CONFIG, encoding="utf-8")
+    train = tmp_path / "train.csv"
+    rows = ["country,age,ignored"] + [f"{'DE' if i % 3 else 'FR'},{20 + i % 50},x" for i in range(300)]
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return cfg
+
+
+def write_store(tmp_path: Path, countries: list[str], start: datetime) -> None:
+    """One segment of the local store in the documented shape (a document per line plus _id)."""
+    seg = (
+        tmp_path
+        / "data"
+        / "store"
+        / "logs-inferwatch.churn-default"
+        / f"{int(start.timestamp()):020d}.ndjson"
+    )
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i, country in enumerate(countries):
+        ts = start + timedelta(seconds=i)
+        doc = {
+            "@timestamp": ts.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ml": {
+                "model": {"name": "churn", "version": "1"},
+                "inputs": {"country": country, "age": 30 + i % 20},
+            },
+            "_id": f"{start.timestamp()}-{i}",
+        }
+        lines.append(orjson.dumps(doc))
+    seg.write_bytes(b"\n".join(lines) + b"\n")
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_baseline_build_prints_the_summary_stores_it_and_show_reads_it_back(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    out = tmp_path / "copy.json"
+    code, stdout, _ = invoke(
+        "baseline",
+        "build",
+        "-c",
+        str(cfg),
+        "-m",
+        "churn",
+        "-v",
+        "1",
+        "--data",
+        str(tmp_path / "train.csv"),
+        "--out",
+        str(out),
+    )
+    assert code == 0, stdout
+    assert "inputs.country" in stdout and "categorical" in stdout and "300" in stdout
+    assert "columns not in the model's features or outputs, ignored: ignored" in stdout
+    stored = tmp_path / "data" / "baselines" / "churn@1.json"
+    assert stored.exists() and out.read_bytes() == stored.read_bytes()
+    assert json.loads(out.read_bytes())["features"]["inputs.country"]["categories"] == {"DE": 200, "FR": 100}
+
+    code, stdout, _ = invoke("baseline", "show", "-c", str(cfg), "-m", "churn", "-v", "1")
+    assert code == 0 and "baseline churn@1" in stdout and "inputs.age" in stdout
+
+
+def test_baseline_show_of_a_missing_version_says_how_to_build_it(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke("baseline", "show", "-c", str(cfg), "-m", "churn", "-v", "9")
+    assert code == 1 and "inferwatch baseline build" in stderr
+
+
+def test_baseline_build_needs_exactly_one_source(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke("baseline", "build", "-c", str(cfg), "-m", "churn", "-v", "1")
+    assert code == 2 and "--data" in stderr
+
+
+def test_baseline_from_logs_takes_the_window_of_the_local_store(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    write_store(tmp_path, ["DE", "FR", "DE", "NL"] * 25, T0)
+    code, _, stderr = invoke(
+        "baseline",
+        "build",
+        "-c",
+        str(cfg),
+        "-m",
+        "churn",
+        "-v",
+        "1",
+        "--from-logs",
+        "2026-11-22T10:00:00Z",
+        "2026-11-22T11:00:00Z",
+    )
+    assert code == 0, stderr
+    stored = json.loads((tmp_path / "data" / "baselines" / "churn@1.json").read_bytes())
+    assert stored["rows"] == 100
+    assert stored["features"]["inputs.country"]["categories"] == {"DE": 50, "FR": 25, "NL": 25}
+
+
+def test_once_json_lists_the_firing_findings_with_the_documented_keys(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    assert (
+        invoke(
+            "baseline",
+            "build",
+            "-c",
+            str(cfg),
+            "-m",
+            "churn",
+            "-v",
+            "1",
+            "--data",
+            str(tmp_path / "train.csv"),
+        )[0]
+        == 0
+    )
+    write_store(tmp_path, ["DE"] * 150 + ["FR"] * 80 + ["XX"] * 20, T0)
+    code, stdout, stderr = invoke(
+        "analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z", "--json"
+    )
+    assert code == 0, stderr
+    findings = json.loads(stdout)
+    assert all({"detector", "model", "version", "feature", "severity", "message"} <= set(f) for f in findings)
+    assert all(f["status"] == "firing" for f in findings)
+    unseen = [f for f in findings if f["detector"] == "unseen_category"]
+    assert [(f["feature"], f["key"], f["model"], f["version"]) for f in unseen] == [
+        ("inputs.country", "XX", "churn", "1")
+    ]
+    sink = LocalAlertSink(tmp_path / "data" / "alerts")
+    assert any(d["detector"] == "unseen_category" and d["status"] == "open" for d in sink.alerts().values())
+
+    history = sink.history_path.read_bytes()
+    code, stdout, _ = invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z")
+    assert code == 0
+    assert "unseen_category" in stdout and "inputs.country" in stdout
+    assert sink.history_path.read_bytes() == history  # the same window again writes nothing
+
+
+def test_once_refuses_an_unknown_model_and_a_bad_config(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    assert invoke("analytics", "once", "-c", str(cfg), "--model", "nope")[0] == 2
+    bad = tmp_path / "bad.yml"
+    bad.write_text("analytics: {shard: 3/2}\n", encoding="utf-8")
+    code, _, stderr = invoke("analytics", "once", "-c", str(bad))
+    assert code == 2 and "analytics.shard" in stderr
+
+
+def test_help_shows_examples() -> None:
+    for args in (["analytics", "--help"], ["analytics", "once", "--help"], ["baseline", "build", "--help"]):
+        code, stdout, _ = invoke(*args)
+        assert code == 0 and "Example" in stdout
+
+
+def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    cfg.write_text(CONFIG.replace("interval: 1h", "interval: 1s"), encoding="utf-8")
+    state = tmp_path / "data" / "analytics-state" / "churn.state.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "analytics", "run", "-c", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "INFERWATCH_LOG_LEVEL": "info"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # polling a condition with a deadline, not synchronisation by sleep
+        assert state.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no evaluation"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert b"worker stopped" in err

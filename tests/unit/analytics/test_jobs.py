@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from agent.config import parse_config
+from analytics.alert_sink import LocalAlertSink
+from analytics.baseline_store import LocalBaselineStore
+from analytics.jobs import Evaluator, aligned_window, model_features
+from analytics.model import Baseline, FeatureBaseline, FeatureKind, ModelCounts, Status, Window, WindowCounts
+from analytics.sources.tables import (
+    categories_table,
+    numeric_table,
+    presence_table,
+    text_docs_table,
+    tokens_table,
+    versions_table,
+    volume_table,
+)
+from analytics.state_store import StateStore
+
+T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
+MODEL = "churn"
+
+
+def window(i: int) -> Window:
+    return Window(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1))
+
+
+BASELINE = Baseline(
+    model=MODEL,
+    version="1",
+    created=T0 - timedelta(days=7),
+    source="training:train.csv",
+    rows=1000,
+    features=MappingProxyType(
+        {
+            "inputs.country": FeatureBaseline(
+                "inputs.country", "categorical", 1000, 0, categories=MappingProxyType({"DE": 600, "FR": 400})
+            )
+        }
+    ),
+)
+
+
+def counts(w: Window, de: int, fr: int, xx: int = 0) -> WindowCounts:
+    cats = [("inputs.country", "DE", de, True), ("inputs.country", "FR", fr, True)]
+    if xx:
+        cats.append(("inputs.country", "XX", xx, False))
+    docs = de + fr + xx
+    return WindowCounts(
+        model=MODEL,
+        version="1",
+        window=w,
+        docs=docs,
+        presence=presence_table([("inputs.country", docs, 0)]),
+        categories=categories_table(cats),
+        numeric=numeric_table([]),
+        tokens=tokens_table([]),
+        text_docs=text_docs_table([]),
+    )
+
+
+@dataclass
+class StubSource:
+    """A CountSource answering literal tables per window end; records what it was asked."""
+
+    tables: dict[datetime, WindowCounts]
+    asked: list[tuple[str, str, Window, Mapping[str, FeatureKind]]] = field(default_factory=list)
+
+    def model_counts(self, model: str, window: Window) -> ModelCounts:
+        wc = self.tables.get(window.end)
+        rows = [("1", wc.docs)] if wc is not None else []
+        return ModelCounts(model, window, versions_table(rows), volume_table([]))
+
+    def window_counts(
+        self,
+        model: str,
+        version: str,
+        window: Window,
+        baseline: Baseline | None,
+        kinds: Mapping[str, FeatureKind],
+    ) -> WindowCounts:
+        self.asked.append((model, version, window, dict(kinds)))
+        return self.tables[window.end]
+
+
+def evaluator(tmp_path: Path, source: StubSource) -> tuple[Evaluator, LocalAlertSink]:
+    baselines = LocalBaselineStore(tmp_path / "baselines", fsync=False)
+    baselines.save(BASELINE)
+    sink = LocalAlertSink(tmp_path / "alerts", fsync=False)
+    ev = Evaluator(
+        source=source,
+        baselines=baselines,
+        sink=sink,
+        states=StateStore(tmp_path / "state", fsync=False),
+        features={MODEL: {"inputs.country": "categorical"}},
+        closed={MODEL: frozenset({"inputs.country"})},
+        interval=3600,
+    )
+    return ev, sink
+
+
+def test_aligned_window_ends_at_the_last_step_before_the_moment() -> None:
+    at = datetime(2026, 11, 22, 10, 7, 30, tzinfo=UTC)
+    assert aligned_window(at, 3600, 300) == Window(
+        datetime(2026, 11, 22, 9, 5, tzinfo=UTC), datetime(2026, 11, 22, 10, 5, tzinfo=UTC)
+    )
+    assert aligned_window(at, 3600, 300) == aligned_window(at + timedelta(seconds=100), 3600, 300)
+
+
+def test_model_features_qualifies_inputs_outputs_and_closed_vocabularies() -> None:
+    cfg = parse_config(
+        """
+models:
+  churn:
+    features: {country: categorical, age: numeric}
+    outputs: {label: categorical}
+    categorical_closed: [country]
+""",
+        {},
+    )
+    features, closed = model_features(cfg)
+    assert features == {
+        "churn": {"inputs.country": "categorical", "inputs.age": "numeric", "outputs.label": "categorical"}
+    }
+    assert closed == {"churn": frozenset({"inputs.country"})}
+
+
+def test_a_new_value_opens_one_alert_and_rerunning_the_window_duplicates_nothing(tmp_path: Path) -> None:
+    source = StubSource({window(0).end: counts(window(0), 600, 390, xx=10)})
+    ev, sink = evaluator(tmp_path, source)
+    first = ev.evaluate(MODEL, window(0))
+    opened = [c for c in first.changes if c.transition == "opened"]
+    assert [
+        (c.state.detector, c.state.feature, c.state.key)
+        for c in opened
+        if c.state.detector == "unseen_category"
+    ] == [("unseen_category", "inputs.country", "XX")]
+    assert first.counts["1"].docs == 1000
+    alerts_before = sink.alerts_path.read_bytes()
+    history_before = sink.history_path.read_bytes()
+
+    again = ev.evaluate(MODEL, window(0))
+    assert again.replay and again.changes == []
+    assert any(f.detector == "unseen_category" and f.status is Status.FIRING for f in again.findings)
+    assert sink.alerts_path.read_bytes() == alerts_before
+    assert sink.history_path.read_bytes() == history_before
+
+
+def test_alerts_resolve_after_clean_windows_and_state_survives_a_new_evaluator(tmp_path: Path) -> None:
+    tables = {window(0).end: counts(window(0), 600, 390, xx=10)}
+    tables.update({window(i).end: counts(window(i), 600, 400) for i in range(1, 4)})
+    source = StubSource(tables)
+    ev, sink = evaluator(tmp_path, source)
+    ev.evaluate(MODEL, window(0))
+    for i in range(1, 4):
+        ev, sink = evaluator(tmp_path, source)  # a restarted worker: state comes from disk
+        ev.evaluate(MODEL, window(i))
+    doc = next(d for d in sink.alerts().values() if d["detector"] == "unseen_category")
+    assert doc["status"] == "resolved" and doc["key"] == "XX"
+    actions = [h["event"]["action"] for h in sink.history() if h["detector"] == "unseen_category"]
+    assert actions == ["opened", "resolved"]
+
+
+def test_kinds_passed_to_the_source_come_from_config_and_baseline(tmp_path: Path) -> None:
+    source = StubSource({window(0).end: counts(window(0), 600, 400)})
+    ev, _ = evaluator(tmp_path, source)
+    ev.evaluate(MODEL, window(0))
+    assert source.asked == [(MODEL, "1", window(0), {"inputs.country": "categorical"})]
+
+
+def test_a_version_without_baseline_is_a_finding_not_an_exception(tmp_path: Path) -> None:
+    source = StubSource({window(0).end: counts(window(0), 600, 400)})
+    ev, _ = evaluator(tmp_path, source)
+    ev.baselines = LocalBaselineStore(tmp_path / "empty")
+    result = ev.evaluate(MODEL, window(0))
+    assert any(f.detector == "version" and f.key == "no_baseline" for f in result.findings)
+
+
+def test_a_window_without_documents_evaluates_nothing_and_writes_nothing(tmp_path: Path) -> None:
+    source = StubSource({})
+    ev, sink = evaluator(tmp_path, source)
+    result = ev.evaluate(MODEL, window(0))
+    assert result.changes == [] and result.counts == {}
+    assert sink.alerts() == {}
+
+
+@pytest.mark.parametrize("budget", [0.1, 10.0])
+def test_params_follow_the_false_alarm_budget(tmp_path: Path, budget: float) -> None:
+    ev, _ = evaluator(tmp_path, StubSource({}))
+    ev.false_alarms_per_week = budget
+    p = ev.params_for(BASELINE)
+    windows_per_week = 7 * 24
+    from analytics.detectors import count_series
+
+    assert p.alpha == pytest.approx(budget / (count_series(BASELINE) * windows_per_week))
