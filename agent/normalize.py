@@ -181,7 +181,7 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-# ---- coercions: (value) -> coerced value or _INVALID; only called when the type differs ----
+# ---- coercions: (value) -> coerced value or _INVALID; called only when the type differs ----
 
 
 def _to_float(value: Any) -> Any:
@@ -206,103 +206,81 @@ def _to_str(value: Any) -> Any:
     return _INVALID  # object, array
 
 
-_COERCE: Mapping[FeatureKind, tuple[type, Callable[[Any], Any]]] = {
-    "numeric": (float, _to_float),
-    "categorical": (str, _to_str),
-    "text": (str, _to_str),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class _FeatureSpec:
-    """One configured feature: where it is in inputs/outputs and how it is coerced."""
-
-    key: str  # the dotted feature key as configured
-    parts: tuple[str, ...]  # key split on dots
-    want: type
-    coerce: Callable[[Any], Any]
-    label: str  # "inputs.<key>" / "outputs.<key>", the name listed in ml.invalid
-
-
-_FlatSpec = tuple[str, type, Callable[[Any], Any], str]  # key, want, coerce, label
+def _set(obj: JsonObject, key: str, value: Any, label: str, invalid: list[str]) -> None:
+    if value is _INVALID:
+        obj[key] = None
+        invalid.append(label)
+    else:
+        obj[key] = value
 
 
 @dataclass(frozen=True, slots=True)
 class _Kinds:
-    """The configured features of one side (inputs or outputs) of one model. Top-level keys
-    take a loop without calls; dotted keys walk the nesting."""
+    """The configured features of one object level (inputs, outputs, or an object inside them)
+    as a tree, so the per-line loops are flat: one ``get`` and one type test per feature, no
+    call unless a value has the wrong type.
 
-    flat: tuple[_FlatSpec, ...]
-    nested: tuple[_FeatureSpec, ...]
-    text_flat: tuple[str, ...]  # features that get ml.tokens (inputs only)
-    text_nested: tuple[_FeatureSpec, ...]
+    A dotted feature ``user.age`` sits under ``children["user"]``, and also in this level's
+    lists under the literal key ``"user.age"`` (a line may write it either way)."""
+
+    numeric: tuple[tuple[str, str], ...]  # (key, label for ml.invalid)
+    strings: tuple[tuple[str, str], ...]  # categorical and text
+    children: tuple[tuple[str, _Kinds], ...]
+    text: tuple[tuple[str, tuple[str, ...]], ...]  # (dotted key, its parts): ml.tokens (inputs only)
 
     @classmethod
     def build(cls, kinds: Mapping[str, FeatureKind], side: str, tokens: bool) -> _Kinds | None:
         if not kinds:
             return None
-        specs = [
-            _FeatureSpec(k, tuple(k.split(".")), *_COERCE[kind], f"{side}.{k}") for k, kind in kinds.items()
-        ]
-        text = [s for s, kind in zip(specs, kinds.values(), strict=True) if tokens and kind == "text"]
-        return cls(
-            flat=tuple((s.key, s.want, s.coerce, s.label) for s in specs if len(s.parts) == 1),
-            nested=tuple(s for s in specs if len(s.parts) > 1),
-            text_flat=tuple(s.key for s in text if len(s.parts) == 1),
-            text_nested=tuple(s for s in text if len(s.parts) > 1),
+        tree = cls._level({tuple(k.split(".")): kind for k, kind in kinds.items()}, (), side)
+        text = tuple((k, tuple(k.split("."))) for k, kind in kinds.items() if tokens and kind == "text")
+        return cls(tree.numeric, tree.strings, tree.children, text)
+
+    @classmethod
+    def _level(
+        cls, kinds: Mapping[tuple[str, ...], FeatureKind], prefix: tuple[str, ...], side: str
+    ) -> _Kinds:
+        here = {parts[len(prefix) :]: kind for parts, kind in kinds.items() if parts[: len(prefix)] == prefix}
+        numeric = tuple(
+            (".".join(p), ".".join((side, *prefix, *p))) for p, k in here.items() if k == "numeric"
         )
+        strings = tuple(
+            (".".join(p), ".".join((side, *prefix, *p))) for p, k in here.items() if k != "numeric"
+        )
+        heads = dict.fromkeys(p[0] for p in here if len(p) > 1)
+        children = tuple((head, cls._level(kinds, (*prefix, head), side)) for head in heads)
+        return cls(numeric, strings, children, ())
 
-    def apply(self, obj: JsonObject, invalid: list[str]) -> dict[str, list[str]] | None:
-        """Coerce the features of ``obj`` in place (the normalizer owns the parsed line) and
-        return the tokens of its text features (None when there are none)."""
-        for key, want, coerce, label in self.flat:
+    def apply(self, obj: JsonObject, invalid: list[str]) -> None:
+        """Coerce the features of ``obj`` in place (the normalizer owns the parsed line)."""
+        for key, label in self.numeric:
             value = obj.get(key)
-            if value is not None and type(value) is not want:
-                value = coerce(value)
-                if value is _INVALID:
-                    obj[key] = None
-                    invalid.append(label)
+            if type(value) is not float and value is not None:
+                if type(value) is int:
+                    obj[key] = float(value)
                 else:
-                    obj[key] = value
-        for spec in self.nested:
-            where = _locate(obj, spec)
-            if where is not None:
-                container, key = where
-                value = container.get(key)
-                if value is not None and type(value) is not spec.want:
-                    value = spec.coerce(value)
-                    if value is _INVALID:
-                        container[key] = None
-                        invalid.append(spec.label)
-                    else:
-                        container[key] = value
-        if not (self.text_flat or self.text_nested):
-            return None
-        tokens = {}
-        for key in self.text_flat:
-            text = obj.get(key)
+                    _set(obj, key, _to_float(value), label, invalid)
+        for key, label in self.strings:
+            value = obj.get(key)
+            if type(value) is not str and value is not None:
+                _set(obj, key, _to_str(value), label, invalid)
+        for key, child in self.children:
+            inner = obj.get(key)
+            if type(inner) is dict:
+                child.apply(inner, invalid)
+
+    def tokens(self, obj: JsonObject) -> dict[str, list[str]]:
+        """``ml.tokens``: the tokens of each text feature that holds a string."""
+        found = {}
+        for key, parts in self.text:
+            text: Any = obj.get(key)
+            if text is None and len(parts) > 1:
+                text = obj
+                for part in parts:
+                    text = text.get(part) if type(text) is dict else None
             if type(text) is str:
-                tokens[key] = tokenize(text)
-        for spec in self.text_nested:
-            where = _locate(obj, spec)
-            if where is not None:
-                text = where[0].get(where[1])
-                if type(text) is str:
-                    tokens[spec.key] = tokenize(text)
-        return tokens or None
-
-
-def _locate(obj: JsonObject, spec: _FeatureSpec) -> tuple[JsonObject, str] | None:
-    """The container and key holding a dotted feature in ``obj`` (a literal dotted key wins
-    over nesting), or None when the path does not exist."""
-    if spec.key in obj:
-        return obj, spec.key
-    container: Any = obj
-    for part in spec.parts[:-1]:
-        container = container.get(part)
-        if type(container) is not dict:
-            return None
-    return container, spec.parts[-1]
+                found[key] = tokenize(text)
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +318,25 @@ def _getter(path: str) -> tuple[Callable[[JsonObject, Any], Any], Any]:
     return _dig, (path, tuple(path.split(".")))
 
 
+def _middle(info: _ModelInfo, path: str, ingested: str, host: JsonObject, agent: JsonObject) -> bytes:
+    """The serialized document between ``@timestamp`` and the value of ``log.offset``."""
+    return b"".join(
+        (
+            b',"event":',
+            _dumps({"ingested": ingested, "dataset": info.dataset}),
+            b',"data_stream":',
+            _dumps(info.data_stream),
+            b',"host":',
+            _dumps(host),
+            b',"agent":',
+            _dumps(agent),
+            b',"log":{"file":',
+            _dumps({"path": path}),
+            b',"offset":',
+        )
+    )
+
+
 def _scalar_str(value: Any) -> str:
     """A version or prediction id that is not a string, written as JSON."""
     return _dumps(value, option=orjson.OPT_SORT_KEYS).decode()
@@ -358,14 +355,22 @@ def _parse_error(line: bytes) -> Any:
         raise Rejected("invalid_json", str(exc)) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Normalizer:
     """Line -> ``Event`` for one input (see the module docstring for every rule).
 
-    ``namespace`` is the agent's; the input's own ``namespace`` wins when set. ``hash_key`` is
-    the HMAC key for ``redact.hash`` (read from the environment by the caller).
-    ``counts`` counts what was repaired rather than rejected (``timestamp_missing``,
-    ``invalid_value``); rejects are counted by whoever catches ``Rejected``.
+    ``namespace`` is the agent's; the input's own ``namespace`` wins when set (either is
+    lowercased: index names must be). ``hash_key`` is the HMAC key for ``redact.hash`` (read
+    from the environment by the caller). ``require_timestamp`` turns a missing timestamp into
+    ``missing_field`` instead of the ingest time.
+
+    ``counts`` counts what was repaired rather than rejected (``timestamp_missing``: lines that
+    got the ingest time; ``invalid_value``: values nulled or left out, see ``ml.invalid``);
+    rejects are counted by whoever catches ``Rejected``. Identity equality: a normalizer holds
+    caches and counters.
+
+    Thread-safety: one normalizer may be called from several threads (its caches are only
+    ever replaced or filled whole), but ``counts`` is then approximate.
     """
 
     input_config: InputConfig
@@ -423,7 +428,7 @@ class Normalizer:
     def _derive(self, name: str) -> _ModelInfo:
         m = dataset_part(name)
         dataset = f"inferwatch.{m}"
-        namespace = self.input_config.namespace or self.namespace
+        namespace = (self.input_config.namespace or self.namespace).lower()  # index names are lowercase
         config = self.models.get(name) or self.models.get(m) or ModelConfig()
         return _ModelInfo(
             name=name,
@@ -457,6 +462,7 @@ class Normalizer:
         counts = self.counts
         cache = self._cache
         model_info = self.model_info
+        last_middle: list[tuple[Any, str, str, bytes]] = [(None, "", "", b"")]
 
         def resolve_model(value: Any) -> _ModelInfo:
             if value is None or value == "":
@@ -527,11 +533,13 @@ class Normalizer:
             if inputs is not None:
                 if type(inputs) is not dict:
                     raise Rejected("not_an_object", f"inputs: {fields.inputs!r} is {_json_type(inputs)}")
-                if info.inputs is not None:
-                    tokens = info.inputs.apply(inputs, invalid)
-                    if tokens is not None:
-                        ml["tokens"] = tokens
                 ml["inputs"] = inputs
+                if info.inputs is not None:
+                    info.inputs.apply(inputs, invalid)
+                    if info.inputs.text:
+                        tokens = info.inputs.tokens(inputs)
+                        if tokens:
+                            ml["tokens"] = tokens
             outputs = get_outputs(obj, outputs_arg)
             if outputs is not None:
                 if type(outputs) is not dict:
@@ -547,17 +555,16 @@ class Normalizer:
                 doc_id = document_id(info.id_prefix + pid)
             else:
                 doc_id = document_id(f"{fingerprint}:{offset}")
-            doc = {
-                "@timestamp": ts,
-                "event": {"ingested": ingested, "dataset": info.dataset},
-                "data_stream": info.data_stream,
-                "host": host,
-                "agent": agent,
-                "log": {"file": {"path": path}, "offset": offset},
-                "ml": ml,
-            }
+            # The document is spliced: everything but the timestamp, the offset and "ml" is the
+            # same for a model, a file and an ingest time, so it is serialized once per change.
+            memo = last_middle[0]
+            if memo[0] is info and memo[1] == path and memo[2] == ingested:
+                middle = memo[3]
+            else:
+                middle = _middle(info, path, ingested, host, agent)
+                last_middle[0] = (info, path, ingested, middle)
             try:
-                body = _dumps(doc)
+                body = b'{"@timestamp":%s%s%d},"ml":%s}' % (_dumps(ts), middle, offset, _dumps(ml))
             except orjson.JSONEncodeError as exc:  # nesting deeper than orjson writes
                 raise Rejected("invalid_json", f"cannot serialize: {exc}") from None
             return Event(doc_id, info.index, body)

@@ -468,3 +468,9 @@ def test_many_model_names_do_not_grow_the_cache_without_bound() -> None:
     for i in range(MODEL_CACHE_SIZE + 10):
         normalizer(orjson.dumps({"model": f"m{i}", "timestamp": 0}), SOURCE, INGESTED)
     assert len(normalizer._cache) <= MODEL_CACHE_SIZE
+
+
+def test_the_namespace_is_lowercased_for_the_index_and_the_document() -> None:
+    event = make(namespace="Prod")(LINE, SOURCE, INGESTED)
+    assert event.index == "logs-inferwatch.churn_classifier-prod"
+    assert orjson.loads(event.body)["data_stream"]["namespace"] == "prod"
