@@ -7,13 +7,10 @@ pauses, so the log files themselves are the buffer and memory stays bounded.
 
 On disk, ``directory`` holds:
 
-- ``<first seq:020d>.seg`` segment files of records, appended in seq order (seq + 1 per record).
-  A new segment starts when the current one would pass ``segment_bytes`` (a record larger than
-  that gets a segment of its own). Each record is framed as (big-endian)::
-
-      magic u32 "IWS1" | payload length u32 | seq u64 | append time f64 | crc32 u32 | payload
-
-  where crc32 (zlib) covers length, seq, append time and payload.
+- ``<first seq:020d>.seg`` segment files of checksummed records (framing in
+  ``agent.spoolformat``), appended in seq order (seq + 1 per record). A new segment starts when
+  the current one would pass ``segment_bytes`` (a record larger than that gets a segment of its
+  own).
 - ``ack.json`` ``{"version": 1, "acked_seq": N}``, written atomically (``agent.atomic``) before
   the segments whose records are all <= N are deleted; on every ack by default, or at most every
   ``ack_interval`` seconds (an fsynced ack costs 1-10 ms; see bench/spool_cost.py).
@@ -55,35 +52,36 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
-import struct
 import threading
 import time
 import weakref
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Literal
 
 import orjson
 
 from agent.atomic import atomic_write_bytes, fsync_dir, read_state_bytes
 from agent.model import SpoolRecord
+from agent.spoolformat import (
+    HEADER_BYTES,
+    MAX_PAYLOAD,
+    SEGMENT_RE,
+    Header,
+    Scan,
+    encode_record,
+    parse_header,
+    scan_segment,
+    segment_name,
+)
 
 log = logging.getLogger(__name__)
 
-MAGIC = 0x49575331  # b"IWS1"
-_HEADER = struct.Struct(">IIQdI")  # magic, payload length, seq, append time, crc32
-HEADER_BYTES = _HEADER.size  # 28
-MAX_PAYLOAD = 0xFFFF_FFFF  # the length field is a u32
-_CRC_COVERS = slice(4, 24)  # length, seq and append time
 ACK_FILE = "ack.json"
 LOCK_FILE = "lock"
 ACK_VERSION = 1
-_SEGMENT_RE = re.compile(r"^(\d{20})\.seg$")
 _fdatasync: Callable[[int], None] = getattr(os, "fdatasync", os.fsync)
 
 
@@ -95,38 +93,6 @@ class SpoolInUse(RuntimeError):
     """Another open ``Spool`` (in this or another process) holds the directory."""
 
 
-def segment_name(first_seq: int) -> str:
-    return f"{first_seq:020d}.seg"
-
-
-def encode_record(seq: int, payload: bytes, appended: float) -> bytes:
-    """The framed bytes of one record (header + payload)."""
-    header = bytearray(_HEADER.pack(MAGIC, len(payload), seq, appended, 0))
-    crc = zlib.crc32(payload, zlib.crc32(header[_CRC_COVERS]))
-    struct.pack_into(">I", header, 24, crc)
-    return bytes(header) + payload
-
-
-@dataclass(frozen=True, slots=True)
-class _Header:
-    length: int
-    seq: int
-    appended: float
-    crc: int
-    raw: bytes
-
-    def verifies(self, payload: bytes) -> bool:
-        return zlib.crc32(payload, zlib.crc32(self.raw[_CRC_COVERS])) == self.crc
-
-
-def _parse_header(raw: bytes) -> _Header | None:
-    """None when ``raw`` is not a record header (wrong magic)."""
-    magic, length, seq, appended, crc = _HEADER.unpack(raw)
-    if magic != MAGIC:
-        return None
-    return _Header(length, seq, appended, crc, raw)
-
-
 @dataclass(slots=True, eq=False)  # identity matters: the writer and the reader share these
 class _Segment:
     first_seq: int
@@ -136,56 +102,6 @@ class _Segment:
 
     def pending(self, acked: int) -> int:
         return max(0, self.last_seq - max(self.first_seq - 1, acked))
-
-
-@dataclass(frozen=True, slots=True)
-class _Scan:
-    """A segment's verified prefix and why the scan stopped before the end of the file."""
-
-    end: int
-    last_seq: int
-    problem: Literal["torn", "bad"] | None = None
-    dropped: int = 0  # committed records cut away: a whole bad record with an intact header + what follows
-
-
-def _count_following(f: BinaryIO, size: int, offset: int, seq: int) -> int:
-    """How many whole, verifying records with seqs ``seq``, ``seq + 1``... start at ``offset``."""
-    n = 0
-    while size - offset >= HEADER_BYTES:
-        f.seek(offset)
-        header = _parse_header(f.read(HEADER_BYTES))
-        if header is None or header.seq != seq + n or header.length > size - offset - HEADER_BYTES:
-            break
-        if not header.verifies(f.read(header.length)):
-            break
-        n += 1
-        offset += HEADER_BYTES + header.length
-    return n
-
-
-def _scan(path: Path, first_seq: int) -> _Scan:
-    size = path.stat().st_size
-    offset, expected = 0, first_seq
-    with path.open("rb") as f:
-        while offset < size:
-            if size - offset < HEADER_BYTES:
-                return _Scan(offset, expected - 1, "torn")
-            header = _parse_header(f.read(HEADER_BYTES))
-            if header is None:
-                return _Scan(offset, expected - 1, "bad")
-            if header.length > size - offset - HEADER_BYTES:
-                return _Scan(offset, expected - 1, "torn")
-            payload = f.read(header.length)
-            if header.seq != expected or not header.verifies(payload):
-                dropped = 0
-                if header.seq == expected:  # a whole record that was committed, then damaged
-                    dropped = 1 + _count_following(
-                        f, size, offset + HEADER_BYTES + header.length, expected + 1
-                    )
-                return _Scan(offset, expected - 1, "bad", dropped)
-            offset += HEADER_BYTES + header.length
-            expected += 1
-    return _Scan(offset, expected - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +222,7 @@ class Spool:
     def _segment_files(self) -> list[tuple[int, Path]]:
         found = []
         for path in self.directory.iterdir():
-            m = _SEGMENT_RE.match(path.name)
+            m = SEGMENT_RE.match(path.name)
             if m:
                 found.append((int(m.group(1)), path))
             elif path.suffix == ".seg":
@@ -318,7 +234,7 @@ class Spool:
         segments: list[_Segment] = []
         for i, (first, path) in enumerate(files):
             is_last = i == len(files) - 1
-            scan = _scan(path, first)
+            scan = scan_segment(path, first)
             if scan.problem is not None:
                 self._count_damage(scan, first, path, files[i + 1][0] if not is_last else None)
                 with path.open("r+b") as f:
@@ -342,7 +258,7 @@ class Spool:
             fsync_dir(self.directory)
         return segments
 
-    def _count_damage(self, scan: _Scan, first: int, path: Path, next_first: int | None) -> None:
+    def _count_damage(self, scan: Scan, first: int, path: Path, next_first: int | None) -> None:
         bad_seq = scan.last_seq + 1
         if next_first is None:
             reason = "torn_tail" if scan.problem == "torn" else "bad_checksum"
@@ -550,11 +466,11 @@ class Spool:
             seq = found[0].seq + 1
         return view.first_seq, offset
 
-    def _read_at(self, view: _View, offset: int, header_only: bool = False) -> tuple[_Header, bytes] | None:
+    def _read_at(self, view: _View, offset: int, header_only: bool = False) -> tuple[Header, bytes] | None:
         """The record at ``offset``; None when it no longer verifies."""
         fd = self._reader_fd(view)
         raw = _pread_exact(fd, HEADER_BYTES, offset)
-        header = _parse_header(raw) if len(raw) == HEADER_BYTES else None
+        header = parse_header(raw) if len(raw) == HEADER_BYTES else None
         if header is not None and offset + HEADER_BYTES + header.length <= view.size:
             if header_only:
                 return header, b""

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from agent.model import SpoolRecord
-from agent.spool import HEADER_BYTES, Spool, SpoolFull, encode_record
+from agent.spool import Spool, SpoolFull
+from agent.spoolformat import HEADER_BYTES, encode_record
 
 P = 100  # payload size used by most tests
 REC = HEADER_BYTES + P  # bytes one such record takes on disk

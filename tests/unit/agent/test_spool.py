@@ -17,7 +17,8 @@ import pytest
 
 import agent.spool as spool_module
 from agent.model import SpoolRecord
-from agent.spool import HEADER_BYTES, Spool, SpoolInUse, encode_record
+from agent.spool import Spool, SpoolInUse
+from agent.spoolformat import HEADER_BYTES, encode_record
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "spool"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())
