@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -64,6 +64,13 @@ class Redactor:
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
 
+def hash_key_from(hash_key_env: str, environ: Mapping[str, str]) -> bytes | None:
+    """The HMAC key named by ``RedactConfig.hash_key_env`` in ``environ`` (UTF-8), or None.
+    The entry point passes ``os.environ``; nothing else reads the environment."""
+    value = environ.get(hash_key_env)
+    return value.encode("utf-8") if value else None
+
+
 class _Drop:
     """Marker transform: remove the key."""
 
@@ -102,4 +109,4 @@ def _replace(obj: JsonObject, path: _Path, transform: Any) -> JsonObject:
     return copy
 
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "hash_key_from"]

@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from agent.redact import Redactor
+from agent.redact import Redactor, hash_key_from
 
 KEY = b"secret-key"
 
@@ -86,3 +86,9 @@ def test_same_key_same_pseudonym_other_key_other_pseudonym() -> None:
     c = Redactor(hash=["inputs.email"], key=b"other")(line())
     assert a == b
     assert a != c
+
+
+def test_the_hash_key_comes_from_the_named_environment_variable() -> None:
+    assert hash_key_from("K", {"K": "sécret"}) == "sécret".encode()
+    assert hash_key_from("K", {"K": ""}) is None
+    assert hash_key_from("K", {}) is None
