@@ -1,0 +1,115 @@
+"""`inferwatch demo` end to end: the demo model, the agent daemon (a real subprocess) and the
+analytics worker on the local store. From the alerts the run wrote, each injected failure must
+have opened the right alert, and nothing may open on the normal traffic before the first one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.scenario
+
+EXPECTED = {  # injected failure -> (feature, detectors any of which must open)
+    "missing_feature": ("inputs.horsepower", {"feature_vanished", "null_surge"}),
+    "unseen_category": ("inputs.origin", {"unseen_category"}),
+    "vocabulary_shift": ("inputs.name", {"oov_rate", "vocabulary_drift"}),
+}
+
+
+def ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    data_dir = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "demo",
+            "--duration",
+            "40",
+            "--speed",
+            "150",
+            "--data-dir",
+            str(data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        stdin=subprocess.DEVNULL,
+    )
+    return data_dir, proc
+
+
+def test_the_demo_exits_0_and_leaves_its_report(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    data_dir, proc = demo_run
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = data_dir / "report.html"
+    assert f"report: {report.resolve()}" in proc.stdout
+    assert report.read_text(encoding="utf-8").count("<svg") == 4
+    assert (data_dir / "summary.txt").read_text(encoding="utf-8").startswith("20 windows evaluated")
+    demo = orjson.loads((data_dir / "demo.json").read_bytes())
+    assert demo["shipped"] == demo["written"] > 0, "the agent shipped every line the demo model wrote"
+
+
+def test_each_injected_failure_opened_the_right_alert_and_none_opened_before(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    data_dir, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    demo = orjson.loads((data_dir / "demo.json").read_bytes())
+    span = demo["span"]
+    history = [
+        orjson.loads(line) for line in (data_dir / "alerts" / "history.ndjson").read_bytes().splitlines()
+    ]
+    opened = [h for h in history if h["event"]["action"] == "opened"]
+    assert {h["model"] for h in opened} == {"cars_mpg"}
+
+    schedule = demo["schedule"]
+    assert [s["kind"] for s in schedule] == list(EXPECTED)
+    first_injection = min(ts(s["start"]) for s in schedule)
+    early = [
+        (h["detector"], h["feature"], h["message"]) for h in opened if ts(h["first_seen"]) <= first_injection
+    ]
+    assert early == [], "alerts opened on normal traffic"
+
+    for s in schedule:
+        feature, detectors = EXPECTED[s["kind"]]
+        start, end = ts(s["start"]), ts(s["end"])
+        # an alert's first_seen is the end of its first firing window: inside the injection, or
+        # one window after it (an alert that needs two windows to open)
+        hits = [
+            h
+            for h in opened
+            if h["feature"] == feature
+            and h["detector"] in detectors
+            and start.timestamp() < ts(h["first_seen"]).timestamp() <= end.timestamp() + span
+        ]
+        assert hits, f"{s['kind']}: no {sorted(detectors)} alert on {feature}; opened: " + str(
+            [(h["detector"], h["feature"], h["first_seen"]) for h in opened]
+        )
+
+
+def test_the_alert_documents_carry_what_a_person_needs(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    data_dir, _ = demo_run
+    alerts = orjson.loads((data_dir / "alerts" / "alerts.json").read_bytes())
+    vanished = [a for a in alerts.values() if a["detector"] == "feature_vanished"]
+    assert len(vanished) == 1
+    (doc,) = vanished
+    assert doc["feature"] == "inputs.horsepower" and doc["severity"] == "critical"
+    assert doc["status"] == "resolved", "the field came back: the alert resolved after clean windows"
+    korea = [a for a in alerts.values() if a["detector"] == "unseen_category"]
+    assert [(a["feature"], a["key"]) for a in korea] == [("inputs.origin", "Korea")]
+    assert "Korea" in korea[0]["message"]
