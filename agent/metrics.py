@@ -36,6 +36,10 @@ METRICS: dict[str, tuple[Kind, str]] = {
     "documents_retried_total": ("counter", "Bulk items retried, by the status that made them retry."),
     "dead_lettered_total": ("counter", "Lines and documents written to the dead letter, by reason."),
     "dropped_total": ("counter", "Data lost or skipped, by reason (spool corruption, truncation...)."),
+    "storage_repairs_total": (
+        "counter",
+        "Damage found and repaired in the spool or registry at open, by store and reason.",
+    ),
     "bulk_requests_total": ("counter", "Bulk requests sent, by result (ok, unavailable, too_large)."),
     "spooled_records_total": ("counter", "Bulk bodies written to the spool."),
     "loop_errors_total": ("counter", "Unexpected errors caught at the top of a loop (logged), by loop."),

@@ -109,7 +109,6 @@ class ReadLoop:
         self._last_registry_flush = now
         self._next_prune = now + settings.prune_interval
         self._next_housekeeping = now
-        self._dead_counts_seen: dict[str, int] = {}
 
     # -- the loop body ---------------------------------------------------------------------------
 
@@ -281,16 +280,20 @@ class ReadLoop:
             lag[labels(path=f.path)] = float(max(f.size - committed, 0))
         self._metrics.replace("file_lag_bytes", lag)
         self._metrics.set("files_open", len(files))
-        for reason, n in self._tailer.counts.items():
+        # Components count their own repairs and drops; mirrored here as absolute totals.
+        for reason, n in list(self._tailer.counts.items()):
             if reason in _TAILER_DROPS:
-                seen = self._dead_counts_seen.get(reason, 0)
-                if n > seen:
-                    self._metrics.inc("dropped_total", n - seen, labels(reason=reason))
-                    self._dead_counts_seen[reason] = n
+                self._metrics.set("dropped_total", n, labels(reason=reason))
+        for reason, n in list(self._spool.counts.items()):
+            self._metrics.set("storage_repairs_total", n, labels(store="spool", reason=reason))
+            if reason == "records_lost":
+                self._metrics.set("dropped_total", n, labels(reason="spool_records_lost"))
+        for reason, n in list(self._registry.counts.items()):
+            self._metrics.set("storage_repairs_total", n, labels(store="registry", reason=reason))
 
 
 # Tailer events that mean bytes were skipped (not read): counted as drops.
-_TAILER_DROPS = frozenset({"truncated_while_away", "read_errors"})
+_TAILER_DROPS = frozenset({"truncated_while_away"})
 
 
 def _iso_now(t: float) -> str:

@@ -289,3 +289,42 @@ def test_sigterm_drains_and_the_rest_is_delivered_after_restart(
     wait_delivered(server, writer.written, DEADLINE, agent)
     assert agent.stop() == 0
     assert_exactly_once(server, writer.written)
+
+
+def test_a_long_outage_fills_the_spool_then_the_files_buffer(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    agent = make_agent(
+        agents,
+        tmp_path,
+        server,
+        spool={"max_bytes": "128KiB", "segment_bytes": "64KiB"},
+        batch={"max_docs": 100, "max_wait": "50ms"},
+    )
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    server.set_faults(mode="refuse")
+    agent.start()
+    rng = random.Random(5)
+    for _ in range(20):  # ~7 MB that gzip can't shrink much: far more than the spool holds
+        writer.write(500, text="".join(rng.choices("0123456789abcdef", k=200)))
+    wait_until(lambda: agent.metric("spool_full") == 1, DEADLINE, "the spool to fill up")
+    assert (agent.metric("lines_read_total") or 0) < len(writer.written)  # the files hold the rest
+    server.clear_faults()
+    wait_delivered(server, writer.written, DEADLINE * 2, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_lost_answers_are_resent_and_answered_409(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    server.set_faults(drop_response=True)  # stored, but the agent never hears it
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    writer.write(300)
+    wait_until(lambda: len(server.ids()) == 300, DEADLINE, "documents stored")
+    server.clear_faults()
+    wait_until(lambda: agent.metric("documents_duplicate_total") == 300, DEADLINE, "replays answered 409")
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)

@@ -48,7 +48,9 @@ def simple_normalize(line: bytes, source: Source, ingested: str) -> Event:
 class Rig:
     """A read loop over ``<tmp>/logs/*.jsonl`` with a real spool, registry and dead letter."""
 
-    def __init__(self, tmp: Path, spool_bytes: int = 1 << 30, **settings: object) -> None:
+    def __init__(
+        self, tmp: Path, spool_bytes: int = 1 << 30, start_at: str = "beginning", **settings: object
+    ) -> None:
         self.logs = tmp / "logs"
         self.logs.mkdir(exist_ok=True)
         self.clock = Clock()
@@ -56,7 +58,7 @@ class Rig:
         self.spool = Spool(tmp / "spool", spool_bytes, 64 * 1024, fsync=False)
         self.dead = DeadLetter(tmp / "dead-letter.ndjson", fsync=False)
         self.metrics = Metrics()
-        inputs = [InputConfig(paths=(str(self.logs / "*.jsonl"),))]
+        inputs = [InputConfig(paths=(str(self.logs / "*.jsonl"),), start_at=start_at)]  # type: ignore[arg-type]
         self.discovery = Discovery(inputs, scan_interval=0.0, clock=self.clock)
         self.tailer = Tailer(1024, 4096, self.registry.get, clock=self.clock)
         defaults: dict[str, object] = {"max_docs": 1000, "max_wait": 0.5, "max_line_bytes": 1024}
@@ -209,6 +211,44 @@ def test_a_restart_resumes_at_the_committed_offset(tmp_path: Path) -> None:
     again.loop.flush()
     assert again.spooled_ids() == [0, 1, 2, 3, 4, 5]  # 0-2 from the first run's spool, 3-5 new
     assert again.offset(path) == path.stat().st_size
+
+
+def test_start_at_end_skips_what_files_held_at_the_first_start_only(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, start_at="end")
+    rig.write("old.jsonl", lines(range(3)))
+    rig.loop.step()
+    rig.write("old.jsonl", lines(range(3, 5)))
+    rig.write("new.jsonl", lines(range(100, 102)))  # created while running: read whole
+    for _ in range(3):
+        rig.clock.now += 1
+        rig.loop.step()
+    assert sorted(rig.spooled_ids()) == [3, 4, 100, 101]
+
+
+def test_gone_files_are_pruned_from_the_registry(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, prune_interval=10.0, prune_grace=0.0)
+    gone = rig.write("gone.jsonl", lines(range(2)))
+    kept = rig.write("kept.jsonl", lines(range(2, 4)))
+    rig.loop.step()
+    rig.clock.now += 1
+    rig.loop.step()
+    assert rig.offset(gone) == gone.stat().st_size
+    gone.unlink()
+    for _ in range(3):  # the tailer lets the deleted file go after its grace, then the prune runs
+        rig.clock.now += 10
+        rig.loop.step()
+    assert rig.offset(gone) is None
+    assert rig.offset(kept) == kept.stat().st_size
+    assert rig.registry.flush() or (tmp_path / "registry.json").exists()
+
+
+def test_spool_repairs_are_exported(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    rig.spool.counts["torn_tail"] += 1
+    rig.spool.counts["records_lost"] += 2
+    rig.loop.step()
+    assert rig.metrics.value("storage_repairs_total", labels(reason="torn_tail", store="spool")) == 1
+    assert rig.metrics.value("dropped_total", labels(reason="spool_records_lost")) == 2
 
 
 # -- the ship loop ---------------------------------------------------------------------------------
