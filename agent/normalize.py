@@ -128,13 +128,17 @@ def parse_timestamp(value: Any) -> str:
             _fromisoformat(value)  # validates; the string already has the output form
             return value
         try:
-            return format_timestamp(_fromisoformat(value))
+            parsed = _fromisoformat(value)
         except ValueError:
             try:
                 number: float = float(value)
             except ValueError:
                 raise ValueError(f"not an ISO-8601 time or epoch number: {value[:64]!r}") from None
             return _from_epoch(number)
+        try:
+            return format_timestamp(parsed)
+        except OverflowError:  # an offset that moves the time out of the years 1-9999
+            raise ValueError(f"time out of range: {value[:64]!r}") from None
     if type(value) is int or type(value) is float:
         return _from_epoch(value)
     raise ValueError(f"a timestamp must be a string or a number, not {_json_type(value)}")
@@ -501,7 +505,7 @@ class Normalizer:
             else:
                 try:
                     ts = parse_timestamp(ts)
-                except (ValueError, OverflowError) as exc:
+                except ValueError as exc:
                     raise Rejected("bad_timestamp", str(exc)) from None
 
             version = get_version(obj, version_arg)

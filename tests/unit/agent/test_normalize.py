@@ -329,6 +329,7 @@ def test_timestamps_become_utc_milliseconds(value: Any, expected: str) -> None:
         1e30,
         -1e30,
         "9" * 40,
+        "0001-01-01T00:00:00+01:00",
     ],
 )
 def test_unparseable_timestamps_are_rejected(value: Any) -> None:
