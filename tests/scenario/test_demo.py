@@ -4,8 +4,10 @@ have opened the right alert, and nothing may open on the normal traffic before t
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -113,3 +115,42 @@ def test_the_alert_documents_carry_what_a_person_needs(
     korea = [a for a in alerts.values() if a["detector"] == "unseen_category"]
     assert [(a["feature"], a["key"]) for a in korea] == [("inputs.origin", "Korea")]
     assert "Korea" in korea[0]["message"]
+
+
+def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "cars_mpg.jsonl"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "demo",
+            "--serve",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--speed",
+            "300",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            if log.exists() and log.read_bytes().count(b"\n") >= 100:
+                break
+            time.sleep(0.1)  # polling a condition with a deadline
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+    assert len(lines) >= 100 and "stopped after" in out
+    assert {line["model"] for line in lines} == {"cars_mpg"}
+    assert set(lines[0]) >= {"timestamp", "model", "model_version", "prediction_id", "inputs", "outputs"}
+    stamps = [line["timestamp"] for line in lines]
+    assert stamps == sorted(stamps)
