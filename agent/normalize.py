@@ -3,9 +3,10 @@
 ``Normalizer(input_config, models, namespace, redact, hash_key, host, agent_version)`` is built
 once per input; ``normalizer(line, source, ingested) -> Event`` or raises ``Rejected(reason)``.
 ``normalizer.normalize_batch(batch, ingested)`` does the same for a whole ``LineBatch`` without
-building a ``Source`` per line. Everything that depends only on the config is computed in
-``__post_init__``; everything that depends only on the model name (dataset, index, coercions,
-text features) is computed once per name and cached.
+building a ``Source`` per line, and ``normalizer.normalize_at(line, fingerprint, path, offset,
+ingested)`` is the per-line function itself. Everything that depends only on the config is
+computed in ``__post_init__``; everything that depends only on the model name (dataset, index,
+coercions, text features) is computed once per name and cached.
 
 The document (contract of PLAN.md / ARCHITECTURE.md)::
 
@@ -386,19 +387,21 @@ class Normalizer:
     agent_version: str = ""
     require_timestamp: bool = False
     counts: Counter[str] = field(default_factory=Counter, init=False, compare=False, repr=False)
-    _normalize: Callable[[bytes, str, str, int, str], Event] = field(init=False, compare=False, repr=False)
+    #: ``normalize_at(line, fingerprint, path, offset, ingested)``: the per-line function itself,
+    #: for callers that would otherwise build a ``Source`` per line only to have it taken apart.
+    normalize_at: Callable[[bytes, str, str, int, str], Event] = field(init=False, compare=False, repr=False)
     _cache: dict[Any, _ModelInfo] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_normalize", self._build())
+        object.__setattr__(self, "normalize_at", self._build())
 
     def __call__(self, line: bytes, source: Source, ingested: str) -> Event:
         """The document of ``line``; raises ``Rejected(reason, detail)``."""
-        return self._normalize(line, source.file_id.fingerprint, source.path, source.offset, ingested)
+        return self.normalize_at(line, source.file_id.fingerprint, source.path, source.offset, ingested)
 
     def normalize_batch(self, batch: LineBatch, ingested: str) -> tuple[list[Event], list[RejectedLine]]:
         """Every line of ``batch``: the events in line order, and the lines rejected."""
-        normalize = self._normalize
+        normalize = self.normalize_at
         fingerprint = batch.file_id.fingerprint
         path = batch.path
         events: list[Event] = []

@@ -475,3 +475,10 @@ def test_the_namespace_is_lowercased_for_the_index_and_the_document() -> None:
     event = make(namespace="Prod")(LINE, SOURCE, INGESTED)
     assert event.index == "logs-inferwatch.churn_classifier-prod"
     assert orjson.loads(event.body)["data_stream"]["namespace"] == "prod"
+
+
+def test_normalize_at_is_the_call_without_a_source() -> None:
+    normalizer = make()
+    assert normalizer.normalize_at(
+        LINE, SOURCE.file_id.fingerprint, SOURCE.path, SOURCE.offset, INGESTED
+    ) == normalizer(LINE, SOURCE, INGESTED)
