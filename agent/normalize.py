@@ -500,16 +500,14 @@ class Normalizer:
                 info = resolve_model(name)
 
             ts = get_ts(obj, ts_arg)
-            if ts is None:
-                if require_timestamp:
-                    raise Rejected("missing_field", f"timestamp ({fields.timestamp!r} not in the line)")
-                counts["timestamp_missing"] += 1
-                ts = ingested
-            else:
+            if ts is not None:
                 try:
                     ts = parse_timestamp(ts)
                 except ValueError as exc:
                     raise Rejected("bad_timestamp", str(exc)) from None
+            elif require_timestamp:
+                raise Rejected("missing_field", f"timestamp ({fields.timestamp!r} not in the line)")
+            # else: the ingest time, counted at the end, once the line is sure to be a document
 
             version = get_version(obj, version_arg)
             if version is None:
@@ -571,9 +569,16 @@ class Normalizer:
                 middle = _middle(info, path, ingested, host, agent)
                 last_middle[0] = (info, path, ingested, middle)
             try:
-                body = b'{"@timestamp":%s%s%d},"ml":%s}' % (_dumps(ts), middle, offset, _dumps(ml))
+                body = b'{"@timestamp":%s%s%d},"ml":%s}' % (
+                    _dumps(ts or ingested),
+                    middle,
+                    offset,
+                    _dumps(ml),
+                )
             except orjson.JSONEncodeError as exc:  # nesting deeper than orjson writes
                 raise Rejected("invalid_json", f"cannot serialize: {exc}") from None
+            if ts is None:
+                counts["timestamp_missing"] += 1
             return Event(doc_id, info.index, body)
 
         return normalize

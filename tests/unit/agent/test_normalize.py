@@ -482,3 +482,9 @@ def test_normalize_at_is_the_call_without_a_source() -> None:
     assert normalizer.normalize_at(
         LINE, SOURCE.file_id.fingerprint, SOURCE.path, SOURCE.offset, INGESTED
     ) == normalizer(LINE, SOURCE, INGESTED)
+
+
+def test_a_rejected_line_is_not_counted_as_repaired() -> None:
+    normalizer = make()
+    assert reason_of(b'{"model": "m", "inputs": [1]}', normalizer) == "not_an_object"
+    assert normalizer.counts["timestamp_missing"] == 0
