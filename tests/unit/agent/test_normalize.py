@@ -10,6 +10,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import FieldPaths, InputConfig, ModelConfig, RedactConfig
 from agent.model import FileId, LineBatch, Rejected, Source
@@ -488,3 +490,60 @@ def test_a_rejected_line_is_not_counted_as_repaired() -> None:
     normalizer = make()
     assert reason_of(b'{"model": "m", "inputs": [1]}', normalizer) == "not_an_object"
     assert normalizer.counts["timestamp_missing"] == 0
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+field_names = st.sampled_from(
+    ["timestamp", "model", "model_version", "prediction_id", "inputs", "outputs", "latency_ms"]
+)
+feature_names = st.sampled_from(["age", "country", "review_text", "user", "tier", "bio", "score", "label"])
+inputs_like = st.dictionaries(
+    feature_names, json_values | st.dictionaries(feature_names, json_values, max_size=3)
+)
+lines_like = st.fixed_dictionaries(
+    {"model": st.sampled_from(["churn-classifier", "churn_classifier", "other"])},
+    optional={
+        "timestamp": json_values | st.integers(0, 2**41),
+        "inputs": inputs_like,
+        "outputs": inputs_like,
+    },
+).flatmap(
+    lambda base: st.dictionaries(field_names, json_values, max_size=3).map(lambda noise: {**noise, **base})
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines_like)
+def test_any_json_line_becomes_a_document_or_a_rejection(line: dict[str, Any]) -> None:
+    normalizer = make(redact=RedactConfig(drop=("inputs.bio",), hash=("inputs.user.tier",)), hash_key=b"k")
+    try:
+        event = normalizer(orjson.dumps(line), SOURCE, INGESTED)
+    except Rejected as exc:
+        assert exc.reason in {"not_an_object", "missing_field", "bad_timestamp", "invalid_json"}
+        return
+    doc = orjson.loads(event.body)
+    assert doc["ml"]["model"]["name"] == line["model"]
+    assert doc["@timestamp"].endswith("Z") and len(doc["@timestamp"]) == 24
+    assert "bio" not in doc["ml"].get("inputs", {})
+    for value in doc["ml"].get("tokens", {}).values():
+        assert all(isinstance(t, str) and 0 < len(t) <= 40 for t in value)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_bytes_become_a_document_or_a_rejection(line: bytes) -> None:
+    normalizer = make(input_config=InputConfig(paths=("x",), model="fallback"))
+    try:
+        normalizer(line, SOURCE, INGESTED)
+    except Rejected as exc:
+        assert exc.reason in {"invalid_utf8", "invalid_json", "not_an_object", "bad_timestamp"}
