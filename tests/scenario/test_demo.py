@@ -4,9 +4,12 @@ have opened the right alert, and nothing may open on the normal traffic before t
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -154,3 +157,40 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
     assert set(lines[0]) >= {"timestamp", "model", "model_version", "prediction_id", "inputs", "outputs"}
     stamps = [line["timestamp"] for line in lines]
     assert stamps == sorted(stamps)
+
+
+def test_ctrl_c_stops_the_agent_evaluates_once_more_and_leaves_the_report(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agent", "demo", "--speed", "150", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    third_window = threading.Event()
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if re.match(r"\s+2\s+\d\d:\d\d-", line):
+                third_window.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert third_window.wait(90), "".join(lines)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines)
+    assert proc.returncode == 0, out + (proc.stderr.read() if proc.stderr else "")
+    assert "final evaluation" in out and f"report: {(tmp_path / 'report.html').resolve()}" in out
+    demo = orjson.loads((tmp_path / "demo.json").read_bytes())
+    assert demo["interrupted"] is True and len(demo["windows"]) >= 3
+    agent_pid = int(re.search(r"agent started \(pid (\d+)\)", out).group(1))  # type: ignore[union-attr]
+    with pytest.raises(ProcessLookupError):
+        os.kill(agent_pid, 0)
