@@ -33,7 +33,7 @@ from agent.files.discovery import Discovery
 from agent.files.tailer import Tailer
 from agent.metrics import HealthStatus, Metrics, MetricsServer, progress_line
 from agent.normalize import Normalizer
-from agent.outputs import Output
+from agent.outputs import Output, OutputRefused, OutputUnavailable
 from agent.outputs.backoff import Backoff
 from agent.reader import Normalize, ReadLoop, ReadSettings, run_read_loop
 from agent.registry import Registry
@@ -120,6 +120,14 @@ class Agent:
         except BaseException:
             self._release_lock()
             raise
+        try:
+            log.info("output: %s", self.output.check())
+        except OutputRefused:
+            # Credentials, privileges, TLS trust: retrying cannot help until a person acts.
+            self._close_built()
+            raise
+        except OutputUnavailable as e:
+            log.warning("output not reachable yet (%s); reading goes on and shipping retries", e)
         self._reader_thread = threading.Thread(
             target=run_read_loop, args=(self.reader, self._read_stop, self.metrics), name="read", daemon=True
         )
@@ -228,6 +236,12 @@ class Agent:
             progress_line(self.metrics),
             "spool drained" if drained else f"{pending} records stay in the spool for the next start",
         )
+
+    def _close_built(self) -> None:
+        self.output.close()
+        self.dead_letter.close()
+        self.spool.close()
+        self._release_lock()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

@@ -44,10 +44,12 @@ def run(config_path: Path) -> None:
     Examples:
       inferwatch agent run --config inferwatch.yml
       INFERWATCH_LOG_LEVEL=debug inferwatch agent run -c inferwatch.yml
-    Exit codes: 0 stopped cleanly, 1 could not start (data_dir in use...), 2 invalid config.
+    Exit codes: 0 stopped cleanly, 1 could not start (data_dir in use, credentials refused),
+    2 invalid config. An output that is down at start is not an error: shipping retries.
     """
     cfg = _load_with_inputs(config_path)
     from agent.daemon import Agent, AgentLocked
+    from agent.outputs import OutputRefused
     from agent.spool import SpoolInUse
 
     daemon = Agent(cfg)
@@ -62,6 +64,10 @@ def run(config_path: Path) -> None:
         daemon.start()
     except (AgentLocked, SpoolInUse) as e:
         click.echo(f"cannot start: {e}", err=True)
+        sys.exit(EXIT_UNREACHABLE)
+    except OutputRefused as e:
+        click.echo(f"cannot start: the output refuses this agent: {e}", err=True)
+        click.echo(_fix_hint(cfg, e), err=True)
         sys.exit(EXIT_UNREACHABLE)
     except OSError as e:
         click.echo(

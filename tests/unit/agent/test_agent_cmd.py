@@ -120,3 +120,13 @@ def test_two_agents_never_share_a_data_dir(tmp_path: Path) -> None:
         assert "another agent is running" in out.stderr
     finally:
         os.close(fd)
+
+
+def test_run_refuses_to_start_when_the_output_refuses_the_credentials(tmp_path: Path) -> None:
+    with BulkServer() as srv:
+        srv.set_faults(require_auth="ApiKey right")
+        cfg = write_config(tmp_path, {"hosts": [srv.url], "api_key": "wrong"})
+        out = run_cli("agent", "run", "--config", str(cfg))
+    assert out.returncode == 1, out.stderr
+    assert "refuses" in out.stderr
+    assert "fix:" in out.stderr
