@@ -46,9 +46,7 @@ def tokenize(text: str) -> list[str]:
         found = text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
     else:
         found = _findall(unicodedata.normalize("NFKC", text).casefold())
-    tokens = list(dict.fromkeys(found))
-    if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
-        tokens = [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
+    tokens = [t for t in dict.fromkeys(found) if len(t) <= MAX_TOKEN_CHARS]
     if len(tokens) > MAX_TOKENS:
         del tokens[MAX_TOKENS:]
     return tokens
