@@ -173,6 +173,11 @@ class Endpoint:
         req = urllib.request.Request(self.control + "/_inferwatch/reset", data=b"", method="POST")
         urllib.request.urlopen(req, timeout=10).close()
 
+    def cpu_s(self) -> float:
+        """User + system seconds the endpoint process has used so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=30)
@@ -190,6 +195,7 @@ class Result:
     cpu_s: float
     peak_rss_mb: float
     requests: int
+    endpoint_cpu_s: float
 
     @property
     def docs_per_s(self) -> float:
@@ -203,7 +209,8 @@ class Result:
         return (
             f"{self.name:<16} {self.lines:>8} docs in {self.wall_s:7.2f} s = {self.docs_per_s:>9,.0f} docs/s "
             f"(steady {self.steady_docs_per_s:>9,.0f}); CPU {self.cpu_per_100k:5.2f} s per 100k lines; "
-            f"peak RSS {self.peak_rss_mb:6.1f} MB; {self.requests} bulk requests"
+            f"peak RSS {self.peak_rss_mb:6.1f} MB; {self.requests} bulk requests "
+            f"(endpoint CPU {self.endpoint_cpu_s:.1f} s)"
         )
 
 
@@ -221,6 +228,7 @@ def measure(
     name: str, cmd: list[str], endpoint: Endpoint, lines: int, timeout: float, env: dict[str, str]
 ) -> Result:
     endpoint.reset()
+    endpoint_cpu = endpoint.cpu_s()
     start = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first: float | None = None
@@ -256,20 +264,21 @@ def measure(
         proc.stderr.close()
     if peak != peak:  # the child exited before we looked: fall back to its rusage peak
         peak = usage.ru_maxrss / 1024
-    return Result(
-        name, lines, wall, steady, usage.ru_utime + usage.ru_stime, peak, endpoint.stats()["bulk_requests"]
-    )
+    cpu = usage.ru_utime + usage.ru_stime
+    served = endpoint.cpu_s() - endpoint_cpu
+    return Result(name, lines, wall, steady, cpu, peak, endpoint.stats()["bulk_requests"], served)
 
 
 # -- the two contenders ---------------------------------------------------------------------------------
 
 
-def agent_config(workdir: Path, logs: Path, url: str) -> Path:
+def agent_config(workdir: Path, logs: Path, url: str, fsync: bool = True) -> Path:
     cfg = workdir / "inferwatch.yml"
     cfg.write_text(
         f"""
 agent:
   data_dir: {workdir / "data"}
+  spool: {{fsync: {"true" if fsync else "false"}}}
   inputs:
     - paths: ["{logs}/*.jsonl"]
       model: {MODEL}
@@ -361,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--skip-agent", action="store_true")
     parser.add_argument("--json", action="store_true", help="also print one JSON line of results")
+    parser.add_argument(
+        "--no-fsync", action="store_true", help="agent.spool.fsync: false (to see what fsync costs)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--baseline-worker", nargs=2, metavar=("URL", "LOGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -386,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("the agent daemon is not ready: `inferwatch agent run --help` failed:")
                 print(probe.stderr.decode(errors="replace")[-2000:])
                 return 3
-            config = agent_config(workdir, logs, endpoint.url)
+            config = agent_config(workdir, logs, endpoint.url, fsync=not args.no_fsync)
             results.append(
                 measure("inferwatch agent", agent_command(config), endpoint, args.lines, args.timeout, env)
             )

@@ -28,6 +28,8 @@ from agent.model import ItemResult, Outcome
 MAX_REASON_CHARS = 2000  # an error reason can quote a whole document; the dead letter keeps the start
 
 _CREATED = ItemResult(Outcome.CREATED, 201)
+_ALL_OK = b'"errors":false'
+_STATUS_KEY = b'"status":'
 
 
 class MalformedResponse(ValueError):
@@ -58,10 +60,17 @@ def classify_item(status: int, error: Mapping[str, Any] | None) -> ItemResult:
 def classify_response(body: bytes) -> list[ItemResult]:
     """The per-item results of a whole 200 bulk answer, in request order.
 
-    When ``errors`` is false every item was created, and the items are only counted (the fast path
-    that nearly every request takes). Raises ``MalformedResponse`` for anything that is not a bulk
-    answer.
+    When ``errors`` is false every item was created, and the items are only counted, without
+    parsing (the fast path that nearly every request takes). Raises ``MalformedResponse`` for
+    anything that is not a bulk answer.
     """
+    if _ALL_OK in body[:64]:
+        # Every item was created: count them without building 2000 dicts (about 1 us per item
+        # saved). Each item carries exactly one "status" key, and the sequence cannot occur
+        # inside a JSON string, where the quotes would be escaped.
+        count = body.count(_STATUS_KEY)
+        if count and body.rstrip().endswith(b"}"):
+            return [_CREATED] * count
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

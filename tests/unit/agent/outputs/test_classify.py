@@ -159,3 +159,33 @@ def test_retry_after_http_date() -> None:
     assert retry_after({"Retry-After": when}, now=now) == 30.0
     past = email.utils.formatdate(now - 30, usegmt=True)
     assert retry_after({"Retry-After": past}, now=now) == 0.0
+
+
+def test_fast_path_counts_items_of_full_and_filtered_answers() -> None:
+    full = {
+        "took": 30,
+        "errors": False,
+        "items": [
+            {
+                "create": {
+                    "_index": "logs-x-default",
+                    "_id": 'tricky "status": id',
+                    "_version": 1,
+                    "result": "created",
+                    "_shards": {"total": 2, "successful": 1, "failed": 0},
+                    "_seq_no": i,
+                    "_primary_term": 1,
+                    "status": 201,
+                }
+            }
+            for i in range(4)
+        ],
+    }
+    assert classify_response(orjson.dumps(full)) == [ItemResult(Outcome.CREATED, 201)] * 4
+    filtered = b'{"errors":false,"items":[{"create":{"status":201}},{"create":{"status":201}}]}'
+    assert classify_response(filtered) == [ItemResult(Outcome.CREATED, 201)] * 2
+
+
+def test_fast_path_does_not_hide_a_truncated_answer() -> None:
+    with pytest.raises(MalformedResponse):
+        classify_response(b'{"errors":false,"items":[{"create":{"status":201}},{"create":{"sta')

@@ -165,7 +165,9 @@ def test_answer_without_product_header_is_refused(srv: BulkServer, out: Elastics
 
 def test_413_splits_the_body_and_keeps_item_order(srv: BulkServer, out: ElasticsearchOutput) -> None:
     # Incompressible texts, so that the gzip body grows with the number of documents.
-    docs = [(f"id{i}", {"text": hashlib.sha512(str(i).encode()).hexdigest() * 4}) for i in range(8)]
+    docs: list[tuple[str, dict[str, object]]] = [
+        (f"id{i}", {"text": hashlib.sha512(str(i).encode()).hexdigest() * 4}) for i in range(8)
+    ]
     one = len(body(docs[0]))
     srv.set_faults(max_body_bytes=one * 3)  # fits about two documents per request
 
