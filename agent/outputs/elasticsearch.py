@@ -172,11 +172,17 @@ class ElasticsearchOutput:
         self._raise_for_status(priv, host)  # the product header
         granted = self._json(priv)
         user = granted.get("username", "?")
-        if not granted.get("has_all_requested", False):
-            missing = [p for entry in granted.get("index", {}).values() for p, ok in entry.items() if not ok]
+        missing = {p for entry in granted.get("index", {}).values() for p, ok in entry.items() if not ok}
+        if "create_doc" in missing:
             raise OutputRefused(
-                f"user {user!r} may not write {LOGS_PATTERN} (missing {', '.join(missing) or 'privileges'}): "
+                f"user {user!r} may not write {LOGS_PATTERN} (missing {', '.join(sorted(missing))}): "
                 f"grant a role with index privileges {', '.join(WRITE_PRIVILEGES)} on {LOGS_PATTERN}"
+            )
+        if "auto_configure" in missing:
+            # Writing into existing data streams works; a new model or namespace would be refused.
+            return (
+                f"{where}; user {user} may write existing {LOGS_PATTERN} data streams but not create new "
+                f"ones: grant auto_configure on {LOGS_PATTERN}, or create them with setup"
             )
         return f"{where}; user {user} may write {LOGS_PATTERN}"
 

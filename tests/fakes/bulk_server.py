@@ -45,6 +45,8 @@ Faults (``FaultPlan``), applied per request in this order:
   ES-shaped error body (plus ``Retry-After`` when set);
 - ``require_auth``: the exact ``Authorization`` header expected, else 401;
 - ``product_header``: False drops ``X-Elastic-Product`` (the client must refuse the answer);
+- ``security``: False answers ``/_security/*`` with 500 ``security_exception`` (security off);
+  ``denied_privileges``: names ``_has_privileges`` reports as not granted;
 - ``delay_ms``: wait before answering (interrupted by ``stop()``);
 - ``max_body_bytes``: 413 when the request body (as sent, i.e. compressed) is larger;
 - ``drop_response``: store the documents, then close the connection without answering (the
@@ -107,6 +109,8 @@ class FaultPlan:
     reject_value: Any = None
     item_429_rate: float = 0.0
     seed: int = 0
+    security: bool = True  # False: /_security/* answers like a cluster with security disabled
+    denied_privileges: tuple[str, ...] = ()  # privileges _has_privileges reports as missing
 
     def updated(self, changes: dict[str, Any]) -> FaultPlan:
         known = {f.name for f in dataclasses.fields(self)}
@@ -369,14 +373,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, ROOT_INFO, product=plan.product_header)
         elif method in ("POST", "PUT") and path == "/_bulk":
             self._bulk(body, plan)
+        elif path.startswith("/_security/") and not plan.security:
+            reason = "Security must be explicitly enabled when using a [basic] license"
+            self._send_json(500, {"error": _error("security_exception", reason), "status": 500})
         elif path == "/_security/user/_has_privileges":
             req = orjson.loads(body or b"{}")
             index = {
-                name: dict.fromkeys(entry.get("privileges", []), True)
+                name: {p: p not in plan.denied_privileges for p in entry.get("privileges", [])}
                 for entry in req.get("index", [])
                 for name in entry.get("names", [])
             }
-            answer = {"username": "fake", "has_all_requested": True, "cluster": {}, "index": index}
+            every = all(ok for privileges in index.values() for ok in privileges.values())
+            answer = {"username": "fake", "has_all_requested": every, "cluster": {}, "index": index}
             self._send_json(200, answer, product=plan.product_header)
         else:
             self._send_json(404, _error("resource_not_found_exception", f"no handler for {method} {path}"))

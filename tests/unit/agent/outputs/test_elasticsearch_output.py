@@ -333,3 +333,31 @@ def test_connection_lost_once_is_resent_at_once_and_answers_duplicate(
     assert [(r.outcome, r.status) for r in results] == [(Outcome.DUPLICATE, 409)]
     assert srv.ids() == {"a": 1}
     assert srv.stats()["bulk_requests"] == 2
+
+
+def test_check_refuses_credentials_that_cannot_create_documents(
+    srv: BulkServer, out: ElasticsearchOutput
+) -> None:
+    srv.set_faults(denied_privileges=("create_doc", "auto_configure"))
+    with pytest.raises(OutputRefused, match="missing auto_configure, create_doc"):
+        out.check()
+
+
+def test_check_warns_when_new_data_streams_cannot_be_created(
+    srv: BulkServer, out: ElasticsearchOutput
+) -> None:
+    srv.set_faults(denied_privileges=("auto_configure",))
+    assert "not create new ones: grant auto_configure" in out.check()
+
+
+def test_check_with_security_off(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(security=False)
+    line = out.check()
+    assert line.startswith("Elasticsearch 8.15.0 at http://127.0.0.1:")
+    assert "security off" in line
+
+
+def test_check_with_wrong_credentials(srv: BulkServer, out: ElasticsearchOutput) -> None:
+    srv.set_faults(require_auth="ApiKey right")
+    with pytest.raises(OutputRefused, match="refused the credentials"):
+        out.check()
