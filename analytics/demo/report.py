@@ -15,6 +15,7 @@ class Series:
     title: str
     values: Sequence[float | None]  # one per window; None where not measured
     unit: str = "%"
+    feature: str | None = None  # alerts on this feature are marked; None marks every alert
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Marker:
     window: int
     label: str
     kind: str  # "opened" | "resolved"
+    feature: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ def _chart(series: Series, shades: Sequence[Shade], markers: Sequence[Marker]) -
     points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(series.values) if v is not None)
     parts.append(f'<polyline points="{points}" fill="none" stroke="#2563eb" stroke-width="2"/>')
     for m in markers:
+        if series.feature is not None and m.feature != series.feature:
+            continue
         color = "#dc2626" if m.kind == "opened" else "#16a34a"
         parts.append(
             f'<line x1="{x(m.window):.1f}" y1="{PAD / 2}" x2="{x(m.window):.1f}" y2="{H - PAD}" '
@@ -63,7 +67,12 @@ def _chart(series: Series, shades: Sequence[Shade], markers: Sequence[Marker]) -
     parts.append(
         f'<text x="{PAD}" y="14" font-size="12">max {top / 1.15:.3g}{html.escape(series.unit)}</text>'
     )
-    parts.append(f'<text x="{W - PAD}" y="{H - 8}" font-size="11" text-anchor="end">window</text>')
+    for i in range(0, n, 5):
+        parts.append(
+            f'<text x="{x(i):.1f}" y="{H - PAD + 14}" font-size="10" text-anchor="middle">{i}</text>'
+        )
+    parts.append(f'<text x="{PAD - 4}" y="{H - PAD + 4}" font-size="10" text-anchor="end">0</text>')
+    parts.append(f'<text x="{W - PAD}" y="{H - 6}" font-size="11" text-anchor="end">window</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -41,7 +41,7 @@ from analytics.demo.baseline import demo_baseline
 from analytics.demo.clock import VirtualClock, floor_time
 from analytics.demo.report import Marker, Series, Shade, render, write
 from analytics.demo.server import DemoModel, sklearn_predict
-from analytics.demo.story import RATE_TITLES, ChangeLine, WindowRecord, summary_lines
+from analytics.demo.story import RATE_FEATURES, RATE_TITLES, ChangeLine, WindowRecord, summary_lines
 from analytics.demo.stream import Injection, default_schedule
 from analytics.model import Window
 
@@ -437,14 +437,15 @@ class Demo:
     def _report(self, summary: list[str]) -> str:
         n = len(self.records)
         series = [
-            Series(title, [r.rates.get(key) for r in self.records]) for key, title in RATE_TITLES.items()
+            Series(title, [r.rates.get(key) for r in self.records], feature=RATE_FEATURES[key])
+            for key, title in RATE_TITLES.items()
         ]
         series.append(
             Series("requests per window (documents evaluated)", [float(r.docs) for r in self.records], "")
         )
         shades = [Shade(i.start, min(i.end, n), i.describe) for i in self.schedule if i.start < n]
         markers = [
-            Marker(c.window, f"{c.transition}: {c.message}", c.transition)
+            Marker(c.window, f"{c.transition}: {c.message}", c.transition, c.feature)
             for r in self.records
             for c in r.changes
             if c.transition in ("opened", "resolved")

@@ -23,3 +23,17 @@ def test_report_has_one_chart_per_series_with_shades_markers_and_escaped_text(tm
     assert page.split('<polyline points="')[1].split('"')[0].count(",") == 3
     out = write(tmp_path / "sub" / "report.html", page)
     assert out.read_text(encoding="utf-8") == page
+
+
+def test_a_feature_chart_marks_only_the_alerts_on_its_feature() -> None:
+    page = render(
+        "t",
+        [Series("hp", [1.0, 2.0], feature="inputs.horsepower"), Series("all", [1.0, 2.0])],
+        [],
+        [Marker(1, "hp", "opened", "inputs.horsepower"), Marker(1, "origin", "opened", "inputs.origin")],
+        [],
+        [],
+    )
+    hp_chart, all_chart = page.split("<svg")[1:]
+    assert hp_chart.count('stroke="#dc2626"') == 1 and "<title>hp</title>" in hp_chart
+    assert all_chart.count('stroke="#dc2626"') == 2
