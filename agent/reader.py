@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -106,7 +107,7 @@ class ReadLoop:
         self._first_start = not registry.items()  # start_at applies to files found at the first start
         self._scanned = False
         now = clock()
-        self._last_registry_flush = now
+        self._last_registry_flush = -math.inf  # the first commit is written at once
         self._next_prune = now + settings.prune_interval
         self._next_housekeeping = now
 
@@ -208,7 +209,13 @@ class ReadLoop:
             self._dead_letter("line_too_long", detail, b.path, o.offset, o.head)
 
     def _dead_letter(self, reason: str, detail: str, path: str, offset: int, raw: bytes) -> None:
-        self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
+        try:
+            self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
+        except OSError as e:
+            # Disk full or the like: the line is lost, but good lines must not wait behind it.
+            log.error("cannot write the dead letter (%s); %s at %s:%d is dropped", e, reason, path, offset)
+            self._metrics.inc("dropped_total", 1, labels(reason="dead_letter_write_failed"))
+            return
         self._batch.dead += 1
         self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
 
@@ -220,7 +227,11 @@ class ReadLoop:
         if batch.started is None:
             return
         if batch.dead:
-            self._dead.flush()  # durable before any offset past those lines moves
+            try:
+                self._dead.flush()  # durable before any offset past those lines moves
+            except OSError as e:
+                log.error("cannot fsync the dead letter: %s", e)
+                self._metrics.inc("dropped_total", batch.dead, labels(reason="dead_letter_write_failed"))
         payload = bulkbody.encode(batch.events, self._s.compression_level) if batch.events else None
         self._sealed.append(_Sealed(payload, len(batch.events), batch.marks))
 

@@ -229,6 +229,11 @@ def assert_exactly_once(server: BulkServer, written: Iterable[str]) -> None:
     assert not missing, f"{len(missing)} ids never delivered, e.g. {missing[:20]}"
     assert not extra, f"unexpected ids: {extra[:20]}"
     assert max(server.ids().values(), default=1) == 1, "an _id was stored twice"
+    stats = server.stats()
+    print(
+        f"ids written {len(want)}, delivered {len(got)}, stored twice {len(twice)}, "
+        f"replays answered 409: {stats['conflicts']}, items answered 429: {stats['rejected_429']}"
+    )
 
 
 def wait_delivered(server: BulkServer, written: Iterable[str], timeout: float, agent: AgentProcess) -> None:
