@@ -111,11 +111,14 @@ def test_values_json_lacks_are_still_written(tmp_path: Path) -> None:
         def __str__(self) -> str:
             return "LABEL"
 
+    inputs: dict[Any, Any] = {
+        "when": datetime(2026, 1, 1, tzinfo=UTC),
+        "tags": {"b"},
+        "nan": float("nan"),
+        3: "int key",
+    }
     with PredictionLogger(path, "m") as logger:
-        logger.log(
-            {"when": datetime(2026, 1, 1, tzinfo=UTC), "tags": {"b"}, "nan": float("nan"), 3: "int key"},
-            Label(),
-        )
+        logger.log(inputs, Label())
     line = read_lines(path)[0]
     assert line["inputs"] == {"when": "2026-01-01T00:00:00+00:00", "tags": ["b"], "nan": None, "3": "int key"}
     assert line["outputs"] == "LABEL"
