@@ -23,8 +23,9 @@ import glob
 import logging
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,15 @@ from analytics.sources.tables import (
 log = logging.getLogger(__name__)
 
 _META = ("_index", "_id", "_ts", "_model", "_version")
+_SCALAR_KINDS = frozenset(
+    {"string", "floating", "integer", "mixed-integer-float", "boolean", "decimal", "empty"}
+)
 
 
 @dataclass(frozen=True)
 class _Segment:
     stamp: tuple[int, int]  # (mtime_ns, size) when parsed
-    frame: pd.DataFrame
+    frame: pd.DataFrame | None  # None: rows dropped from memory (the segment ends before the window)
     first: pd.Timestamp | None
     last: pd.Timestamp | None
 
@@ -92,23 +96,43 @@ def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
 
 def _values(frame: pd.DataFrame, column: str) -> pd.Series:
     """The non-null leaf values of ``column``, one row per (document, value); the index is the
-    document's row label."""
+    document's row label (repeated when a document holds an array)."""
     if column not in frame.columns:
         return pd.Series([], dtype="object")
-    s = frame[column].explode()
+    s = frame[column]
+    if s.dtype != object:  # numbers or strings only: no arrays, no objects
+        return s[s.notna()]
+    if pd.api.types.infer_dtype(s, skipna=True) in _SCALAR_KINDS:
+        return s[s.notna()]
+    s = _explode(s)
     s = s[s.notna()]
-    return s[~s.map(lambda v: isinstance(v, dict | list))]
+    if pd.api.types.infer_dtype(s, skipna=True) in _SCALAR_KINDS:
+        return s
+    return s[[not isinstance(v, dict | list) for v in s.to_numpy()]]
+
+
+def _explode(s: pd.Series) -> pd.Series:
+    """``Series.explode`` for columns of lists and scalars, several times faster on token lists."""
+    lists = [v if isinstance(v, list) else [v] for v in s.to_numpy()]
+    lengths = np.array([len(v) for v in lists], dtype=np.int64)
+    flat = list(chain.from_iterable(lists))
+    return pd.Series(flat, index=np.repeat(s.index.to_numpy(), lengths), dtype="object")
 
 
 def _numbers(values: pd.Series) -> pd.Series:
-    values = values[~values.map(lambda v: isinstance(v, bool))]
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return values.astype("float64")
+    values = values[[not isinstance(v, bool) for v in values.to_numpy()]]
     out = pd.to_numeric(values, errors="coerce")
     return out[out.notna()].astype("float64")
 
 
 def _category_values(values: pd.Series) -> pd.Series:
-    out = values.map(category_str)
-    out = out[out.notna()]
+    if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        out = values
+    else:
+        out = values.map(category_str)
+        out = out[out.notna()]
     return out[out.str.len() <= KEYWORD_IGNORE_ABOVE]
 
 
@@ -116,8 +140,15 @@ def _doc_counts(values: pd.Series) -> dict[Any, int]:
     """value -> number of documents holding it (each document counted once per value)."""
     if values.empty:
         return {}
-    pairs = pd.DataFrame({"doc": values.index, "v": values.to_numpy()}).drop_duplicates()
-    return {k: int(n) for k, n in pairs["v"].value_counts(sort=False).items()}
+    if values.index.is_unique:  # one value per document
+        counts = values.value_counts(sort=False)
+        return {k: int(n) for k, n in counts.items()}
+    codes, uniques = pd.factorize(values, sort=False)
+    docs = np.asarray(values.index, dtype=np.int64)
+    keys = np.sort(docs * len(uniques) + codes)
+    pairs = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each (document, value) once
+    per_value = np.bincount(pairs % len(uniques), minlength=len(uniques))
+    return {k: int(n) for k, n in zip(uniques, per_value, strict=True) if n}
 
 
 class LocalSource:
@@ -125,7 +156,8 @@ class LocalSource:
         self.store_dir = store_dir
         self.namespace = namespace
         self.dropped: Counter[str] = Counter()
-        self._cache: dict[str, _Segment] = {}
+        self._cache: dict[str, dict[str, _Segment]] = {}  # model -> segment path -> parsed
+        self._joined: tuple[tuple[tuple[str, tuple[int, int]], ...], pd.DataFrame] | None = None
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -163,34 +195,51 @@ class LocalSource:
         last = frame["_ts"].max() if len(frame) else None
         return _Segment(stamp, frame, first, last)
 
-    def _segments(self, model: str) -> Iterator[_Segment]:
-        paths = self._paths(model)
-        for path in paths:
+    def _segments(self, model: str) -> dict[str, _Segment]:
+        """The model's segments (parsed when new or changed); segments that vanished are
+        forgotten."""
+        known = self._cache.get(model, {})
+        current: dict[str, _Segment] = {}
+        for path in self._paths(model):
             try:
                 st = Path(path).stat()
-            except FileNotFoundError:
-                continue
-            stamp = (st.st_mtime_ns, st.st_size)
-            cached = self._cache.get(path)
-            if cached is None or cached.stamp != stamp:
-                try:
+                stamp = (st.st_mtime_ns, st.st_size)
+                cached = known.get(path)
+                if cached is None or cached.stamp != stamp:
                     cached = self._parse(path, stamp)
-                except FileNotFoundError:
-                    continue
-                self._cache[path] = cached
-            yield cached
+            except FileNotFoundError:  # removed by retention between listing and reading
+                continue
+            current[path] = cached
+        self._cache[model] = current
+        return current
 
     def _docs(self, model: str, window: Window, version: str | None = None) -> pd.DataFrame:
+        """The window's documents, one per (index, _id). Segments wholly before the window keep
+        only their time span (their rows are dropped from memory and re-read if ever needed), so
+        the cache holds what the current and later windows need, not the whole store."""
         start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
-        frames = [
-            s.frame
-            for s in self._segments(model)
-            if s.first is not None and s.last is not None and s.last >= start and s.first < end
-        ]
-        if not frames:
+        segments = self._segments(model)
+        selected: list[tuple[str, _Segment]] = []
+        for path, seg in segments.items():
+            if seg.first is None or seg.last is None or seg.first >= end:
+                continue
+            if seg.last < start:
+                if seg.frame is not None:
+                    segments[path] = replace(seg, frame=None)
+                continue
+            if seg.frame is None:
+                seg = segments[path] = self._parse(path, seg.stamp)
+            selected.append((path, seg))
+        if not selected:
             return pd.DataFrame(columns=list(_META))
-        docs = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-        docs = docs.drop_duplicates(subset=["_index", "_id"], keep="first")
+        key = tuple((path, seg.stamp) for path, seg in selected)
+        if self._joined is not None and self._joined[0] == key:
+            docs = self._joined[1]
+        else:
+            frames = [seg.frame for _, seg in selected if seg.frame is not None]
+            docs = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+            docs = docs.drop_duplicates(subset=["_index", "_id"], keep="first")
+            self._joined = (key, docs)
         mask = (docs["_model"] == model) & (docs["_ts"] >= start) & (docs["_ts"] < end)
         if version is not None:
             mask &= docs["_version"] == version
@@ -245,7 +294,7 @@ class LocalSource:
                 cats += [(key, v, n, v in known) for v, n in _doc_counts(values).items()]
             elif kind == "text":
                 vocab = fb.vocabulary if fb is not None else {}
-                tokens = _values(docs, "tokens." + key.split(".", 1)[1]).astype("object")
+                tokens = _values(docs, "tokens." + key.split(".", 1)[1])
                 toks += [(key, t, n, t in vocab) for t, n in _doc_counts(tokens).items()]
                 oov = ~tokens.isin(list(vocab)).astype(bool)
                 texts.append((key, int(tokens.index.nunique()), int(oov.groupby(level=0).any().sum())))

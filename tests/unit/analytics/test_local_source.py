@@ -252,7 +252,7 @@ def test_nested_inputs_and_arrays_follow_elasticsearch_semantics(tmp_path: Path)
 def test_a_changed_segment_is_read_again_and_an_unchanged_one_is_not(store: Path) -> None:
     source = LocalSource(store)
     assert source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS).docs == 7
-    cached = dict(source._cache)
+    cached = dict(source._cache[MODEL])
     extra = doc("d12", "2026-11-22T10:55:00.000Z", {"country": "FR"})
     path = store / INDEX / "00000000000000000002.ndjson"
     path.write_bytes(path.read_bytes() + orjson.dumps(extra) + b"\n")
@@ -260,8 +260,17 @@ def test_a_changed_segment_is_read_again_and_an_unchanged_one_is_not(store: Path
     assert source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS).docs == 8
     first = str(store / INDEX / "00000000000000000001.ndjson")
     second = str(path)
-    assert source._cache[first] is cached[first]
-    assert source._cache[second] is not cached[second]
+    assert source._cache[MODEL][first] is cached[first]
+    assert source._cache[MODEL][second] is not cached[second]
+
+
+def test_segments_before_the_window_leave_memory_and_come_back_when_needed(store: Path) -> None:
+    source = LocalSource(store)
+    later = Window(datetime(2026, 11, 22, 10, 42, tzinfo=UTC), datetime(2026, 11, 22, 12, tzinfo=UTC))
+    assert source.window_counts(MODEL, "1", later, BASELINE, KINDS).docs == 3  # d6, d7, d8
+    first = source._cache[MODEL][str(store / INDEX / "00000000000000000001.ndjson")]
+    assert first.frame is None and first.last is not None  # ends at 10:40, before the window
+    assert source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS).docs == 7
 
 
 def test_percentiles_are_computed_over_the_values(store: Path) -> None:
