@@ -33,6 +33,9 @@ writes it to ``--ready-file`` atomically). The control port stays up whatever th
 - ``GET /_inferwatch/docs`` -> NDJSON, one ``{"_index", "_id", "_source"}`` per stored document;
 - ``GET /_inferwatch/stats``; ``POST /_inferwatch/reset`` forgets documents and counters.
 
+It also keeps component and index templates (``PUT``/``GET /_component_template/<name>`` and
+``/_index_template/<name>``; ``srv.templates()``), enough to run ``agent.templates.install``.
+
 These also answer on the data port while it is up. ``--state-file`` keeps the stored documents
 across restarts of the fake itself: loaded at start, written on SIGTERM/SIGINT.
 
@@ -146,6 +149,7 @@ class Store:
         self.docs: dict[tuple[str, str], bytes] = {}
         self.stored: Counter[str] = Counter()  # _id -> times stored, across indices
         self.attempts: Counter[str] = Counter()  # _id -> create attempts seen
+        self.templates: dict[str, Any] = {}  # "/_index_template/<name>" -> body
         self.stats = _Stats()
 
     def reset(self) -> None:
@@ -153,6 +157,7 @@ class Store:
             self.docs.clear()
             self.stored.clear()
             self.attempts.clear()
+            self.templates.clear()
             self.stats = _Stats()
 
     def dump(self) -> bytes:
@@ -264,6 +269,11 @@ class BulkServer:
         with self.store.lock:
             return Counter(self.store.stored)
 
+    def templates(self) -> dict[str, Any]:
+        """Templates PUT so far, by path (``/_component_template/<name>``, ``/_index_template/<name>``)."""
+        with self.store.lock:
+            return dict(self.store.templates)
+
     def stats(self) -> dict[str, int]:
         with self.store.lock:
             return dataclasses.asdict(self.store.stats)
@@ -339,8 +349,16 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("HEAD")
 
     def _dispatch(self, method: str) -> None:
+        try:
+            self._route(method)
+        except (ValueError, KeyError, TypeError, OSError) as exc:  # a malformed request: say why
+            with contextlib.suppress(OSError):
+                self._send_json(400, {"error": _error("parse_exception", f"{type(exc).__name__}: {exc}")})
+
+    def _route(self, method: str) -> None:
         owner = self.server.owner
-        body = self._read_body()
+        wire = self._read_body()
+        body = gzip.decompress(wire) if self.headers.get("Content-Encoding", "").lower() == "gzip" else wire
         path = urlsplit(self.path).path
         if path.startswith(("/_fault", "/_inferwatch/")):
             self._control(method, path, body)
@@ -366,13 +384,15 @@ class _Handler(BaseHTTPRequestHandler):
         if plan.require_auth is not None and self.headers.get("Authorization") != plan.require_auth:
             self._whole_error(401, plan)
             return
-        if plan.max_body_bytes is not None and len(body) > plan.max_body_bytes:
+        if plan.max_body_bytes is not None and len(wire) > plan.max_body_bytes:
             self._whole_error(413, plan)
             return
         if method == "GET" and path == "/":
             self._send_json(200, ROOT_INFO, product=plan.product_header)
         elif method in ("POST", "PUT") and path == "/_bulk":
             self._bulk(body, plan)
+        elif path.startswith(("/_component_template/", "/_index_template/")) and method in ("PUT", "GET"):
+            self._template(method, path, body, plan)
         elif path.startswith("/_security/") and not plan.security:
             reason = "Security must be explicitly enabled when using a [basic] license"
             self._send_json(500, {"error": _error("security_exception", reason), "status": 500})
@@ -389,6 +409,25 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, _error("resource_not_found_exception", f"no handler for {method} {path}"))
 
+    def _template(self, method: str, path: str, body: bytes, plan: FaultPlan) -> None:
+        """Component and index templates, kept by path (``/_index_template/<name>``): enough for
+        ``agent.templates.install`` through the official client."""
+        store = self.server.owner.store
+        if method == "PUT":
+            with store.lock:
+                store.templates[path] = orjson.loads(body)
+            self._send_json(200, {"acknowledged": True}, product=plan.product_header)
+            return
+        with store.lock:
+            found = store.templates.get(path)
+        if found is None:
+            self._send_json(404, _error("resource_not_found_exception", f"{path} missing"))
+            return
+        kind, name = path.strip("/").split("/", 1)
+        key = "component_templates" if kind == "_component_template" else "index_templates"
+        inner = "component_template" if kind == "_component_template" else "index_template"
+        self._send_json(200, {key: [{"name": name, inner: found}]}, product=plan.product_header)
+
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
@@ -397,8 +436,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bulk(self, body: bytes, plan: FaultPlan) -> None:
         store = self.server.owner.store
-        if self.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = gzip.decompress(body)
         lines = [line for line in body.split(b"\n") if line.strip()]
         if len(lines) % 2:
             self._send_json(

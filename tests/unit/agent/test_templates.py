@@ -201,3 +201,29 @@ models:
     component = client.calls[1][2]
     inputs = component["template"]["mappings"]["properties"]["ml"]["properties"]["inputs"]["properties"]
     assert inputs["review_text"] == {"type": "match_only_text"}
+
+
+def test_install_through_the_official_client_over_http() -> None:
+    from analytics.es import make_client
+    from tests.fakes.bulk_server import BulkServer
+
+    with BulkServer() as srv:
+        cfg = Config(
+            elasticsearch=ElasticsearchConfig(hosts=(srv.url,), retention="7d"),
+            models=MappingProxyType({"churn": ModelConfig(features=MappingProxyType({"age": "numeric"}))}),
+        )
+        client = make_client(cfg.elasticsearch)  # type: ignore[arg-type]
+        try:
+            done = install(client, cfg, lambda line: None)
+        finally:
+            client.close()
+        stored = srv.templates()
+
+    assert len(done) == 4
+    assert sorted(stored) == [
+        "/_component_template/inferwatch-logs.churn@mappings",
+        "/_component_template/inferwatch-logs@mappings",
+        "/_index_template/logs-inferwatch",
+        "/_index_template/logs-inferwatch.churn",
+    ]
+    assert stored["/_index_template/logs-inferwatch"] == plan(cfg, Capabilities.from_version("8.15.0"))[2][2]
