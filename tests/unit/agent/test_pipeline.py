@@ -18,12 +18,14 @@ from agent.files.discovery import Discovery
 from agent.files.tailer import Tailer
 from agent.metrics import Metrics, labels
 from agent.model import Event, ItemResult, Outcome, Rejected, Source
+from agent.normalize import Normalizer
 from agent.outputs import OutputUnavailable, RequestTooLarge
 from agent.outputs.backoff import Backoff
-from agent.reader import ReadLoop, ReadSettings
+from agent.reader import Normalize, ReadLoop, ReadSettings
 from agent.registry import Registry
 from agent.shipper import ShipLoop
 from agent.spool import Spool
+from tests.scenario.harness import line
 
 
 class Clock:
@@ -49,7 +51,12 @@ class Rig:
     """A read loop over ``<tmp>/logs/*.jsonl`` with a real spool, registry and dead letter."""
 
     def __init__(
-        self, tmp: Path, spool_bytes: int = 1 << 30, start_at: str = "beginning", **settings: object
+        self,
+        tmp: Path,
+        spool_bytes: int = 1 << 30,
+        start_at: str = "beginning",
+        normalizer: Normalize = simple_normalize,
+        **settings: object,
     ) -> None:
         self.logs = tmp / "logs"
         self.logs.mkdir(exist_ok=True)
@@ -67,7 +74,7 @@ class Rig:
             inputs,
             self.discovery,
             self.tailer,
-            [simple_normalize],
+            [normalizer],
             self.registry,
             self.spool,
             self.dead,
@@ -249,6 +256,47 @@ def test_spool_repairs_are_exported(tmp_path: Path) -> None:
     rig.loop.step()
     assert rig.metrics.value("storage_repairs_total", labels(reason="torn_tail", store="spool")) == 1
     assert rig.metrics.value("dropped_total", labels(reason="spool_records_lost")) == 2
+
+
+def real_rig(tmp: Path, **settings: object) -> Rig:
+    """The read loop with the real Normalizer (its ``normalize_batch`` fast path)."""
+    inp = InputConfig(paths=("unused",), model="m")
+    return Rig(tmp, normalizer=Normalizer(inp, host="h", agent_version="0"), **settings)  # type: ignore[arg-type]
+
+
+def prediction_ids(rig: Rig) -> list[str]:
+    out = []
+    for rec in rig.spool.read(0, 10_000):
+        out += [orjson.loads(doc)["ml"]["prediction"]["id"] for _, _, doc in bulkbody.decode(rec.payload)]
+    return out
+
+
+def test_whole_file_batches_with_the_real_normalizer(tmp_path: Path) -> None:
+    rig = real_rig(tmp_path, max_docs=7)
+    data = b"".join(line(i) for i in range(10)) + b"{broken\n" + b"".join(line(i) for i in range(10, 20))
+    path = rig.write("a.jsonl", data)
+    for _ in range(3):
+        rig.loop.step()
+        rig.clock.now += 1
+    records = rig.spool.read(0, 100)
+    assert all(len(bulkbody.decode(r.payload)) <= 7 for r in records)
+    assert prediction_ids(rig) == [f"p{i}" for i in range(20)]
+    assert rig.offset(path) == len(data)
+    (entry,) = rig.dead.counts.items()
+    assert entry == ("invalid_json", 1)
+
+
+def test_the_fast_path_respects_max_bytes(tmp_path: Path) -> None:
+    rig = real_rig(tmp_path, max_bytes=8 * 1024)
+    path = rig.write("a.jsonl", b"".join(line(i) for i in range(200)))
+    for _ in range(3):
+        rig.loop.step()
+        rig.clock.now += 1
+    for rec in rig.spool.read(0, 1000)[:-1]:
+        size = sum(len(i) + len(d) + len(doc) + 40 for i, d, doc in bulkbody.decode(rec.payload))
+        assert size <= 8 * 1024 + 1200  # at most one document over
+    assert prediction_ids(rig) == [f"p{i}" for i in range(200)]
+    assert rig.offset(path) == path.stat().st_size
 
 
 # -- the ship loop ---------------------------------------------------------------------------------
