@@ -24,6 +24,7 @@ FeatureKind = Literal["categorical", "numeric", "text"]
 Problems = Iterator[tuple[str, str]]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.]{0,99}$")
+_DATASET_RE = re.compile(r"[^a-z0-9_.]")
 
 
 def data_stream_part_problem(name: str) -> str | None:
@@ -32,6 +33,22 @@ def data_stream_part_problem(name: str) -> str | None:
         return "must not contain '-' (it separates type, dataset and namespace of a data stream)"
     if not _NAME_RE.match(name.lower()):
         return "must be 1-100 characters of letters, digits, '_' and '.'"
+    return None
+
+
+def model_dataset(model: str) -> str:
+    """The data stream dataset part of a model name: lowercased, every character outside
+    ``[a-z0-9_.]`` replaced by ``_`` (``churn-classifier`` -> ``churn_classifier``). The agent's
+    normalizer applies the same rule to the names it reads in log lines."""
+    return _DATASET_RE.sub("_", model.lower())[:100]
+
+
+def model_name_problem(name: str) -> str | None:
+    """Model names are free text in the log lines; only their dataset part must be usable."""
+    if not name or not _NAME_RE.match(model_dataset(name)):
+        return (
+            "must start with a letter or digit (it names the data stream logs-inferwatch.<model>-<namespace>)"
+        )
     return None
 
 
@@ -144,7 +161,7 @@ class AgentConfig:
         for i, inp in enumerate(self.inputs):
             if inp.namespace and (problem := data_stream_part_problem(inp.namespace)):
                 yield f"inputs[{i}].namespace", problem
-            if inp.model and (problem := data_stream_part_problem(inp.model)):
+            if inp.model is not None and (problem := model_name_problem(inp.model)):
                 yield f"inputs[{i}].model", problem
         if self.max_line_bytes < 1024:
             yield "max_line_bytes", "must be at least 1KiB"
@@ -251,12 +268,23 @@ class Config:
     source: Path | None = None  # the file this was loaded from (not a YAML key)
 
     def validate(self) -> Problems:
+        datasets: dict[str, str] = {}
         for name in self.models:
-            if problem := data_stream_part_problem(name):
+            if problem := model_name_problem(name):
                 yield f"models.{name}", problem
+            elif (other := datasets.setdefault(model_dataset(name), name)) != name:
+                yield f"models.{name}", f"writes to the same data stream as model {other!r}; rename one"
+
+    def model_config(self, model: str) -> ModelConfig | None:
+        """The ``models`` entry of a model named as in the config or as its dataset part."""
+        found = self.models.get(model)
+        if found is None:
+            dataset = model_dataset(model)
+            found = next((m for name, m in self.models.items() if model_dataset(name) == dataset), None)
+        return found
 
     def text_features(self, model: str) -> frozenset[str]:
-        m = self.models.get(model)
+        m = self.model_config(model)
         return frozenset(k for k, v in m.features.items() if v == "text") if m else frozenset()
 
     @property

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config, parse_config
+from agent.config import ConfigError, load_config, model_dataset, parse_config
 from agent.configschema import ByteSize, Duration, Secret
 
 EXAMPLE = """
@@ -17,7 +17,7 @@ elasticsearch:
   hosts: ["https://127.0.0.1:9200"]
   api_key: ${ES_API_KEY}
 models:
-  churn_classifier:
+  churn-classifier:
     features: {country: categorical, age: numeric, review_text: text}
 """
 
@@ -38,9 +38,24 @@ def test_issue_example_loads_with_secret_from_environment() -> None:
     assert cfg.text_features("churn_classifier") == frozenset({"review_text"})
 
 
-def test_model_name_with_dash_is_refused_with_its_path() -> None:
-    found = problems(EXAMPLE, {"ES_API_KEY": "x"})
-    assert any(path == "agent.inputs[0].model" and "'-'" in reason for path, reason in found)
+def test_issue_example_with_a_dashed_model_name_loads() -> None:
+    cfg = parse_config(EXAMPLE, {"ES_API_KEY": "x"})
+    assert cfg.agent.inputs[0].model == "churn-classifier"
+    assert model_dataset("churn-classifier") == "churn_classifier"
+    assert cfg.text_features("churn-classifier") == frozenset({"review_text"})
+    assert cfg.text_features("churn_classifier") == frozenset({"review_text"})  # as the dataset names it
+
+
+def test_model_name_without_a_usable_dataset_part_is_refused_with_its_path() -> None:
+    found = problems(EXAMPLE.replace("model: churn-classifier", "model: _churn"), {"ES_API_KEY": "x"})
+    assert [path for path, _ in found] == ["agent.inputs[0].model"]
+
+
+def test_two_models_writing_to_one_data_stream_are_refused() -> None:
+    text = EXAMPLE + "  Churn_Classifier:\n    features: {age: numeric}\n"
+    assert model_dataset("Churn_Classifier") == model_dataset("churn-classifier")
+    found = problems(text, {"ES_API_KEY": "x"})
+    assert [path for path, _ in found] == ["models.Churn_Classifier"]
 
 
 def test_unset_environment_variable_is_named() -> None:
