@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -67,6 +68,11 @@ def demo(
     model never saw. Alerts open and resolve live; Ctrl-C stops cleanly. A summary and an HTML
     report with the monitored rates are left in the data directory.
 
+    With INFERWATCH_ES_URL set (and INFERWATCH_ES_API_KEY, or INFERWATCH_ES_USERNAME and
+    INFERWATCH_ES_PASSWORD; INFERWATCH_ES_CA_CERTS; INFERWATCH_KIBANA_URL) the same loop runs
+    against Elasticsearch: `inferwatch setup` first, then the agent ships there, the worker
+    counts there, and the Kibana URLs are printed.
+
     \b
     Examples:
       inferwatch demo                                  # about a minute, then the report
@@ -86,8 +92,10 @@ def demo(
         raise click.UsageError("--log-dir goes with --serve; the demo writes its logs under --data-dir")
 
     from analytics.demo.runner import DemoError, DemoOptions, run_demo
+    from analytics.demo.target import EsTarget
 
-    opts = DemoOptions(data_dir=data_dir, speed=speed or 100.0, duration=duration, seed=seed)
+    target = EsTarget.from_env(os.environ)
+    opts = DemoOptions(data_dir=data_dir, speed=speed or 100.0, duration=duration, seed=seed, target=target)
     try:
         run_demo(opts, click.echo, stop)
     except DemoError as exc:

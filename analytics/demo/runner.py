@@ -23,18 +23,19 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 import yaml
 
-from agent.config import Config, load_config
+from agent.config import Config, ConfigError, load_config
+from agent.writer import PredictionLogger
 from analytics.alerts import RESOLVE_AFTER
-from analytics.baseline_store import LocalBaselineStore
+from analytics.cli import Backends, backends, build_evaluator
 from analytics.demo import data as demo_data
 from analytics.demo import model as demo_model
 from analytics.demo.baseline import demo_baseline
@@ -43,6 +44,7 @@ from analytics.demo.report import Marker, Series, Shade, render, write
 from analytics.demo.server import DemoModel, sklearn_predict
 from analytics.demo.story import RATE_FEATURES, RATE_TITLES, ChangeLine, WindowRecord, summary_lines
 from analytics.demo.stream import Injection, default_schedule
+from analytics.demo.target import ES_URL, EsCounter, EsTarget
 from analytics.model import Window
 
 Echo = Callable[[str], None]
@@ -90,6 +92,7 @@ class DemoOptions:
     seed: int = 7
     span: float = DEFAULT_SPAN
     per_window: int = DEFAULT_PER_WINDOW
+    target: EsTarget | None = None  # None: the local store
 
     def windows(self, schedule: list[Injection]) -> int:
         if self.duration is not None:
@@ -123,10 +126,11 @@ def reset(data_dir: Path) -> None:
             path.unlink()
 
 
-def config_dict(span: float) -> dict[str, Any]:
-    """The demo's config: agent and worker on the local store under the config's own folder."""
+def config_dict(span: float, target: EsTarget | None = None) -> dict[str, Any]:
+    """The demo's config: agent and worker on the local store under the config's own folder,
+    or on Elasticsearch when a target is given."""
     seconds = f"{int(span)}s"
-    return {
+    cfg: dict[str, Any] = {
         "agent": {
             "data_dir": ".",
             "inputs": [{"paths": ["./logs/*.jsonl"]}],
@@ -143,31 +147,43 @@ def config_dict(span: float) -> dict[str, Any]:
             }
         },
     }
+    if target is not None:
+        cfg.update(target.config_sections())
+    return cfg
 
 
-def write_config(data_dir: Path, span: float) -> Path:
+def write_config(data_dir: Path, span: float, target: EsTarget | None = None) -> Path:
     path = data_dir / "inferwatch.yml"
-    header = "# written by `inferwatch demo`: the local store, no servers\n"
-    path.write_text(header + yaml.safe_dump(config_dict(span), sort_keys=False), encoding="utf-8")
+    header = (
+        "# written by `inferwatch demo`: the local store, no servers\n"
+        if target is None
+        else f"# written by `inferwatch demo`: Elasticsearch from ${ES_URL}, secrets from the environment\n"
+    )
+    path.write_text(header + yaml.safe_dump(config_dict(span, target), sort_keys=False), encoding="utf-8")
     return path
 
 
-class JsonlLog:
-    """The demo model's prediction log: one JSON object per line, appended."""
+class PredictionLog:
+    """The demo model's prediction log, written with the product's own ``PredictionLogger``
+    (one complete line per unbuffered append). The timestamps are the demo's virtual ones."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, max_bytes: int | None = None, backup_count: int = 2) -> None:
         self.path = path
-        self._fh: IO[bytes] = path.open("ab")
+        self.logger = PredictionLogger(
+            path, demo_data.MODEL, demo_data.VERSION, max_bytes=max_bytes, backup_count=backup_count
+        )
 
-    def write(self, line: Any) -> None:
-        self._fh.write(orjson.dumps(line) + b"\n")
-
-    def flush(self) -> None:
-        self._fh.flush()
+    def write(self, line: Mapping[str, Any]) -> None:
+        self.logger.log(
+            line["inputs"],
+            line["outputs"],
+            latency_ms=line.get("latency_ms"),
+            prediction_id=line.get("prediction_id"),
+            timestamp=line["timestamp"],
+        )
 
     def close(self) -> None:
-        self._fh.close()
+        self.logger.close()
 
 
 class StoreCounter:
@@ -251,7 +267,7 @@ class Demo:
         self.schedule = default_schedule()
         self.records: list[WindowRecord] = []
 
-    def prepare(self) -> tuple[Config, DemoModel, JsonlLog]:
+    def prepare(self) -> tuple[Config, Backends, DemoModel, PredictionLog]:
         opts, echo = self.opts, self.echo
         reset(opts.data_dir)
         cars = demo_data.load_cars()
@@ -264,13 +280,19 @@ class Demo:
             f"  held-out accuracy {demo_model.accuracy(pipeline, parts.heldout):.1%} (is the car fuel-efficient?)"
         )
         baseline = demo_baseline(parts, demo_model.out_of_fold(parts.train, seed=opts.seed))
-        config_path = write_config(opts.data_dir, opts.span)
-        cfg = load_config(config_path)
-        LocalBaselineStore(cfg.baselines_dir).save(baseline)
+        config_path = write_config(opts.data_dir, opts.span, opts.target)
+        try:
+            cfg = load_config(config_path)
+        except ConfigError as exc:
+            raise DemoError(f"{config_path}: {exc.render()}") from exc
+        if opts.target is not None:
+            self._setup(config_path)
+        chosen = backends(cfg)
+        chosen.baselines.save(baseline)
         echo(
             f"  baseline {baseline.model} {baseline.version}: {baseline.rows} rows, {len(baseline.features)} features"
         )
-        log = JsonlLog(opts.data_dir / "logs" / "predictions.jsonl")
+        log = PredictionLog(opts.data_dir / "logs" / "predictions.jsonl")
         origin = floor_time(datetime.now(UTC), opts.span)
         model = DemoModel(
             predict=sklearn_predict(pipeline),
@@ -282,16 +304,18 @@ class Demo:
             per_window=opts.per_window,
             seed=opts.seed,
         )
-        return cfg, model, log
+        return cfg, chosen, model, log
 
     def run(self) -> DemoResult:
-        from analytics.cli import build_evaluator
 
         opts, echo = self.opts, self.echo
-        cfg, model, log = self.prepare()
-        evaluator = build_evaluator(cfg)
+        cfg, chosen, model, log = self.prepare()
+        evaluator = build_evaluator(cfg, chosen)
         evaluator.overrides = DEMO_PARAMS
-        counter = StoreCounter(cfg.agent.data_dir / "store")
+        counter = self._counter(cfg)
+        echo(f"shipping to the {chosen.description}")
+        for link in opts.target.links() if opts.target else []:
+            echo(f"  Kibana: {link}")
         agent = AgentProcess(cfg.source or opts.data_dir / "inferwatch.yml", opts.data_dir / "agent.log")
         n_windows = opts.windows(self.schedule)
         echo(
@@ -304,7 +328,7 @@ class Demo:
         try:
             for k in range(n_windows):
                 end = model.window_start(k + 1)
-                if not self._write_until(clock, model, log, end, agent):
+                if not self._write_until(clock, model, end, agent):
                     interrupted = True
                     break
                 needed = model.total_written(before_window=k + 1)
@@ -325,14 +349,34 @@ class Demo:
             echo(f"the agent exited with {code}; see {agent.log_path}")
         return self._finish(model, counter.count(), interrupted)
 
-    def _write_until(
-        self, clock: VirtualClock, model: DemoModel, log: JsonlLog, end: datetime, agent: AgentProcess
-    ) -> bool:
+    def _setup(self, config_path: Path) -> None:
+        """``inferwatch setup``: templates, alert indices and (with Kibana) the saved objects."""
+        self.echo("installing Elasticsearch templates and Kibana assets (inferwatch setup) ...")
+        log_path = self.opts.data_dir / "setup.log"
+        with log_path.open("wb") as out:
+            code = subprocess.call(
+                [sys.executable, "-m", "agent", "setup", "--config", str(config_path)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        if code != 0:
+            tail = "\n".join(log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+            raise DemoError(f"inferwatch setup failed ({code}):\n{tail}")
+
+    def _counter(self, cfg: Config) -> StoreCounter | EsCounter:
+        if cfg.elasticsearch is None:
+            return StoreCounter(cfg.agent.data_dir / "store")
+        from analytics.es import make_client
+        from analytics.queries import index_pattern
+
+        return EsCounter(make_client(cfg.elasticsearch), index_pattern(demo_data.MODEL, cfg.agent.namespace))
+
+    def _write_until(self, clock: VirtualClock, model: DemoModel, end: datetime, agent: AgentProcess) -> bool:
         """Write lines as virtual time passes until ``end``; False when asked to stop."""
         while True:
             now = clock.now()
             model.emit_until(now)
-            log.flush()
             if now >= end:
                 return True
             if not agent.alive():
@@ -340,8 +384,8 @@ class Demo:
             if self.stop.wait(min(0.05, max(clock.wall_seconds_until(end), 0.001))):
                 return False
 
-    def _wait_shipped(self, counter: StoreCounter, needed: int, agent: AgentProcess) -> int:
-        """Wait until the local store holds every line written so far (bounded)."""
+    def _wait_shipped(self, counter: StoreCounter | EsCounter, needed: int, agent: AgentProcess) -> int:
+        """Wait until the output holds every line written so far (bounded)."""
         deadline = threading.Event()
         timer = threading.Timer(CATCH_UP_TIMEOUT, deadline.set)
         timer.start()
@@ -425,7 +469,12 @@ class Demo:
         for s in summary:
             self.echo(f"  {s}")
         self.echo(f"report: {report.resolve()}")
-        self.echo(f"alerts: {(opts.data_dir / 'alerts').resolve()} (alerts.json, history.ndjson)")
+        if opts.target is None:
+            self.echo(f"alerts: {(opts.data_dir / 'alerts').resolve()} (alerts.json, history.ndjson)")
+        else:
+            self.echo("alerts: the inferwatch-alerts index and logs-inferwatch_alerts.history-default")
+            for link in opts.target.links():
+                self.echo(f"Kibana: {link}")
         self.echo(
             f"look again: inferwatch analytics once --config {(opts.data_dir / 'inferwatch.yml').resolve()} "
             f"--at {model.window_start(len(self.records)).isoformat()} --window {int(opts.span)}s"

@@ -12,12 +12,13 @@ from pathlib import Path
 from analytics.demo import data as demo_data
 from analytics.demo import model as demo_model
 from analytics.demo.clock import VirtualClock, floor_time
-from analytics.demo.runner import DEFAULT_SPAN, JsonlLog
+from analytics.demo.runner import DEFAULT_SPAN, PredictionLog
 from analytics.demo.server import DemoModel, sklearn_predict
 from analytics.demo.stream import default_schedule
 
 SERVE_PER_WINDOW = 300  # one request a second at real speed
 TICK = 0.5  # wall seconds between writes
+ROTATE_BYTES = 64 * 1024**2
 
 
 def serve_forever(
@@ -28,7 +29,9 @@ def serve_forever(
     pipeline = demo_model.train(parts.train)
     schedule = default_schedule()
     cycle = max(i.end for i in schedule) + 4
-    log = JsonlLog(log_dir / f"{demo_data.MODEL}.jsonl")
+    # Rotated by size so that a demo container left running never fills its disk: the agent's
+    # glob must match the rotated names too (``*.jsonl*``).
+    log = PredictionLog(log_dir / f"{demo_data.MODEL}.jsonl", max_bytes=ROTATE_BYTES, backup_count=2)
     origin = floor_time(datetime.now(UTC), DEFAULT_SPAN)
     model = DemoModel(
         predict=sklearn_predict(pipeline),
@@ -48,7 +51,6 @@ def serve_forever(
     try:
         while True:
             model.emit_until(clock.now())
-            log.flush()
             if stop.wait(TICK):
                 break
     finally:
