@@ -196,7 +196,7 @@ def dist_series(
     if n <= 0:
         return skip(f"no {what} values in this window")
     merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin)
-    k = len(merged.groups)
+    k = len(merged.observed)
     _stat, _df, p = chi2_homogeneity(merged.observed, merged.reference)
     js = js_distance(merged.observed, merged.reference)
     quantile = js_quantile(params.alpha, k, n, m)

@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
-from scipy import stats as sps
+from scipy import special
 
 from analytics.detectors.common import Context, num, pct, rate_fields, rate_series, rate_severity
 from analytics.detectors.slices import FeatureCounts
@@ -107,8 +108,7 @@ def _surge(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
 def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) -> Finding:
     params = ctx.params
     p0 = fb.null_rate
-    p0_hi = float(sps.beta.ppf(0.999, fb.nulls + 1, max(fb.rows - fb.nulls, 1)))
-    p0_hi = min(max(p0_hi, p0), 1.0 - 1e-9)
+    p0_hi = min(max(_upper_rate(fb.nulls, fb.rows), p0), 1.0 - 1e-9)
     floor = params.creep_fraction * params.null_floor(p0)
     p1 = min(p0_hi + floor, 1.0 - 1e-9)
     h = cusum_threshold(params.alpha)
@@ -142,3 +142,11 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
         )
     msg = f"{key}: no missing-value creep (CUSUM {new.s:.1f} < {h:.1f})"
     return ctx.finding("null_creep", key, Status.OK, "info", msg, **fields)
+
+
+@lru_cache(maxsize=4096)
+def _upper_rate(events: int, rows: int) -> float:
+    """The 99.9% Clopper-Pearson upper bound of events/rows."""
+    if events >= rows:
+        return 1.0
+    return float(special.betaincinv(events + 1, rows - events, 0.999))

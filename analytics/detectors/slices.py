@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analytics.model import WindowCounts
@@ -31,53 +32,52 @@ class FeatureCounts:
     oov_docs: int = 0
 
 
-def _count(x: Any) -> int:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return 0
-    return int(v) if math.isfinite(v) and v > 0 else 0
+def _column(df: pd.DataFrame, name: str, counts: tuple[str, ...]) -> list[Any]:
+    if name not in counts:
+        return df[name].tolist()
+    v = pd.to_numeric(df[name], errors="coerce").astype("float64").to_numpy()
+    v = np.where(np.isfinite(v) & (v > 0), v, 0.0)
+    return v.astype(np.int64).tolist()
 
 
-def _rows(df: pd.DataFrame | None, columns: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+def _rows(
+    df: pd.DataFrame | None, columns: tuple[str, ...], counts: tuple[str, ...]
+) -> Iterator[tuple[Any, ...]]:
+    """Rows of ``columns``; the ``counts`` columns cleaned to non-negative ints (NaN, text -> 0)."""
     if df is None or not isinstance(df, pd.DataFrame) or df.empty:
         return
     if any(c not in df.columns for c in columns):
         return
-    yield from zip(*(df[c].tolist() for c in columns), strict=True)
+    yield from zip(*(_column(df, c, counts) for c in columns), strict=True)
 
 
 def split_counts(counts: WindowCounts) -> dict[str, FeatureCounts]:
     out: dict[str, FeatureCounts] = defaultdict(FeatureCounts)
-    for feature, present, missing in _rows(counts.presence, ("feature", "present", "missing")):
+    for feature, present, missing in _rows(
+        counts.presence, ("feature", "present", "missing"), ("present", "missing")
+    ):
         fc = out[str(feature)]
-        fc.present += _count(present)
-        fc.missing += _count(missing)
+        fc.present += present
+        fc.missing += missing
         fc.in_presence = True
-    for feature, value, count in _rows(counts.categories, ("feature", "value", "count")):
-        c = _count(count)
+    for feature, value, c in _rows(counts.categories, ("feature", "value", "count"), ("count",)):
         if c and value is not None and not (isinstance(value, float) and math.isnan(value)):
             cats = out[str(feature)].categories
             cats[str(value)] = cats.get(str(value), 0) + c
-    for feature, bin_, count in _rows(counts.numeric, ("feature", "bin", "count")):
-        c = _count(count)
-        try:
-            b = int(bin_)
-        except (TypeError, ValueError):
-            continue
+    for feature, b, c in _rows(counts.numeric, ("feature", "bin", "count"), ("bin", "count")):
         if c:
             nums = out[str(feature)].numeric
             nums[b] = nums.get(b, 0) + c
-    for feature, token, doc_count, in_vocab in _rows(
-        counts.tokens, ("feature", "token", "doc_count", "in_vocab")
-    ):
-        c = _count(doc_count)
+    token_columns = ("feature", "token", "doc_count", "in_vocab")
+    for feature, token, c, in_vocab in _rows(counts.tokens, token_columns, ("doc_count",)):
         if c and token is not None:
             fc = out[str(feature)]
             target = fc.tokens if bool(in_vocab) else fc.oov_tokens
             target[str(token)] = target.get(str(token), 0) + c
-    for feature, docs, oov_docs in _rows(counts.text_docs, ("feature", "docs", "oov_docs")):
+    for feature, docs, oov_docs in _rows(
+        counts.text_docs, ("feature", "docs", "oov_docs"), ("docs", "oov_docs")
+    ):
         fc = out[str(feature)]
-        fc.text_docs += _count(docs)
-        fc.oov_docs += _count(oov_docs)
+        fc.text_docs += docs
+        fc.oov_docs += oov_docs
     return dict(out)
