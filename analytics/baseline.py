@@ -10,7 +10,9 @@ Decisions (each one matters to a detector):
 - Categorical values are compared as ``category_str`` (``analytics.sources.tables``): bool ->
   ``"true"``/``"false"``, integral numbers -> ``"4"`` (also 4.0: pandas widens int columns with
   nulls to float and Elasticsearch maps JSON numbers to double), other floats ``str(float)``.
-  CSV files are read with every configured categorical/text column as text, exactly as written.
+  CSV files are read with every configured categorical/text column as text, exactly as written
+  (so ``"007"`` stays ``"007"``), except that a categorical ``"4.0"`` becomes ``"4"`` (the rule
+  above; pandas writes an int column with nulls that way).
 - Nulls: null, NaN and (for numeric features) values that are not numbers, as the agent turns
   those into null.
 - ``unseen_rate``: Good-Turing, N1/N over the baseline's own counts (N1 = values seen exactly
@@ -60,6 +62,7 @@ FORMAT = 1
 QUANTILES: dict[str, float] = {"p1": 1, "p5": 5, "p25": 25, "p50": 50, "p75": 75, "p95": 95, "p99": 99}
 SAMPLE_SIZE = 100_000
 MIN_ROWS_FOR_UNIQUE_RULE = 20
+_INTEGRAL_FLOAT = r"^(-?[0-9]+)\.0+$"
 _U64 = np.uint64
 
 
@@ -489,8 +492,14 @@ def build_baseline_from_file(
     mapping, kinds, notes = column_keys(_columns(path), model_config)
     strings = [c for c, k in mapping.items() if kinds.get(k) in ("categorical", "text")]
 
+    categorical = [c for c, k in mapping.items() if kinds.get(k) == "categorical"]
+    is_csv = not path.name.lower().endswith((".parquet", ".pq"))
+
     def chunks() -> Iterator[pd.DataFrame]:
         for chunk in read_training(path, chunksize, progress, strings):
+            if is_csv:
+                for col in categorical:  # "4.0" is how pandas writes an int column with nulls
+                    chunk[col] = chunk[col].str.replace(_INTEGRAL_FLOAT, r"\1", regex=True)
             yield chunk[list(mapping)].rename(columns=mapping)
 
     baseline = build_baseline_chunks(

@@ -65,12 +65,12 @@ class _Segment:
     last: pd.Timestamp | None
 
 
-def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}", v, out)
-    else:
-        out[prefix] = value
+def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
+    for k, v in value.items():
+        if type(v) is dict:
+            _flatten(f"{prefix}{k}.", v, out)
+        else:
+            out[prefix + k] = v
 
 
 def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
@@ -86,7 +86,7 @@ def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
     for section in ("inputs", "outputs"):
         part = ml.get(section)
         if isinstance(part, dict):
-            _flatten(section, part, rec)
+            _flatten(section + ".", part, rec)
     tokens = ml.get("tokens")
     if isinstance(tokens, dict):
         for name, toks in tokens.items():

@@ -218,11 +218,18 @@ TRAINING = pd.DataFrame(
         "country": ["007", "DE", "DE", None, "FR", "DE", "007"],
         "review": ["late again", "great", "broken box", "ok", None, "late", "fast"],
         "label": ["churn", "stay", "stay", "churn", "stay", "stay", "stay"],
+        "cylinders": [4, 6, None, 4, 8, 4, 6],  # float64 with nulls: written "4.0" in CSV
         "row_id": range(7),
     }
 )
 MODEL_CONFIG = ModelConfig(
-    features={"age": "numeric", "country": "categorical", "review": "text", "absent": "numeric"},
+    features={
+        "age": "numeric",
+        "country": "categorical",
+        "review": "text",
+        "absent": "numeric",
+        "cylinders": "categorical",
+    },
     outputs={"label": "categorical"},
 )
 
@@ -242,12 +249,14 @@ def test_training_files_give_the_frame_baseline(tmp_path: Path, suffix: str) -> 
     assert b.source == f"training:train{suffix}"
     assert any("row_id" in n for n in notes) and any("inputs.absent" in n for n in notes)
     assert dict(b.features["inputs.country"].categories) == {"007": 2, "DE": 3, "FR": 1}
+    assert dict(b.features["inputs.cylinders"].categories) == {"4": 3, "6": 2, "8": 1}
     frame = TRAINING.drop(columns=["row_id"]).rename(
         columns={
             "age": "inputs.age",
             "country": "inputs.country",
             "review": "inputs.review",
             "label": "outputs.label",
+            "cylinders": "inputs.cylinders",
         }
     )
     kinds: dict[str, FeatureKind] = {
@@ -255,6 +264,7 @@ def test_training_files_give_the_frame_baseline(tmp_path: Path, suffix: str) -> 
         "inputs.country": "categorical",
         "inputs.review": "text",
         "outputs.label": "categorical",
+        "inputs.cylinders": "categorical",
     }
     expected = build_baseline(frame, "m", "1", kinds, b.source, CREATED)
     assert b == expected

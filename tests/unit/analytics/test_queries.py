@@ -411,3 +411,13 @@ def test_search_failures_become_elasticsearch_errors() -> None:
 
     with pytest.raises(ElasticsearchError, match=r"search on logs-inferwatch\.churn_classifier-\* failed"):
         ElasticsearchSource(StubClient(answer)).model_counts(MODEL, WINDOW)
+
+
+def test_no_features_is_a_plain_document_count() -> None:
+    body = queries.window_body(MODEL, "1", WINDOW, None, {})
+    assert body == {"size": 0, "track_total_hits": True, "query": QUERY}
+    counts = queries.parse_window(
+        {"hits": {"total": {"value": 7, "relation": "eq"}}}, MODEL, "1", WINDOW, None, {}
+    )
+    assert counts.docs == 7
+    assert counts.presence.empty and counts.numeric.empty and counts.text_docs.empty
