@@ -328,3 +328,62 @@ def test_lost_answers_are_resent_and_answered_409(
     wait_until(lambda: agent.metric("documents_duplicate_total") == 300, DEADLINE, "replays answered 409")
     assert agent.stop() == 0
     assert_exactly_once(server, writer.written)
+
+
+def test_slow_answers_and_timeouts(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    agent.config.write_text(agent.config.read_text().replace("request_timeout: 5s", "request_timeout: 1s"))
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    writer.write(100)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    server.set_faults(delay_ms=1500)  # longer than the client waits: every request times out
+    writer.write(200)
+    wait_until(lambda: (agent.metric("bulk_requests_total") or 0) >= 3, DEADLINE, "timed-out requests")
+    server.set_faults(delay_ms=300)  # slow, but within the timeout
+    writer.write(200)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+
+
+def test_many_files(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writers = [LogWriter(agent.logs / f"f{i:03d}.jsonl", start=i * 1000) for i in range(300)]
+    for w in writers[:150]:
+        w.write(5)
+    agent.start()
+    for w in writers:
+        w.write(5)
+    written = [x for w in writers for x in w.written]
+    wait_delivered(server, written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, written)
+
+
+def test_local_store_survives_kill_9(tmp_path: Path, agents: list[AgentProcess]) -> None:
+    agent = make_agent(agents, tmp_path, None, batch={"max_docs": 100, "max_wait": "50ms"})
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    rng = random.Random(8)
+    for _ in range(8):
+        agent.start()
+        writer.write(rng.randint(200, 800))
+        threading.Event().wait(rng.uniform(0.5, 1.5))  # a random moment, not synchronization
+        agent.kill()
+    agent.start()
+    store = agent.data_dir / "store"
+
+    def stored() -> list[dict[str, object]]:
+        docs = []
+        for seg in sorted(store.glob("*/*.ndjson")):
+            docs += [orjson.loads(x) for x in seg.read_bytes().splitlines() if x]
+        return docs
+
+    wait_until(lambda: len(stored()) >= len(writer.written), DEADLINE, "the local store to hold every line")
+    assert agent.stop() == 0
+    docs = stored()
+    ids = [d["_id"] for d in docs]
+    predictions = sorted(d["ml"]["prediction"]["id"] for d in docs)  # type: ignore[index]
+    assert len(ids) == len(set(ids)), "an _id was stored twice"
+    assert predictions == sorted(writer.written)
+    print(f"local store, kill -9 x8: ids written {len(writer.written)}, stored {len(docs)}, twice 0")
