@@ -322,6 +322,11 @@ class Demo:
             f"agent started (pid {agent.proc.pid}); {n_windows} windows of {opts.span / 60:g} minutes, "
             f"time x{opts.speed:g} (one window every {opts.span / opts.speed:.1f}s); Ctrl-C stops"
         )
+        for inj in self.schedule:
+            if inj.start < n_windows:
+                echo(f"  windows {inj.start}-{inj.end - 1}: {inj.describe}")
+        echo("  rates per window: hp-null = horsepower missing, unseen = origin never seen in training,")
+        echo("  name-oov = car names with a word outside the training vocabulary")
         echo("  window  time         lines  shipped  hp-null  unseen  name-oov")
         clock = VirtualClock(model.origin, opts.speed)
         interrupted = False
