@@ -28,6 +28,18 @@ def agent() -> None:
     Examples:
       inferwatch agent check --config inferwatch.yml   # files matched, output reached?
       inferwatch agent run --config inferwatch.yml     # foreground; Ctrl-C or SIGTERM stops
+
+    \b
+    A minimal inferwatch.yml:
+      agent:
+        data_dir: /var/lib/inferwatch        # registry, spool, dead letter (one agent each)
+        inputs:
+          - paths: ["/var/log/models/*.jsonl*"]
+            model: churn_classifier          # when a line names no model
+        metrics: {listen: "127.0.0.1:9464"}  # optional: /metrics and /health
+      elasticsearch:                         # leave out to write to <data_dir>/store
+        hosts: ["https://127.0.0.1:9200"]
+        api_key: ${ES_API_KEY}
     """
 
 
@@ -38,7 +50,11 @@ def run(config_path: Path) -> None:
 
     On a signal the agent stops reading, spools what it read, delivers what it can within
     agent.shutdown_timeout, saves file offsets and exits 0. Anything not yet delivered stays in
-    <data_dir>/spool and is sent first at the next start; nothing is read twice.
+    <data_dir>/spool and is sent first at the next start. Documents have deterministic ids,
+    so what is sent again after a crash is answered 409 and never stored twice.
+
+    Lines that can never be indexed (not JSON, not UTF-8, too long, refused by a mapping) go
+    to <data_dir>/dead-letter.ndjson with the reason.
 
     \b
     Examples:

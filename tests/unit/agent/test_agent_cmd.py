@@ -130,3 +130,12 @@ def test_run_refuses_to_start_when_the_output_refuses_the_credentials(tmp_path: 
     assert out.returncode == 1, out.stderr
     assert "refuses" in out.stderr
     assert "fix:" in out.stderr
+
+
+def test_check_with_the_local_store(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "-> 0 files" in out.stdout
+    assert "files created later are picked up" in out.stdout
+    assert "output:" in out.stdout
