@@ -167,6 +167,7 @@ class Agent:
             compression_level=level,
             max_line_bytes=a.max_line_bytes,
             step_bytes=max(a.read_buffer_bytes, min(a.batch.max_bytes, 4 * a.read_buffer_bytes)),
+            dead_letter_index=a.dead_letter_index,
         )
         self.shipper = ShipLoop(
             self.spool,

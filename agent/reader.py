@@ -28,6 +28,7 @@ from typing import Protocol
 from agent import bulkbody
 from agent.config import InputConfig
 from agent.deadletter import DeadLetter
+from agent.deadletter_index import dead_letter_document, dead_letter_id
 from agent.files.discovery import Discovery
 from agent.files.tailer import Tailer
 from agent.metrics import Metrics, labels
@@ -67,6 +68,7 @@ class ReadSettings:
     prune_interval: float = 60.0
     prune_grace: float = 3600.0  # gone files keep their offsets this long (seconds, wall clock)
     housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait
+    dead_letter_index: str | None = None  # also index dead-lettered lines there
 
 
 @dataclass(slots=True)
@@ -236,7 +238,7 @@ class ReadLoop:
             )
             return False
         for r in rejects:
-            self._dead_letter(r.error.reason, r.error.detail, b.path, r.offset, r.line)
+            self._dead_letter(r.error.reason, r.error.detail, b, r.offset, r.line)
         batch = self._batch
         if events:
             body = sum(len(e.body) for e in events)
@@ -255,10 +257,10 @@ class ReadLoop:
         try:
             ev = normalize(raw, Source(b.file_id, b.path, offset, b.input_index), ingested)
         except Rejected as r:
-            self._dead_letter(r.reason, r.detail, b.path, offset, raw)
+            self._dead_letter(r.reason, r.detail, b, offset, raw)
         except Exception as e:  # a bug must not stall the pipeline on one line
             log.exception("normalizing %s at offset %d failed", b.path, offset)
-            self._dead_letter("internal_error", f"{type(e).__name__}: {e}", b.path, offset, raw)
+            self._dead_letter("internal_error", f"{type(e).__name__}: {e}", b, offset, raw)
         else:
             batch = self._batch
             batch.events.append(ev)
@@ -269,9 +271,10 @@ class ReadLoop:
         # any offset past them is committed. A crash in between writes them again, never loses them.
         for o in b.oversized:
             detail = f"line of {o.length} bytes is over max_line_bytes ({self._s.max_line_bytes})"
-            self._dead_letter("line_too_long", detail, b.path, o.offset, o.head)
+            self._dead_letter("line_too_long", detail, b, o.offset, o.head)
 
-    def _dead_letter(self, reason: str, detail: str, path: str, offset: int, raw: bytes) -> None:
+    def _dead_letter(self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes) -> None:
+        path = b.path
         try:
             self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
         except OSError as e:
@@ -281,6 +284,12 @@ class ReadLoop:
             return
         self._batch.dead += 1
         self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
+        if self._s.dead_letter_index:
+            # Also indexed, through the spool like any document (deterministic id: no copies).
+            doc = dead_letter_document(reason, detail, self._wall(), source=path, offset=offset, raw=raw)
+            ev = Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc)
+            self._batch.events.append(ev)
+            self._batch.size += len(ev.body) + len(ev.index) + len(ev.doc_id) + ITEM_OVERHEAD
 
     # -- the first delivery point ----------------------------------------------------------------
 

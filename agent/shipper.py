@@ -24,10 +24,9 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import orjson
-
 from agent import bulkbody
 from agent.deadletter import DeadLetter
+from agent.deadletter_index import dead_letter_document, dead_letter_id
 from agent.metrics import Metrics, labels
 from agent.model import ItemResult, Outcome
 from agent.outputs import Output, OutputUnavailable, RequestTooLarge
@@ -177,7 +176,7 @@ class ShipLoop:
         self._dead.write(reason, detail, document=document, doc_id=doc_id)
         self._dead_unflushed = True
         self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
-        if self._dl_index:
+        if self._dl_index and item[0] != self._dl_index:  # a refused dead letter is not sent again
             self._rejected.append((item, r))
 
     def _finish(self, work: _Work) -> None:
@@ -235,17 +234,12 @@ class ShipLoop:
         if not rejected or not self._dl_index:
             return
         items: list[Item] = []
+        now = time.time()
         for (index, doc_id, document), r in rejected:
-            doc = {
-                "@timestamp": _iso(time.time()),
-                "reason": r.error_type or f"http_{r.status}",
-                "detail": r.error_reason,
-                "status": r.status,
-                "index": index,
-                "document_id": doc_id,
-                "document": document.decode("utf-8", "replace"),
-            }
-            items.append((self._dl_index, doc_id, orjson.dumps(doc)))
+            reason = r.error_type or f"http_{r.status}"
+            detail = f"{r.status} {r.error_type}: {r.error_reason}".strip()
+            doc = dead_letter_document(reason, detail, now, document=document, doc_id=doc_id, index=index)
+            items.append((self._dl_index, dead_letter_id(f"{index}:{doc_id}"), doc))
         try:
             self._output.send(bulkbody.encode_items(items, self._level), len(items))
         except OutputUnavailable as e:
@@ -282,10 +276,6 @@ def _count_items(payload: bytes) -> int:
     if lines % 2:
         raise ValueError("a bulk body is pairs of lines, each ending with a newline")
     return lines // 2
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
 
 
 def run_ship_loop(loop: ShipLoop, stop: threading.Event, metrics: Metrics) -> None:

@@ -215,7 +215,8 @@ def delivered(server: BulkServer) -> Counter[str]:
     """Prediction id -> how many stored documents carry it (must be 1 each)."""
     out: Counter[str] = Counter()
     for doc in server.documents().values():
-        out[doc["ml"]["prediction"]["id"]] += 1
+        if "ml" in doc:  # not a dead letter
+            out[doc["ml"]["prediction"]["id"]] += 1
     return out
 
 

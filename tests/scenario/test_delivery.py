@@ -193,7 +193,7 @@ def test_mapping_rejections_go_to_the_dead_letter(
     tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
 ) -> None:
     server.set_faults(reject_field="ml.inputs.kind", reject_value="poison")
-    agent = make_agent(agents, tmp_path, server)
+    agent = make_agent(agents, tmp_path, server, dead_letter_index="inferwatch-dead-letter")
     writer = LogWriter(agent.logs / "preds.jsonl")
     agent.start()
     poison: list[str] = []
@@ -208,6 +208,10 @@ def test_mapping_rejections_go_to_the_dead_letter(
     dead = agent.dead_letters()
     assert sorted(d["document"]["ml"]["prediction"]["id"] for d in dead) == sorted(poison)
     assert {d["reason"] for d in dead} == {"mapper_parsing_exception"}
+    # ... and in the dead-letter index, once each
+    indexed = [doc for (index, _), doc in server.documents().items() if index == "inferwatch-dead-letter"]
+    ids = sorted(orjson.loads(d["document"])["ml"]["prediction"]["id"] for d in indexed)
+    assert ids == sorted(poison)
 
 
 def test_malformed_lines(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:

@@ -299,6 +299,20 @@ def test_the_fast_path_respects_max_bytes(tmp_path: Path) -> None:
     assert rig.offset(path) == path.stat().st_size
 
 
+def test_dead_lettered_lines_are_also_spooled_for_the_dead_letter_index(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, dead_letter_index="inferwatch-dead-letter")
+    rig.write("a.jsonl", b'{"id": 0}\nnot json\n')
+    rig.loop.step()
+    rig.clock.now += 1
+    rig.loop.step()
+    (rec,) = rig.spool.read(0, 10)
+    items = bulkbody.decode(rec.payload)
+    assert [i for i, _, _ in items] == ["logs-test-default", "inferwatch-dead-letter"]
+    doc = orjson.loads(items[1][2])
+    assert (doc["reason"], doc["log"]["offset"], doc["raw"]) == ("invalid_json", 10, "not json")
+    assert "_id" not in doc  # a metadata field Elasticsearch refuses in a document
+
+
 # -- the ship loop ---------------------------------------------------------------------------------
 
 Answer = Callable[[list[tuple[str, str, bytes]]], list[ItemResult]]
@@ -339,11 +353,14 @@ def spool_with(tmp: Path, *batches: list[str]) -> Spool:
     return spool
 
 
-def ship_rig(tmp: Path, output: ScriptedOutput, *batches: list[str]) -> tuple[ShipLoop, Spool, Metrics]:
+def ship_rig(
+    tmp: Path, output: ScriptedOutput, *batches: list[str], dead_letter_index: str | None = None
+) -> tuple[ShipLoop, Spool, Metrics]:
     spool = spool_with(tmp, *batches)
     metrics = Metrics()
     dead = DeadLetter(tmp / "dead-letter.ndjson", fsync=False)
-    loop = ShipLoop(spool, output, dead, metrics, Backoff(1.0, 60.0, random.Random(1)))
+    backoff = Backoff(1.0, 60.0, random.Random(1))
+    loop = ShipLoop(spool, output, dead, metrics, backoff, dead_letter_index=dead_letter_index)
     return loop, spool, metrics
 
 
@@ -389,6 +406,28 @@ def test_rejected_items_go_to_the_dead_letter_and_do_not_stall(tmp_path: Path) -
     assert "failed to parse field [x]" in entry["detail"]
     assert entry["document"] == {"n": "b"}
     assert metrics.value("dead_lettered_total", labels(reason="document_parsing_exception")) == 1
+
+
+def test_rejected_items_are_also_indexed_in_the_dead_letter_index(tmp_path: Path) -> None:
+    seen: list[list[tuple[str, str, bytes]]] = []
+
+    def record(xs: list[tuple[str, str, bytes]]) -> list[ItemResult]:
+        seen.append(xs)
+        return [CREATED] * len(xs)
+
+    out = ScriptedOutput([lambda xs: [CREATED, BAD], record])
+    loop, spool, _ = ship_rig(tmp_path, out, ["a", "b"], dead_letter_index="dl")
+    loop.step()
+    assert spool.acked_seq == 1
+    ((index, _, body),) = seen[0]
+    doc = orjson.loads(body)
+    assert index == "dl"
+    assert (doc["reason"], doc["document_id"], doc["index"]) == (
+        "document_parsing_exception",
+        "b",
+        "logs-test-default",
+    )
+    assert orjson.loads(doc["document"]) == {"n": "b"}  # as text: it cannot hit the mapping again
 
 
 def test_output_unavailable_backs_off_honouring_retry_after_and_resends(tmp_path: Path) -> None:
