@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -200,6 +201,15 @@ class AgentProcess:
                 if key == f"inferwatch_agent_{name}" or key.startswith(f"inferwatch_agent_{name}{{"):
                     total += float(row.rsplit(" ", 1)[1])
         return total
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """The /health answer: (status code, JSON body)."""
+        url = f"http://127.0.0.1:{self.metrics_port}/health"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status, orjson.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, orjson.loads(e.read())
 
     def dead_letters(self) -> list[dict[str, Any]]:
         path = self.data_dir / "dead-letter.ndjson"

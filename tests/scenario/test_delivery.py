@@ -61,6 +61,9 @@ def test_steady_state_three_files(tmp_path: Path, server: BulkServer, agents: li
             w.write(50)
     written = [x for w in writers for x in w.written]
     wait_delivered(server, written, DEADLINE, agent)
+    assert agent.health() == (200, {"status": "ok", "reason": "ok"})
+    wait_until(lambda: agent.metric("file_lag_bytes") == 0, DEADLINE, "no lag")
+    assert agent.metric("documents_shipped_total") == len(written)
     assert agent.stop() == 0
     assert_exactly_once(server, written)
     assert agent.dead_letters() == []
@@ -309,10 +312,11 @@ def test_a_long_outage_fills_the_spool_then_the_files_buffer(
     server.set_faults(mode="refuse")
     agent.start()
     rng = random.Random(5)
-    for _ in range(20):  # ~7 MB that gzip can't shrink much: far more than the spool holds
-        writer.write(500, text="".join(rng.choices("0123456789abcdef", k=200)))
+    for _ in range(1000):  # ~7 MB that gzip can't shrink much: far more than the spool holds
+        writer.write(10, text="".join(rng.choices("0123456789abcdef", k=400)))
     wait_until(lambda: agent.metric("spool_full") == 1, DEADLINE, "the spool to fill up")
-    assert (agent.metric("lines_read_total") or 0) < len(writer.written)  # the files hold the rest
+    read = agent.metric("lines_read_total") or 0
+    assert read < len(writer.written) / 2, read  # the files hold the rest
     server.clear_faults()
     wait_delivered(server, writer.written, DEADLINE * 2, agent)
     assert agent.stop() == 0
