@@ -6,6 +6,7 @@ daemon itself lives in ``agent.daemon``. It imports only the agent's own stack.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -60,6 +61,7 @@ def run(config_path: Path) -> None:
     Examples:
       inferwatch agent run --config inferwatch.yml
       INFERWATCH_LOG_LEVEL=debug inferwatch agent run -c inferwatch.yml
+    A second signal exits at once (code 1); nothing is lost, the rest is sent at the next start.
     Exit codes: 0 stopped cleanly, 1 could not start (data_dir in use, credentials refused),
     2 invalid config. An output that is down at start is not an error: shipping retries.
     """
@@ -72,6 +74,12 @@ def run(config_path: Path) -> None:
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            # A second signal while draining: leave now. Safe: the spool and registry are
+            # consistent on disk at every moment; what was in flight is sent again at the next
+            # start and answered 409.
+            click.echo("second signal: exiting without waiting for the drain", err=True)
+            os._exit(EXIT_UNREACHABLE)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)

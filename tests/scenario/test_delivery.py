@@ -4,6 +4,7 @@ the set of prediction ids stored equals the set written, and that none was store
 from __future__ import annotations
 
 import random
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -395,3 +396,27 @@ def test_local_store_survives_kill_9(tmp_path: Path, agents: list[AgentProcess])
     assert len(ids) == len(set(ids)), "an _id was stored twice"
     assert predictions == sorted(writer.written)
     print(f"local store, kill -9 x8: ids written {len(writer.written)}, stored {len(docs)}, twice 0")
+
+
+def test_a_second_sigterm_exits_at_once_and_loses_nothing(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    agent = make_agent(agents, tmp_path, server, shutdown_timeout="60s")
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    agent.start()
+    writer.write(50)
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    server.set_faults(mode="503")
+    writer.write(300)
+    wait_until(lambda: agent.metric("lines_read_total") == len(writer.written), DEADLINE, "all lines read")
+    agent.wait_ready()
+    assert agent.proc is not None
+    agent.proc.send_signal(signal.SIGTERM)  # drains for up to 60 s: the output answers 503
+    wait_until(lambda: "stopping: draining" in agent.output_log(), DEADLINE, "the drain to begin")
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(DEADLINE) == 1
+    server.clear_faults()
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
