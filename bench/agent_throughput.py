@@ -6,7 +6,8 @@ same run. Each is a child process, measured from its start until the endpoint ho
 
 - docs/s: lines / wall seconds (and the steady rate from the first stored document on);
 - CPU seconds per 100k lines: user + system time of the child (``os.wait4``), all of it,
-  start-up and shutdown included;
+  start-up and shutdown included. On a busy machine wall-clock rates mostly measure the
+  contention; lines per CPU second is the steadier figure (the endpoint's CPU is printed too);
 - peak RSS: ``VmHWM`` of ``/proc/<pid>/status`` just before the child is stopped.
 
 Usage::
@@ -208,7 +209,8 @@ class Result:
     def line(self) -> str:
         return (
             f"{self.name:<16} {self.lines:>8} docs in {self.wall_s:7.2f} s = {self.docs_per_s:>9,.0f} docs/s "
-            f"(steady {self.steady_docs_per_s:>9,.0f}); CPU {self.cpu_per_100k:5.2f} s per 100k lines; "
+            f"(steady {self.steady_docs_per_s:>9,.0f}); CPU {self.cpu_per_100k:5.2f} s per 100k lines "
+            f"(= {self.lines / self.cpu_s:,.0f} lines per CPU second); "
             f"peak RSS {self.peak_rss_mb:6.1f} MB; {self.requests} bulk requests "
             f"(endpoint CPU {self.endpoint_cpu_s:.1f} s)"
         )
