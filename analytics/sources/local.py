@@ -131,7 +131,7 @@ def _category_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_string_dtype(values) and values.dtype != object:
         out = values
     else:
-        out = values.map(category_str)
+        out = values.map(category_str).astype("object")
         out = out[out.notna()]
     return out[out.str.len() <= KEYWORD_IGNORE_ABOVE]
 

@@ -12,6 +12,8 @@ import numpy as np
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.config import ModelConfig
 from agent.tokenize import tokenize
@@ -318,3 +320,29 @@ def test_a_baseline_from_logs_uses_count_tables(tmp_path: Path) -> None:
     assert dict(text.vocabulary) == {"hello": 15, "world": 15}
     assert (text.text_docs, text.heldout_docs, text.heldout_oov_docs) == (15, 3, 1)
     assert dict(b.hourly_volume) == {154: 10.0, 155: 8.0}
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=200),
+    chunk=st.integers(min_value=1, max_value=60),
+    sample_size=st.integers(min_value=3, max_value=80),
+    seed=st.integers(min_value=0, max_value=2**32 - 1),
+)
+def test_any_chunking_gives_the_same_baseline(n: int, chunk: int, sample_size: int, seed: int) -> None:
+    frame = mixed_frame(n, seed)
+    kinds: dict[str, FeatureKind] = {
+        "inputs.review": "text",
+        "inputs.country": "categorical",
+        "inputs.age": "numeric",
+    }
+
+    def build_with(chunks: list[pd.DataFrame]) -> Baseline:
+        return build_baseline_chunks(
+            lambda: chunks, "m", "1", kinds, "t", CREATED, seed=seed, sample_size=sample_size
+        )
+
+    whole = build_with([frame])
+    assert build_with([frame.iloc[i : i + chunk] for i in range(0, n, chunk)]) == whole
+    age = whole.features["inputs.age"]
+    assert sum(age.bin_counts) == age.rows - age.nulls  # bins always count every value exactly

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal
 
+from agent.tokenize import tokenize
 from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
 from analytics.sources.local import LocalSource
 from analytics.sources.tables import (
     categories_table,
+    category_str,
     numeric_table,
     presence_table,
     text_docs_table,
@@ -279,3 +285,107 @@ def test_percentiles_are_computed_over_the_values(store: Path) -> None:
         {"feature": "inputs.age", "percent": 50.0, "value": 39.0},
         {"feature": "inputs.age", "percent": 100.0, "value": 99.0},
     ]
+
+
+# --- against a plain reference: a per-document loop that states the semantics directly ----------
+
+WORDS = ["late", "again", "refund", "ok", "zebra"]
+_doc_strategy = st.fixed_dictionaries(
+    {
+        "id": st.integers(0, 15),
+        "minute": st.integers(-30, 90),  # 09:30 .. 11:30
+        "version": st.sampled_from(["1", "2"]),
+        "country": st.sampled_from(["DE", "FR", "XX", None, 4, 4.0, True, 2.5, "absent", ["DE", "XX"]]),
+        "age": st.sampled_from([5.0, 10.0, 49.9, 50.0, 80.0, None, "12", "n/a", "absent", [1.0, 60.0]]),
+        "review": st.lists(st.sampled_from(WORDS), max_size=4),
+    }
+)
+
+
+def _make(spec: dict[str, Any]) -> dict[str, Any]:
+    ts = (WINDOW.start + timedelta(minutes=spec["minute"])).isoformat().replace("+00:00", "Z")
+    inputs = {k: spec[k] for k in ("country", "age") if spec[k] != "absent"}
+    tokens = None
+    if spec["review"]:
+        inputs["review"] = " ".join(spec["review"])
+        tokens = {"review": tokenize(inputs["review"])}
+    return doc(f"i{spec['id']}", ts, inputs, version=spec["version"], tokens=tokens)
+
+
+def _leaves(value: Any) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if v is not None]
+
+
+def reference_counts(docs: list[dict[str, Any]], version: str) -> dict[str, Any]:
+    seen: set[str] = set()
+    kept = []
+    for d in docs:
+        if d["_id"] in seen:
+            continue
+        seen.add(d["_id"])
+        ts = pd.Timestamp(d["@timestamp"])
+        if d["ml"]["model"]["version"] == version and WINDOW.start <= ts < WINDOW.end:
+            kept.append(d)
+    cats: Counter[str] = Counter()
+    bins: Counter[int] = Counter()
+    toks: Counter[str] = Counter()
+    present = {"country": 0, "age": 0, "review": 0}
+    text_docs = oov_docs = 0
+    for d in kept:
+        inputs = d["ml"]["inputs"]
+        values = {c for v in _leaves(inputs.get("country")) if (c := category_str(v)) is not None}
+        present["country"] += bool(values)
+        cats.update(values)
+        numbers = []
+        for v in _leaves(inputs.get("age")):
+            with contextlib.suppress(ValueError):
+                numbers.append(float(v))
+        present["age"] += bool(numbers)
+        bins.update({0 if x < 10 else 1 if x < 50 else 2 for x in numbers})
+        present["review"] += "review" in inputs
+        tokens = set(d["ml"].get("tokens", {}).get("review", []))
+        toks.update(tokens)
+        if tokens:
+            text_docs += 1
+            oov_docs += any(t not in BASELINE.features["inputs.review"].vocabulary for t in tokens)
+    return {
+        "docs": len(kept),
+        "present": present,
+        "categories": dict(cats),
+        "bins": [bins.get(b, 0) for b in range(3)],
+        "tokens": dict(toks),
+        "text_docs": (text_docs, oov_docs),
+    }
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    specs=st.lists(_doc_strategy, max_size=25), split=st.integers(0, 25), version=st.sampled_from(["1", "2"])
+)
+def test_tables_match_a_per_document_reference(
+    tmp_path_factory: pytest.TempPathFactory, specs: list[dict[str, Any]], split: int, version: str
+) -> None:
+    store = tmp_path_factory.mktemp("store")
+    first: dict[int, dict[str, Any]] = {}
+    docs = [_make(first.setdefault(s["id"], s)) for s in specs]  # a replayed id is the same document
+    write_segment(store, "00000000000000000001.ndjson", [orjson.dumps(d) for d in docs[:split]])
+    write_segment(store, "00000000000000000002.ndjson", [orjson.dumps(d) for d in docs[split:]])
+    kinds: dict[str, FeatureKind] = {
+        "inputs.age": "numeric",
+        "inputs.country": "categorical",
+        "inputs.review": "text",
+    }
+    counts = LocalSource(store).window_counts(MODEL, version, WINDOW, BASELINE, kinds)
+    expected = reference_counts(docs, version)
+    assert counts.docs == expected["docs"]
+    present = dict(zip(counts.presence["feature"], counts.presence["present"], strict=True))
+    assert present == {f"inputs.{k}": v for k, v in expected["present"].items()}
+    assert (counts.presence["present"] + counts.presence["missing"] == counts.docs).all()
+    assert (
+        dict(zip(counts.categories["value"], counts.categories["count"], strict=True))
+        == expected["categories"]
+    )
+    assert counts.numeric["count"].tolist() == expected["bins"]
+    assert dict(zip(counts.tokens["token"], counts.tokens["doc_count"], strict=True)) == expected["tokens"]
+    assert tuple(counts.text_docs[["docs", "oov_docs"]].iloc[0]) == expected["text_docs"]
