@@ -40,9 +40,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
             "agent",
             "demo",
             "--duration",
-            "40",
+            "30",
             "--speed",
-            "150",
+            "200",
             "--data-dir",
             str(data_dir),
         ],
@@ -161,7 +161,7 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_the_agent_evaluates_once_more_and_leaves_the_report(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "demo", "--speed", "150", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "agent", "demo", "--speed", "200", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
