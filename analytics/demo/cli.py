@@ -51,12 +51,23 @@ def _stop_on_signals(stop: threading.Event) -> None:
 )
 @click.option("--serve", is_flag=True, help="Only run the demo model, writing prediction logs forever.")
 @click.option(
+    "--baseline-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --serve: also save the model's baseline here (a worker's analytics.baselines_dir).",
+)
+@click.option(
     "--log-dir",
     type=click.Path(file_okay=False, path_type=Path),
     help="With --serve: the folder the prediction logs are written to.",
 )
 def demo(
-    duration: float | None, speed: float | None, data_dir: Path, seed: int, serve: bool, log_dir: Path | None
+    duration: float | None,
+    speed: float | None,
+    data_dir: Path,
+    seed: int,
+    serve: bool,
+    baseline_dir: Path | None,
+    log_dir: Path | None,
 ) -> None:
     """Run the whole loop on this machine with a demo model, no servers needed.
 
@@ -78,6 +89,7 @@ def demo(
       inferwatch demo                                  # about a minute, then the report
       inferwatch demo --duration 40 --speed 150        # shorter, non-interactive
       inferwatch demo --serve --log-dir /logs          # only the model (docker compose)
+      inferwatch demo --serve --log-dir /logs --baseline-dir /data/baselines
     """
     stop = threading.Event()
     _stop_on_signals(stop)
@@ -86,10 +98,14 @@ def demo(
 
         if log_dir is None:
             raise click.UsageError("--serve needs --log-dir, the folder to write prediction logs to")
-        serve_forever(log_dir, speed=speed or 1.0, seed=seed, stop=stop, echo=click.echo)
+        serve_forever(
+            log_dir, speed=speed or 1.0, seed=seed, stop=stop, echo=click.echo, baseline_dir=baseline_dir
+        )
         return
-    if log_dir is not None:
-        raise click.UsageError("--log-dir goes with --serve; the demo writes its logs under --data-dir")
+    if log_dir is not None or baseline_dir is not None:
+        raise click.UsageError(
+            "--log-dir and --baseline-dir go with --serve; the demo writes under --data-dir"
+        )
 
     from analytics.demo.runner import DemoError, DemoOptions, run_demo
     from analytics.demo.target import EsTarget

@@ -9,8 +9,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from analytics.baseline_store import LocalBaselineStore
 from analytics.demo import data as demo_data
 from analytics.demo import model as demo_model
+from analytics.demo.baseline import demo_baseline
 from analytics.demo.clock import VirtualClock, floor_time
 from analytics.demo.runner import DEFAULT_SPAN, PredictionLog
 from analytics.demo.server import DemoModel, sklearn_predict
@@ -22,11 +24,23 @@ ROTATE_BYTES = 64 * 1024**2
 
 
 def serve_forever(
-    log_dir: Path, speed: float, seed: int, stop: threading.Event, echo: Callable[[str], None]
+    log_dir: Path,
+    speed: float,
+    seed: int,
+    stop: threading.Event,
+    echo: Callable[[str], None],
+    baseline_dir: Path | None = None,
 ) -> int:
-    """Write prediction logs until ``stop`` is set; returns the number of lines written."""
+    """Write prediction logs until ``stop`` is set; returns the number of lines written. With
+    ``baseline_dir``, first save the model's baseline there (``LocalBaselineStore`` layout), where
+    a worker whose ``analytics.baselines_dir`` points finds it."""
     parts = demo_data.split(demo_data.load_cars(), seed=seed)
     pipeline = demo_model.train(parts.train)
+    if baseline_dir is not None:
+        baseline = demo_baseline(parts, demo_model.out_of_fold(parts.train, seed=seed))
+        store = LocalBaselineStore(baseline_dir)
+        store.save(baseline)
+        echo(f"baseline {baseline.doc_id} saved to {store.path(baseline.model, baseline.version)}")
     schedule = default_schedule()
     cycle = max(i.end for i in schedule) + 4
     # Rotated by size so that a demo container left running never fills its disk: the agent's

@@ -133,6 +133,8 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
             str(tmp_path / "logs"),
             "--speed",
             "300",
+            "--baseline-dir",
+            str(tmp_path / "baselines"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -157,6 +159,8 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
     assert set(lines[0]) >= {"timestamp", "model", "model_version", "prediction_id", "inputs", "outputs"}
     stamps = [line["timestamp"] for line in lines]
     assert stamps == sorted(stamps)
+    baseline = orjson.loads((tmp_path / "baselines" / "cars_mpg@1.0.json").read_bytes())
+    assert baseline["model"] == "cars_mpg" and "inputs.name" in baseline["features"]
 
 
 def test_ctrl_c_stops_the_agent_evaluates_once_more_and_leaves_the_report(tmp_path: Path) -> None:
