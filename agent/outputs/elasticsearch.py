@@ -37,6 +37,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, InsecureRequestWarning, ProtocolError, SSLError
 from urllib3.util import Timeout, parse_url
 
+from agent import __version__
 from agent.bulkbody import compress
 from agent.config import ElasticsearchConfig
 from agent.model import ItemResult, Outcome
@@ -111,7 +112,11 @@ class ElasticsearchOutput:
     """
 
     def __init__(
-        self, cfg: ElasticsearchConfig, *, user_agent: str = "inferwatch", pool_maxsize: int = 2
+        self,
+        cfg: ElasticsearchConfig,
+        *,
+        user_agent: str = f"inferwatch/{__version__}",
+        pool_maxsize: int = 2,
     ) -> None:
         if not cfg.hosts:
             raise ValueError("elasticsearch.hosts is empty")
