@@ -111,17 +111,24 @@ def rate_series(
     need = min_rate_n(p0, floor, params.alpha, params.min_rate_n)
     if n_all <= 0:
         return RateVerdict(Status.SKIPPED, 0, 0, p0, None, 0.0, floor, False, windows, need, f"no {what}")
+    if pending and n > 0:
+        # A blatant window fires on its own counts, not diluted by the merged stable ones.
+        p_now = p_value(k, n)
+        if k / n - p0 >= floor - 1e-12 and p_now < params.strong_alpha:
+            return RateVerdict(Status.FIRING, k, n, p0, p_now, k / n - p0, floor, True, 1, need)
     p = p_value(k_all, n_all)
     effect = k_all / n_all - p0
     above = effect >= floor - 1e-12
     if n_all >= need or windows >= params.max_merge_windows:
         status = Status.FIRING if p < params.alpha and above else Status.OK
-        return RateVerdict(
-            status, k_all, n_all, p0, p, effect, floor, above and p < params.strong_alpha, windows, need
-        )
+        strong = above and p < params.strong_alpha
+        return RateVerdict(status, k_all, n_all, p0, p, effect, floor, strong, windows, need)
     if above and p < params.strong_alpha:
         return RateVerdict(Status.FIRING, k_all, n_all, p0, p, effect, floor, True, windows, need)
     ctx.state.pending[series] = {"windows": windows, "k": k_all, "n": n_all}
+    if not above:
+        # Below the floor no sample size could make it fire: clean, though still merged for power.
+        return RateVerdict(Status.OK, k_all, n_all, p0, p, effect, floor, False, windows, need)
     reason = (
         f"window too small for the {what} test ({num(n_all)} values over {windows} window(s), "
         f"needs ~{num(need)}); merged with the next window"
@@ -161,6 +168,36 @@ class DistVerdict:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class _DistStats:
+    n: float
+    bins: int
+    js: float
+    quantile: float
+    cut: float
+    p: float
+    changes: tuple[tuple[str, float, float], ...]
+
+    def above(self) -> bool:
+        return self.bins >= 2 and self.js >= self.cut
+
+
+def _dist_stats(
+    params: DetectorParams, counts: Mapping[str, float], reference: Mapping[str, float]
+) -> _DistStats:
+    labels = list(dict.fromkeys([*reference.keys(), *counts.keys()]))
+    obs = np.array([counts.get(x, 0.0) for x in labels], dtype=float)
+    ref = np.array([float(reference.get(x, 0.0)) for x in labels], dtype=float)
+    n, m = float(obs.sum()), float(ref.sum())
+    merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin)
+    k = len(merged.observed)
+    _stat, _df, p = chi2_homogeneity(merged.observed, merged.reference)
+    js = js_distance(merged.observed, merged.reference)
+    quantile = js_quantile(params.alpha, k, n, m)
+    changes = _changes(labels, obs, ref, params.examples)
+    return _DistStats(n, k, js, quantile, max(params.js_floor, quantile), p, changes)
+
+
 def dist_series(
     ctx: Context,
     series: str,
@@ -177,46 +214,48 @@ def dist_series(
     params = ctx.params
     pending = ctx.state.pending.pop(series, None) or {}
     windows = int(pending.get("windows", 0)) + 1
+    now = {str(a): float(b) for a, b in current.items() if b}
     counts: dict[str, float] = {str(a): float(b) for a, b in (pending.get("counts") or {}).items()}
-    for label, c in current.items():
-        if c:
-            counts[label] = counts.get(label, 0.0) + float(c)
-    labels = list(dict.fromkeys([*reference.keys(), *counts.keys()]))
-    obs = np.array([counts.get(x, 0.0) for x in labels], dtype=float)
-    ref = np.array([float(reference.get(x, 0.0)) for x in labels], dtype=float)
-    n, m = float(obs.sum()), float(ref.sum())
+    for label, c in now.items():
+        counts[label] = counts.get(label, 0.0) + c
+    ref_total = sum(float(v) for v in reference.values())
+    n = sum(counts.values())
 
     def skip(reason: str) -> DistVerdict:
         return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, windows, (), reason)
 
-    if m <= 0:
+    if ref_total <= 0:
         return skip(f"the baseline has no {what} to compare with")
-    if int((ref > 0).sum()) < 2:
+    if sum(1 for v in reference.values() if v > 0) < 2:
         return skip(f"the baseline has a single {what} bin: nothing to drift between")
     if n <= 0:
         return skip(f"no {what} values in this window")
-    merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin)
-    k = len(merged.observed)
-    _stat, _df, p = chi2_homogeneity(merged.observed, merged.reference)
-    js = js_distance(merged.observed, merged.reference)
-    quantile = js_quantile(params.alpha, k, n, m)
-    cut = max(params.js_floor, quantile)
-    changes = _changes(labels, obs, ref, params.examples)
-    above = k >= 2 and js >= cut
-    powerful = k >= 2 and quantile <= params.js_floor
+
+    def verdict(status: Status, d: _DistStats, strong: bool, w: int, reason: str = "") -> DistVerdict:
+        return DistVerdict(status, d.n, d.bins, d.js, d.cut, d.quantile, d.p, strong, w, d.changes, reason)
+
+    if pending and now:
+        alone = _dist_stats(params, now, reference)  # a blatant window fires on its own counts
+        if alone.above() and alone.p < params.strong_alpha:
+            return verdict(Status.FIRING, alone, True, 1)
+    d = _dist_stats(params, counts, reference)
+    powerful = d.bins >= 2 and d.quantile <= params.js_floor
     if powerful or windows >= params.max_merge_windows:
-        status = Status.FIRING if above and p < params.alpha else Status.OK
-        return DistVerdict(
-            status, n, k, js, cut, quantile, p, above and p < params.strong_alpha, windows, changes
+        firing = d.above() and d.p < params.alpha
+        return verdict(
+            Status.FIRING if firing else Status.OK, d, firing and d.p < params.strong_alpha, windows
         )
-    if above and p < params.strong_alpha:
-        return DistVerdict(Status.FIRING, n, k, js, cut, quantile, p, True, windows, changes)
+    if d.above() and d.p < params.strong_alpha:
+        return verdict(Status.FIRING, d, True, windows)
     ctx.state.pending[series] = {"windows": windows, "counts": counts}
+    if d.bins >= 2 and d.js < params.js_floor:
+        # Below the floor no sample size could make it fire: clean, though still merged for power.
+        return verdict(Status.OK, d, False, windows)
     reason = (
         f"window too small for the {what} drift test ({num(n)} values over {windows} window(s), "
-        f"JS noise floor {quantile:.2f} > {params.js_floor:.2f}); merged with the next window"
+        f"JS noise floor {d.quantile:.2f} > {params.js_floor:.2f}); merged with the next window"
     )
-    return DistVerdict(Status.SKIPPED, n, k, js, cut, quantile, p, False, windows, changes, reason)
+    return verdict(Status.SKIPPED, d, False, windows, reason)
 
 
 def _changes(

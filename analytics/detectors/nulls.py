@@ -114,6 +114,11 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
     h = cusum_threshold(params.alpha)
     state = ctx.state.cusum.get(key, Cusum())
     new, alarm = cusum_step(state, missing, n, p0_hi, p1, h)
+    # Capped just above the strong level: a past blatant shift (a vanished field) must not hold
+    # the alarm long after it ended; a few clean windows bring it back under h.
+    cap = math.log(1.0 / params.strong_alpha) + 1.0
+    if new.s > cap:
+        new = Cusum(cap, new.m, new.n)
     if new.s > 0:
         ctx.state.cusum[key] = new
     else:
@@ -128,7 +133,7 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
         "threshold": params.alpha,
         "effect": effect,
         "effect_floor": floor,
-        "strong": firing and new.s >= math.log(1.0 / params.strong_alpha),
+        "strong": firing and new.s >= cap - 1.0,
         "observed": {"missing": new.m, "n": new.n, "rate": new.run_rate, "cusum": new.s, "h": h},
         "expected": {"rate": p0, "shift_to": p1},
     }

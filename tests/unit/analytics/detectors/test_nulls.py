@@ -105,9 +105,42 @@ def test_merging_stops_after_max_windows_and_tests_what_it_has() -> None:
     state = DetectorState()
     statuses = []
     for i in range(3):
-        findings, state = evaluate_version(plan_counts(100, 1, i), BASE, params, state=state)
+        findings, state = evaluate_version(
+            plan_counts(100, 2, i), BASE, params, state=state
+        )  # 2%: at the floor
         statuses.append(pick(findings, "null_surge").status)
     assert statuses == [Status.SKIPPED, Status.SKIPPED, Status.OK]
+
+
+def test_a_small_window_below_the_floor_is_clean_but_still_merged() -> None:
+    findings, state = evaluate_version(plan_counts(500, 4), BASE, P)  # 0.8%
+    assert pick(findings, "null_surge").status is Status.OK
+    assert state.pending["null_surge|inputs.plan"] == {"windows": 1, "k": 4, "n": 500}
+
+
+def test_a_blatant_window_after_merged_ones_fires_on_its_own_counts() -> None:
+    state = DetectorState()
+    for i in range(3):
+        _, state = evaluate_version(plan_counts(400, 5, i), BASE, P, state=state)
+    findings, state = evaluate_version(
+        counts(400, base=BASE, presence={KEY: (0, 400)}, win=window(3)), BASE, P, state=state
+    )
+    f = pick(findings, "null_surge")
+    assert f.status is Status.FIRING and f.strong
+    assert f.observed["n"] == 400 and f.observed["windows"] == 1
+    assert f.message.startswith("inputs.plan: 100% of 400 documents have no value")
+
+
+def test_the_cusum_is_capped_so_a_past_vanish_stops_alarming_after_a_few_clean_windows() -> None:
+    state = DetectorState()
+    _, state = evaluate_version(counts(3000, base=BASE, presence={KEY: (0, 3000)}), BASE, P, state=state)
+    cap = state.cusum[KEY].s
+    assert cap < 30  # a vanished field alone would have pushed the LLR into the thousands
+    creeping = []
+    for i in range(1, 6):
+        findings, state = evaluate_version(plan_counts(3000, 30, i), BASE, P, state=state)
+        creeping.append(pick(findings, "null_creep").status)
+    assert creeping[-1] is Status.OK
 
 
 def test_a_slow_creep_below_the_surge_floor_is_caught_by_the_cusum() -> None:

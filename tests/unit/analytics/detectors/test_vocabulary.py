@@ -58,8 +58,8 @@ def test_a_token_distribution_shift_fires_with_the_largest_changes() -> None:
     assert f.examples == ("superb",)
     assert "new tokens: 'superb' 30" in f.message
     assert "'great' 45% (was 9.8%)" in f.message
-    # 2% OOV at n = 3,000 cannot show a 1 pp effect at alpha 1e-4 yet: merged, not tested
-    assert pick(findings, "oov_rate").status is Status.SKIPPED
+    # exactly the baseline OOV rate: clean (though n = 3,000 is merged with the next for power)
+    assert pick(findings, "oov_rate").status is Status.OK
 
 
 def test_bins_are_the_top_tokens_plus_other_and_oov() -> None:
@@ -74,13 +74,12 @@ def test_bins_are_the_top_tokens_plus_other_and_oov() -> None:
 
 
 def test_a_small_text_window_is_merged() -> None:
-    findings, state = evaluate_version(
-        review_counts({"good": 4, "bad": 3, "ok": 2, "great": 1}, 10, 0), BASE, P
-    )
+    # ten texts that all go "great": a big JS distance, but ten texts cannot tell
+    findings, state = evaluate_version(review_counts({"great": 10}, 10, 0), BASE, P)
     f = pick(findings, "vocabulary_drift")
     assert f.status is Status.SKIPPED and "merged with the next window" in f.message
     assert state.pending["vocabulary_drift|inputs.review"]["windows"] == 1
-    assert pick(findings, "oov_rate").status is Status.SKIPPED
+    assert pick(findings, "oov_rate").status is Status.OK  # no OOV text: clean at any size
 
 
 def test_missing_baseline_parts_and_empty_windows_are_skips() -> None:
