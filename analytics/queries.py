@@ -35,8 +35,10 @@ The count is independent of the number of events. Only cardinality adds requests
 unseen-value or OOV-token ``terms`` aggregation reports ``sum_other_doc_count > 0`` (more than
 ``UNSEEN_TERMS_SIZE`` distinct values) or a non-zero ``doc_count_error_upper_bound`` (approximate
 counts across shards), that one field is re-counted exactly with a paginated ``composite``
-aggregation (``COMPOSITE_PAGE_SIZE`` keys per request). ``UNSEEN_TERMS_SIZE`` is kept at 1000 so
-that a request with many features stays under ``search.max_buckets`` (65,535).
+aggregation (``COMPOSITE_PAGE_SIZE`` keys per request). ``UNSEEN_TERMS_SIZE`` is kept at 1000 and
+``window_bodies`` splits the aggregations of a very large baseline (thousands of categories or
+vocabulary tokens over many features) into several requests so that none can exceed
+``search.max_buckets`` (65,535).
 
 Terms counts on ``ml.tokens.<f>`` are document frequencies: a document counts once per distinct
 token (the agent stores each token once per document).
@@ -68,6 +70,7 @@ from analytics.sources.tables import (
 UNSEEN_TERMS_SIZE = 1000
 COMPOSITE_PAGE_SIZE = 5000
 VERSIONS_SIZE = 1000
+BUCKET_BUDGET = 50_000  # per request, under the default search.max_buckets of 65,535
 PERCENTS: tuple[float, ...] = (1.0, 5.0, 25.0, 50.0, 75.0, 95.0, 99.0)
 
 OOV_SCRIPT = (
@@ -196,6 +199,53 @@ def window_body(
     if aggs:
         body["aggs"] = aggs
     return body
+
+
+def _bucket_estimate(agg: Mapping[str, Any]) -> int:
+    """The most buckets one aggregation can return (what ``search.max_buckets`` counts)."""
+    if "terms" in agg:
+        return int(agg["terms"].get("size", 10))
+    if "range" in agg:
+        return len(agg["range"]["ranges"])
+    if "filters" in agg:
+        return len(agg["filters"]["filters"])
+    return 2  # filter + its sub-filter
+
+
+def window_bodies(
+    model: str,
+    version: str,
+    window: Window,
+    baseline: Baseline | None,
+    kinds: Mapping[str, FeatureKind],
+    max_buckets: int = BUCKET_BUDGET,
+) -> list[dict[str, Any]]:
+    """``window_body`` split into as few requests as keep each one's possible buckets under
+    ``max_buckets`` (one request unless the baseline is very large). The responses are combined
+    with ``merge_responses``; the split depends on features and cardinality, never on events."""
+    body = window_body(model, version, window, baseline, kinds)
+    groups: list[dict[str, Any]] = []
+    used = 0
+    for name, agg in body.get("aggs", {}).items():
+        cost = _bucket_estimate(agg)
+        if not groups or used + cost > max_buckets:
+            groups.append({})
+            used = 0
+        groups[-1][name] = agg
+        used += cost
+    if len(groups) <= 1:
+        return [body]
+    return [{**body, "aggs": group} for group in groups]
+
+
+def merge_responses(responses: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Responses to the parts of one split body -> one response (aggregation names are unique)."""
+    merged: dict[str, Any] = dict(responses[0]) if responses else {}
+    aggs: dict[str, Any] = {}
+    for response in responses:
+        aggs.update(response.get("aggregations") or {})
+    merged["aggregations"] = aggs
+    return merged
 
 
 def model_body(model: str, window: Window) -> dict[str, Any]:
@@ -414,6 +464,7 @@ __all__ = [
     "field_of",
     "incomplete_fields",
     "index_pattern",
+    "merge_responses",
     "model_body",
     "parse_composite",
     "parse_model",
@@ -421,5 +472,6 @@ __all__ = [
     "parse_window",
     "percentiles_body",
     "tokens_field",
+    "window_bodies",
     "window_body",
 ]

@@ -1,6 +1,7 @@
 """Count tables from Elasticsearch aggregations: ``1 + V`` searches per evaluation of a model
 (V versions in the window), plus composite pages only for fields whose unseen values outnumber
-``UNSEEN_TERMS_SIZE`` (see ``analytics.queries``). Never pulls documents."""
+``UNSEEN_TERMS_SIZE`` and extra parts only for baselines too large for one request's bucket
+budget (see ``analytics.queries``). Never pulls documents."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ class ElasticsearchSource:
         kinds: Mapping[str, FeatureKind],
     ) -> WindowCounts:
         index = self._index(model)
-        body = queries.window_body(model, version, window, baseline, kinds)
-        response = search(self.client, index, body)
+        bodies = queries.window_bodies(model, version, window, baseline, kinds)
+        response = queries.merge_responses([search(self.client, index, body) for body in bodies])
         complete = {
             field: self._all_values(index, model, version, window, field)
             for field in queries.incomplete_fields(response, kinds)

@@ -421,3 +421,25 @@ def test_no_features_is_a_plain_document_count() -> None:
     )
     assert counts.docs == 7
     assert counts.presence.empty and counts.numeric.empty and counts.text_docs.empty
+
+
+def test_a_large_baseline_is_split_under_the_bucket_budget() -> None:
+    assert queries.window_bodies(MODEL, "1", WINDOW, BASELINE, KINDS) == [
+        queries.window_body(MODEL, "1", WINDOW, BASELINE, KINDS)
+    ]
+    bodies = queries.window_bodies(MODEL, "1", WINDOW, BASELINE, KINDS, max_buckets=1500)
+    assert [sorted(b["aggs"]) for b in bodies] == [
+        ["cat_new_0", "cat_seen_0", "presence"],  # 4 + 2 + 1000 buckets at most
+        ["cat_new_1", "num_0", "tok_seen_0"],  # 1000 + 3 + 2
+        ["tok_new_0", "txt_0"],  # 1000 + 2
+    ]
+    assert all(b["query"] == QUERY and b["size"] == 0 for b in bodies)
+    parts = [
+        {"hits": RESPONSE["hits"], "aggregations": {k: RESPONSE["aggregations"].get(k) for k in b["aggs"]}}
+        for b in bodies
+    ]
+    merged = queries.merge_responses(parts)
+    whole = queries.parse_window(RESPONSE, MODEL, "1", WINDOW, BASELINE, KINDS)
+    split = queries.parse_window(merged, MODEL, "1", WINDOW, BASELINE, KINDS)
+    for table in ("presence", "categories", "numeric", "tokens", "text_docs"):
+        assert_frame_equal(getattr(split, table), getattr(whole, table))
