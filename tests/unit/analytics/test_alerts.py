@@ -13,7 +13,9 @@ def window(i: int) -> Window:
     return Window(T0 + timedelta(hours=i), T0 + timedelta(hours=i + 1))
 
 
-def finding(i: int, status: Status = Status.FIRING, strong: bool = False, severity: str = "warning") -> Finding:
+def finding(
+    i: int, status: Status = Status.FIRING, strong: bool = False, severity: str = "warning"
+) -> Finding:
     return Finding(
         detector="null_surge",
         model="churn",

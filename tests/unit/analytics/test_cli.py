@@ -202,7 +202,9 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
         deadline = time.monotonic() + 60
         while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)  # polling a condition with a deadline, not synchronisation by sleep
-        assert state.exists(), proc.stderr.read().decode() if proc.poll() is not None else "no evaluation"
+        if not state.exists():
+            _, err = proc.communicate(timeout=5) if proc.poll() is not None else (b"", b"no evaluation")
+            raise AssertionError(err.decode())
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
