@@ -480,10 +480,6 @@ class Demo:
             self.echo("alerts: the inferwatch-alerts index and logs-inferwatch_alerts.history-default")
             for link in opts.target.links():
                 self.echo(f"Kibana: {link}")
-        self.echo(
-            f"look again: inferwatch analytics once --config {(opts.data_dir / 'inferwatch.yml').resolve()} "
-            f"--at {model.window_start(len(self.records)).isoformat()} --window {int(opts.span)}s"
-        )
         return DemoResult(
             opts.data_dir, self.records, summary, report, interrupted, written, shipped, self.schedule
         )
