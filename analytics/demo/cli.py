@@ -42,7 +42,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("inferwatch-demo"),
+    default=Path("demo-data"),
     show_default=True,
     help="Where logs, the local store, alerts and the report go (reset at start).",
 )
