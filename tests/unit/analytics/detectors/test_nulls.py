@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from analytics.detectors import DetectorState, evaluate_version
 from analytics.detectors.params import DetectorParams
 from analytics.detectors.stats import rate_upper_p
@@ -172,3 +176,16 @@ def test_a_feature_always_null_in_the_baseline_is_skipped_with_a_reason() -> Non
     findings, _ = evaluate_version(counts(100, base=base, presence={KEY: (0, 100)}), base, P)
     f = pick(findings, "null_surge")
     assert f.status is Status.SKIPPED and "always missing in the baseline" in f.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(docs=st.integers(100, 5000), share=st.floats(0.0, 1.0), scale=st.integers(2, 5))
+def test_scaling_a_window_never_weakens_a_null_surge(docs: int, share: float, scale: int) -> None:
+    missing = round(docs * share)
+    one = pick(evaluate_version(plan_counts(docs, missing), BASE, P)[0], "null_surge")
+    many = pick(evaluate_version(plan_counts(docs * scale, missing * scale), BASE, P)[0], "null_surge")
+    if one.status is Status.FIRING:
+        assert many.status is Status.FIRING
+    if one.p_value is not None and many.p_value is not None and missing / docs > PLAN.null_rate:
+        assert many.p_value <= one.p_value + 1e-12
+    assert (many.effect or 0.0) == pytest.approx(one.effect or 0.0)  # same direction, same size
