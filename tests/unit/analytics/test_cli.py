@@ -212,3 +212,25 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
             proc.kill()
     assert proc.returncode == 0, err.decode()
     assert b"worker stopped" in err
+
+
+def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp_path: Path) -> None:
+    from agent.config import parse_config
+    from analytics.alert_sink import ElasticsearchAlertSink
+    from analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
+    from analytics.cli import backends
+    from analytics.sources.elasticsearch import ElasticsearchSource
+    from analytics.sources.local import LocalSource
+
+    local = backends(parse_config(CONFIG, {}, source=tmp_path / "inferwatch.yml"))
+    assert isinstance(local.source, LocalSource) and local.source.store_dir == tmp_path / "data" / "store"
+    assert isinstance(local.sink, LocalAlertSink) and local.sink.directory == tmp_path / "data" / "alerts"
+    assert isinstance(local.baselines, LocalBaselineStore)
+    assert local.baselines.directory == tmp_path / "data" / "baselines"
+
+    es_config = CONFIG + "elasticsearch:\n  hosts: ['http://127.0.0.1:9']\n  api_key: k\n"
+    remote = backends(parse_config(es_config, {}, source=tmp_path / "inferwatch.yml"))  # no request is made
+    assert isinstance(remote.source, ElasticsearchSource)
+    assert isinstance(remote.sink, ElasticsearchAlertSink)
+    assert isinstance(remote.baselines, ElasticsearchBaselineStore)
+    assert "http://127.0.0.1:9" in remote.description
