@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import sys
@@ -91,6 +92,13 @@ def demo(
       inferwatch demo --serve --log-dir /logs          # only the model (docker compose)
       inferwatch demo --serve --log-dir /logs --baseline-dir /data/baselines
     """
+    missing = [name for name in ("sklearn", "vega_datasets") if importlib.util.find_spec(name) is None]
+    if missing:
+        click.echo(
+            f"the demo needs {', '.join(missing)}: pip install 'inferwatch[demo]' (or run `make demo`)",
+            err=True,
+        )
+        sys.exit(1)
     stop = threading.Event()
     _stop_on_signals(stop)
     if serve:
