@@ -535,6 +535,8 @@ def build_from_counts(
     categories and nulls over the whole window, numeric edges from its percentiles and exact bin
     counts on them, the vocabulary from the first ``1 - heldout_fraction`` of the window and the
     OOV rate on the rest (a split in time), and the hour-of-week volume."""
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise ValueError("heldout_fraction must be in [0, 1)")
     full = source.window_counts(model, version, window, None, kinds)
     numeric = sorted(k for k, v in kinds.items() if v == "numeric")
     text = sorted(k for k, v in kinds.items() if v == "text")

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 import pandas as pd
 
 from analytics.model import (
@@ -50,7 +51,8 @@ def category_str(value: Any) -> str | None:
 
     bool -> ``"true"``/``"false"``; a number with an integral value -> its integer digits (``4``
     and ``4.0`` -> ``"4"``: pandas widens an int column with nulls to float, and Elasticsearch maps
-    JSON numbers to double, so ``4`` comes back as ``4.0``); other floats -> ``str(float)``;
+    JSON numbers to double, so ``4`` comes back as ``4.0``); other floats as JSON writes them (the
+    agent's normalizer uses orjson: ``2.5``, ``1e-7``);
     strings unchanged; null/NaN -> None.
     """
     if value is None:
@@ -67,7 +69,7 @@ def category_str(value: Any) -> str | None:
             return None
         if f.is_integer() and abs(f) < 2**53:
             return str(int(f))
-        return str(f)
+        return orjson.dumps(f).decode() if math.isfinite(f) else str(f)
     return str(value)
 
 

@@ -31,6 +31,7 @@ from analytics.baseline import (
 )
 from analytics.model import Baseline, FeatureKind, Window
 from analytics.sources.local import LocalSource
+from analytics.sources.tables import category_str
 
 CREATED = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 
@@ -346,3 +347,23 @@ def test_any_chunking_gives_the_same_baseline(n: int, chunk: int, sample_size: i
     assert build_with([frame.iloc[i : i + chunk] for i in range(0, n, chunk)]) == whole
     age = whole.features["inputs.age"]
     assert sum(age.bin_counts) == age.rows - age.nulls  # bins always count every value exactly
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("DE", "DE"),
+        ("007", "007"),
+        (True, "true"),
+        (np.bool_(False), "false"),
+        (4, "4"),
+        (4.0, "4"),  # pandas int column with nulls; Elasticsearch double keys
+        (np.int64(3), "3"),
+        (2.5, "2.5"),
+        (1e-7, "1e-7"),  # as the agent's normalizer (orjson) writes it
+        (float("nan"), None),
+        (None, None),
+    ],
+)
+def test_category_string_rule(value: object, expected: str | None) -> None:
+    assert category_str(value) == expected
