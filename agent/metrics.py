@@ -40,7 +40,10 @@ METRICS: dict[str, tuple[Kind, str]] = {
         "counter",
         "Damage found and repaired in the spool or registry at open, by store and reason.",
     ),
-    "bulk_requests_total": ("counter", "Bulk requests sent, by result (ok, unavailable, too_large)."),
+    "bulk_requests_total": (
+        "counter",
+        "Bulk requests sent, by result (ok, unavailable with its HTTP status or none, too_large).",
+    ),
     "spooled_records_total": ("counter", "Bulk bodies written to the spool."),
     "loop_errors_total": ("counter", "Unexpected errors caught at the top of a loop (logged), by loop."),
     "spool_bytes": ("gauge", "Bytes the spool holds on disk."),

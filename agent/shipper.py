@@ -194,7 +194,8 @@ class ShipLoop:
         self._on_ack()
 
     def _unavailable(self, e: OutputUnavailable) -> float:
-        self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable"))
+        status = str(e.status) if e.status is not None else "none"
+        self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
         self._metrics.set("output_up", 0)
         if self.down_since is None:
             self.down_since = self._clock()

@@ -445,6 +445,8 @@ def test_output_unavailable_backs_off_honouring_retry_after_and_resends(tmp_path
     assert spool.acked_seq == 1
     assert loop.down_since is None
     assert metrics.value("output_up") == 1
+    assert metrics.value("bulk_requests_total", labels(result="unavailable", status="503")) == 1
+    assert metrics.value("bulk_requests_total", labels(result="unavailable", status="none")) == 1
     assert out.requests == [["a"], ["a"], ["a"]]
 
 
