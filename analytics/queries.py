@@ -59,6 +59,7 @@ from analytics.sources.tables import (
     bin_bounds,
     categories_table,
     category_str,
+    hour_starts,
     numeric_table,
     presence_table,
     text_docs_table,
@@ -426,10 +427,14 @@ def parse_window(
 def parse_model(response: Mapping[str, Any], model: str, window: Window) -> ModelCounts:
     aggs = _aggs(response)
     versions = _terms(aggs.get("versions"))
-    volume = [
-        (pd.Timestamp(int(b["key"]), unit="ms", tz="UTC"), int(b["doc_count"]))
+    per_hour = {
+        pd.Timestamp(int(b["key"]), unit="ms", tz="UTC"): int(b["doc_count"])
         for b in (aggs.get("volume") or {}).get("buckets", [])
-    ]
+    }
+    # Every hour of the window, whether or not Elasticsearch returned an empty bucket for it
+    # (extended_bounds asks for them; a window with no documents may still come back bare).
+    hours = hour_starts(pd.Timestamp(window.start), pd.Timestamp(window.end))
+    volume = [(h, per_hour.get(h, 0)) for h in hours]
     return ModelCounts(
         model=model,
         window=window,

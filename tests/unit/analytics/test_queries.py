@@ -443,3 +443,12 @@ def test_a_large_baseline_is_split_under_the_bucket_budget() -> None:
     split = queries.parse_window(merged, MODEL, "1", WINDOW, BASELINE, KINDS)
     for table in ("presence", "categories", "numeric", "tokens", "text_docs"):
         assert_frame_equal(getattr(split, table), getattr(whole, table))
+
+
+def test_volume_has_every_hour_even_when_the_response_has_no_buckets() -> None:
+    counts = queries.parse_model({"hits": {"total": {"value": 0, "relation": "eq"}}}, MODEL, WINDOW)
+    assert counts.versions.empty
+    assert_frame_equal(
+        counts.volume,
+        volume_table([(pd.Timestamp("2026-11-22T10:00Z"), 0), (pd.Timestamp("2026-11-22T11:00Z"), 0)]),
+    )
