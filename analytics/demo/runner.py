@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import click
 import orjson
 import yaml
 
@@ -254,9 +255,13 @@ def _fmt_rate(value: float | None) -> str:
     return "  -  " if value is None else f"{value:5.1f}%"
 
 
+_MARKS = {"opened": ("OPENED  ", "red"), "resolved": ("RESOLVED", "green"), "escalated": ("ESCALATED", "red")}
+
+
 def _change_text(c: ChangeLine) -> str:
-    mark = {"opened": "OPENED  ", "resolved": "RESOLVED", "escalated": "ESCALATED", "updated": "updated "}
-    return f"    {mark.get(c.transition, c.transition)} {c.severity:<8} {c.detector:<17} {c.message}"
+    """One alert transition; colored on a terminal (click.echo strips the colors elsewhere)."""
+    text, color = _MARKS.get(c.transition, (c.transition, "white"))
+    return f"    {click.style(text, fg=color, bold=True)} {c.severity:<8} {c.detector:<17} {c.message}"
 
 
 class Demo:
@@ -430,7 +435,7 @@ class Demo:
             f"{_fmt_rate(r['null'])}  {_fmt_rate(r['unseen'])}  {_fmt_rate(r['oov'])}"
         )
         if injections:
-            line += "   << " + "; ".join(i.describe for i in injections)
+            line += click.style("   << " + "; ".join(i.describe for i in injections), fg="yellow")
         self.echo(line)
         for c in changes:
             self.echo(_change_text(c))
