@@ -261,7 +261,8 @@ _MARKS = {"opened": ("OPENED  ", "red"), "resolved": ("RESOLVED", "green"), "esc
 def _change_text(c: ChangeLine) -> str:
     """One alert transition; colored on a terminal (click.echo strips the colors elsewhere)."""
     text, color = _MARKS.get(c.transition, (c.transition, "white"))
-    return f"    {click.style(text, fg=color, bold=True)} {c.severity:<8} {c.detector:<17} {c.message}"
+    message = f"back to normal; it was: {c.message}" if c.transition == "resolved" else c.message
+    return f"    {click.style(text, fg=color, bold=True)} {c.severity:<8} {c.detector:<17} {message}"
 
 
 class Demo:
