@@ -92,6 +92,12 @@ def demo(
       inferwatch demo --serve --log-dir /logs          # only the model (docker compose)
       inferwatch demo --serve --log-dir /logs --baseline-dir /data/baselines
     """
+    if serve and log_dir is None:
+        raise click.UsageError("--serve needs --log-dir, the folder to write prediction logs to")
+    if not serve and (log_dir is not None or baseline_dir is not None):
+        raise click.UsageError(
+            "--log-dir and --baseline-dir go with --serve; the demo writes under --data-dir"
+        )
     missing = [name for name in ("sklearn", "vega_datasets") if importlib.util.find_spec(name) is None]
     if missing:
         click.echo(
@@ -100,20 +106,15 @@ def demo(
         )
         sys.exit(1)
     stop = threading.Event()
-    _stop_on_signals(stop)
+    _stop_on_signals(stop)  # only now: the checks above may run inside a test process
     if serve:
         from analytics.demo.serve import serve_forever
 
-        if log_dir is None:
-            raise click.UsageError("--serve needs --log-dir, the folder to write prediction logs to")
+        assert log_dir is not None
         serve_forever(
             log_dir, speed=speed or 1.0, seed=seed, stop=stop, echo=click.echo, baseline_dir=baseline_dir
         )
         return
-    if log_dir is not None or baseline_dir is not None:
-        raise click.UsageError(
-            "--log-dir and --baseline-dir go with --serve; the demo writes under --data-dir"
-        )
 
     from analytics.demo.runner import DemoError, DemoOptions, run_demo
     from analytics.demo.target import EsTarget
