@@ -127,8 +127,18 @@ def test_elasticsearch_and_kibana_settings() -> None:
 
 
 def test_inferwatch_services_share_the_log_volume_and_config() -> None:
-    assert SERVICES["demo-model"]["command"] == ["demo", "--serve", "--log-dir", "/logs"]
+    assert SERVICES["demo-model"]["command"] == [
+        "demo",
+        "--serve",
+        "--log-dir",
+        "/logs",
+        "--baseline-dir",
+        "/baselines",
+    ]
     assert "logs:/logs" in SERVICES["demo-model"]["volumes"]
+    # The worker reads the demo model's baseline where analytics.baselines_dir defaults to.
+    assert "baselines:/baselines" in SERVICES["demo-model"]["volumes"]
+    assert "baselines:/var/lib/inferwatch/baselines:ro" in SERVICES["worker"]["volumes"]
     assert "logs:/logs:ro" in SERVICES["agent"]["volumes"]
     mount = "./docker/inferwatch.yml:/etc/inferwatch/inferwatch.yml:ro"
     for name in ("setup-elasticsearch", "setup-kibana", "agent", "worker"):
@@ -136,7 +146,14 @@ def test_inferwatch_services_share_the_log_volume_and_config() -> None:
         assert SERVICES[name]["image"] == "inferwatch:local"
         assert "/etc/inferwatch/inferwatch.yml" in SERVICES[name]["command"]
     assert "--skip-kibana" in SERVICES["setup-elasticsearch"]["command"]
-    assert set(COMPOSE["volumes"]) == {"esdata", "kibanadata", "logs", "agent-data", "worker-data"}
+    assert set(COMPOSE["volumes"]) == {
+        "esdata",
+        "kibanadata",
+        "logs",
+        "agent-data",
+        "worker-data",
+        "baselines",
+    }
 
 
 def test_the_compose_config_loads_and_points_at_the_services() -> None:
