@@ -28,6 +28,14 @@ _GZIP_WBITS = 31  # zlib with a gzip header and trailer
 _CREATE = b'{"create":{"_index":'
 _ID = b',"_id":'
 _END = b"}}\n"
+ACTION_TAIL = b'"' + _END  # after an id that needs no JSON escaping (base64url)
+
+
+def action_head(index: str) -> bytes:
+    """The action line of a document of ``index`` up to its id, opening quote included: an item
+    is ``action_head(index) + id + ACTION_TAIL + document + b"\\n"`` for an id that needs no
+    escaping in JSON (the base64url ids of ``agent.normalize``)."""
+    return _CREATE + orjson.dumps(index) + _ID + b'"'
 
 
 def encode(events: Sequence[Event], level: int = 1) -> bytes:
@@ -82,4 +90,4 @@ def decode(payload: bytes) -> list[Item]:
     return items
 
 
-__all__ = ["Item", "compress", "decode", "encode", "encode_items", "raw_body"]
+__all__ = ["ACTION_TAIL", "Item", "action_head", "compress", "decode", "encode", "encode_items", "raw_body"]

@@ -190,7 +190,7 @@ class Agent:
             self.metrics,
             settings,
             wake=self.discovery.wake,
-            on_spooled=self.shipper.wake.set,
+            on_spooled=self.shipper.spooled,
         )
 
     def stop(self, timeout: float | None = None) -> bool:

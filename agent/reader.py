@@ -50,10 +50,12 @@ class RejectedLine(Protocol):
     def error(self) -> Rejected: ...
 
 
-# (batch, ingested) -> (events in line order, rejected lines): ``Normalizer.normalize_batch``
-BatchNormalize = Callable[[LineBatch, str], tuple[list[Event], Sequence[RejectedLine]]]
+# (batch, ingested) -> (bulk items in line order, rejected lines): ``Normalizer.bulk_items``
+BatchNormalize = Callable[[LineBatch, str], tuple[list[bytes], Sequence[RejectedLine]]]
 
 ITEM_OVERHEAD = 40  # bytes of a bulk action line besides index and id: {"create":{"_index":..}}
+# A bulk item is its document, index and id plus 35 bytes; a batch's size counts ITEM_OVERHEAD.
+_ITEM_SLACK = ITEM_OVERHEAD - 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +75,7 @@ class ReadSettings:
 
 @dataclass(slots=True)
 class _Batch:
-    events: list[Event] = field(default_factory=list)
+    items: list[bytes] = field(default_factory=list)  # bulk items (action line + document)
     size: int = 0
     marks: dict[FileId, Checkpoint] = field(default_factory=dict)
     lines: int = 0  # lines covered, for the log
@@ -101,7 +103,7 @@ class ReadLoop:
         metrics: Metrics,
         settings: ReadSettings,
         wake: threading.Event,
-        on_spooled: Callable[[], None] = lambda: None,
+        on_spooled: Callable[[int, int], None] = lambda seq, items: None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -109,9 +111,10 @@ class ReadLoop:
         self._discovery = discovery
         self._tailer = tailer
         self._normalizers = tuple(normalizers)
-        # Normalizers with ``normalize_batch`` take a file's lines in one call (no per-line Source).
+        # Normalizers with ``bulk_items`` take a file's lines in one call (no per-line Source)
+        # and return ready bulk items (no Event per line).
         self._batchers: tuple[BatchNormalize | None, ...] = tuple(
-            getattr(n, "normalize_batch", None) for n in normalizers
+            getattr(n, "bulk_items", None) for n in normalizers
         )
         self._expansion = 4.0  # document bytes per line byte, learned; decides the fast path
         self._registry = registry
@@ -201,7 +204,7 @@ class ReadLoop:
             batch = self._batch
             if batch.started is None:
                 batch.started = now
-            k = min(n - i, max_docs - len(batch.events))
+            k = min(n - i, max_docs - len(batch.items))
             room = max_bytes - batch.size
             while k > 1 and _raw(b, i, k) * self._expansion > room:
                 k //= 2
@@ -211,7 +214,7 @@ class ReadLoop:
                 self._take_line(b, i, ingested)
                 i += 1
             batch.lines += 1
-            if len(batch.events) >= max_docs or batch.size >= max_bytes:
+            if len(batch.items) >= max_docs or batch.size >= max_bytes:
                 end = offsets[i] if i < n else b.end_offset
                 batch.marks[b.file_id] = Checkpoint(end, b.path, b.device, b.inode, self._wall())
                 self._seal()
@@ -231,7 +234,7 @@ class ReadLoop:
             else LineBatch(b.file_id, b.path, b.input_index, b.offsets[i : i + k], b.lines[i : i + k], end)
         )
         try:
-            events, rejects = batcher(run, ingested)
+            items, rejects = batcher(run, ingested)
         except Exception:
             log.exception(
                 "normalizing %s from offset %d failed; taking its lines one by one", b.path, b.offsets[i]
@@ -240,13 +243,12 @@ class ReadLoop:
         for r in rejects:
             self._dead_letter(r.error.reason, r.error.detail, b, r.offset, r.line)
         batch = self._batch
-        if events:
-            body = sum(len(e.body) for e in events)
-            first = events[0]
-            batch.size += body + len(events) * (len(first.index) + len(first.doc_id) + ITEM_OVERHEAD)
-            batch.events.extend(events)
-            # Learn the document/line size ratio, with a margin, forgetting slowly.
-            ratio = 1.25 * (body + len(events) * 100) / max(end - b.offsets[i], 1)
+        if items:
+            size = sum(map(len, items)) + len(items) * _ITEM_SLACK
+            batch.size += size
+            batch.items += items
+            # Learn the item/line size ratio, with a margin, forgetting slowly.
+            ratio = 1.25 * size / max(end - b.offsets[i], 1)
             self._expansion = max(self._expansion * 0.95, ratio)
         batch.lines += k - 1  # the caller counts one
         return True
@@ -262,9 +264,7 @@ class ReadLoop:
             log.exception("normalizing %s at offset %d failed", b.path, offset)
             self._dead_letter("internal_error", f"{type(e).__name__}: {e}", b, offset, raw)
         else:
-            batch = self._batch
-            batch.events.append(ev)
-            batch.size += len(ev.body) + len(ev.index) + len(ev.doc_id) + ITEM_OVERHEAD
+            self._add(ev)
 
     def _take_oversized(self, b: LineBatch) -> None:
         # Dead-lettered up front: the entries become durable with the next sealed batch, before
@@ -287,9 +287,12 @@ class ReadLoop:
         if self._s.dead_letter_index:
             # Also indexed, through the spool like any document (deterministic id: no copies).
             doc = dead_letter_document(reason, detail, self._wall(), source=path, offset=offset, raw=raw)
-            ev = Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc)
-            self._batch.events.append(ev)
-            self._batch.size += len(ev.body) + len(ev.index) + len(ev.doc_id) + ITEM_OVERHEAD
+            self._add(Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc))
+
+    def _add(self, ev: Event) -> None:
+        batch = self._batch
+        batch.items.append(bulkbody.raw_body(((ev.index, ev.doc_id, ev.body),)))
+        batch.size += len(ev.body) + len(ev.index) + len(ev.doc_id) + ITEM_OVERHEAD
 
     # -- the first delivery point ----------------------------------------------------------------
 
@@ -304,15 +307,16 @@ class ReadLoop:
             except OSError as e:
                 log.error("cannot fsync the dead letter: %s", e)
                 self._metrics.inc("dropped_total", batch.dead, labels(reason="dead_letter_write_failed"))
-        payload = bulkbody.encode(batch.events, self._s.compression_level) if batch.events else None
-        self._sealed.append(_Sealed(payload, len(batch.events), batch.marks))
+        items = batch.items
+        payload = bulkbody.compress(b"".join(items), self._s.compression_level) if items else None
+        self._sealed.append(_Sealed(payload, len(items), batch.marks))
 
     def _commit_sealed(self) -> bool:
         while self._sealed:
             sealed = self._sealed[0]
             if sealed.payload is not None:
                 try:
-                    self._spool.append(sealed.payload)
+                    seq = self._spool.append(sealed.payload)
                 except SpoolFull:
                     if not self._metrics.value("spool_full"):
                         log.warning(
@@ -321,7 +325,7 @@ class ReadLoop:
                     self._metrics.set("spool_full", 1)
                     return False
                 self._metrics.inc("spooled_records_total")
-                self._on_spooled()
+                self._on_spooled(seq, sealed.docs)
             self._sealed.popleft()
             for fid, cp in sealed.marks.items():
                 self._registry.set(fid, cp)

@@ -81,6 +81,11 @@ class ShipLoop:
         self._on_ack = on_ack
         self._clock = clock
         self.wake = threading.Event()  # set when the read loop spools a record
+        # Items per record as the read loop reported them (``spooled``), so the happy path never
+        # decompresses a payload only to count its lines. Records spooled before a restart, or
+        # read before their count arrived, are counted from the payload.
+        self._counts: dict[int, int] = {}
+        self._counts_lock = threading.Lock()
         self._acked = threading.Condition()
         self._cursor = spool.acked_seq
         self._work: _Work | None = None
@@ -130,13 +135,22 @@ class ShipLoop:
             self._backoff.reset()
         return self._backoff.next(None)
 
+    def spooled(self, seq: int, items: int) -> None:
+        """The read loop appended record ``seq`` holding ``items`` documents (any thread)."""
+        with self._counts_lock:
+            if seq > self._cursor:
+                self._counts[seq] = items
+        self.wake.set()
+
     def _next_work(self) -> _Work | None:
         records = self._spool.read(self._cursor, 1)
         if not records:
             return None
         rec = records[0]
+        with self._counts_lock:
+            known = self._counts.pop(rec.seq, None)
         try:
-            count = _count_items(rec.payload)
+            count = _count_items(rec.payload) if known is None else known
         except (ValueError, OSError, EOFError, zlib.error) as e:
             # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
             # for a person and go on rather than stall every record behind it.
@@ -186,7 +200,10 @@ class ShipLoop:
             self._dead_unflushed = False
         self._forward_dead_letters()
         self._spool.ack(work.seq)
-        self._cursor = work.seq
+        with self._counts_lock:
+            self._cursor = work.seq
+            if self._counts and min(self._counts) <= work.seq:  # a count that arrived too late
+                self._counts = {s: n for s, n in self._counts.items() if s > work.seq}
         self._work = None
         self._backoff.reset()
         with self._acked:

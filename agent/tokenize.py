@@ -45,8 +45,12 @@ def tokenize(text: str) -> list[str]:
     if text.isascii():
         found = text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
     else:
-        found = _findall(unicodedata.normalize("NFKC", text).casefold())
-    tokens = [t for t in dict.fromkeys(found) if len(t) <= MAX_TOKEN_CHARS]
+        text = unicodedata.normalize("NFKC", text).casefold()
+        found = _findall(text)
+    tokens = [*dict.fromkeys(found)]
+    # Filtering is the rare case: a text no longer than the limit has no token longer than it.
+    if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
+        tokens = [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
     if len(tokens) > MAX_TOKENS:
         del tokens[MAX_TOKENS:]
     return tokens
