@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -79,6 +80,23 @@ class LocalAlertSink:
                     os.fsync(fh.fileno())
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every NaN and infinite float replaced by None, at any depth.
+
+    Elasticsearch's JSON parser does not accept the ``NaN``/``Infinity`` tokens that Python's
+    ``json`` (the client's serializer) writes for them (Jackson's ALLOW_NON_NUMERIC_NUMBERS is off
+    in elastic/elasticsearch ``JsonXContentImpl``), so one infinite effect size would make the
+    alert document fail to parse on every window. The local sink writes with orjson, which also
+    turns them into null: both stores hold the same documents."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 class ElasticsearchAlertSink:
     """Alert documents are indexed by id (updated in place); history events are created with a
     deterministic id in an append-only data stream, so a replay answers 409 and stores nothing."""
@@ -94,9 +112,9 @@ class ElasticsearchAlertSink:
         ops: list[dict[str, Any]] = []
         for change in changes:
             ops.append({"index": {"_index": self.alerts_index, "_id": change.state.id}})
-            ops.append(alert_document(change.state, timestamp))
+            ops.append(json_safe(alert_document(change.state, timestamp)))
             ops.append({"create": {"_index": self.history_stream, "_id": change.history_id}})
-            ops.append(history_document(change))
+            ops.append(json_safe(history_document(change)))
         return ops
 
     def write(self, changes: Sequence[AlertChange], timestamp: str) -> None:

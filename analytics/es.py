@@ -70,10 +70,19 @@ def _status(exc: Exception) -> int | None:
     return int(exc.status_code) if isinstance(exc, ApiError) else None
 
 
+# A model that has not shipped yet has no data stream: with the configured namespace the index is
+# a concrete name (``logs-inferwatch.<m>-default``), which Elasticsearch answers with 404
+# index_not_found_exception unless ``ignore_unavailable`` is true (it defaults to false for
+# search). ``allow_no_indices`` (true by default) is sent too, so that a pattern or a name that
+# resolves to nothing gives an empty response (no hits, no ``aggregations``) on every version.
+SEARCH_PARAMS: Mapping[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
+
+
 def search(client: SearchClient, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """Run one search; the response body as a dict. Raises ``ElasticsearchError``."""
+    """Run one search; the response body as a dict (empty tables when ``index`` does not exist).
+    Raises ``ElasticsearchError``."""
     try:
-        response = client.search(index=index, **body)
+        response = client.search(index=index, **SEARCH_PARAMS, **body)
     except (ApiError, TransportError) as exc:
         status = _status(exc)
         raise ElasticsearchError(
@@ -125,6 +134,7 @@ def index_document(client: Elasticsearch, index: str, doc_id: str, document: Map
 
 
 __all__ = [
+    "SEARCH_PARAMS",
     "ElasticsearchError",
     "SearchClient",
     "ensure_index",

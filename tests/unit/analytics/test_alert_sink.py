@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -110,3 +114,22 @@ def test_es_sink_sends_nothing_without_changes() -> None:
     client = FakeClient([])
     ElasticsearchAlertSink(client).write([], window(0).end.isoformat())
     assert client.calls == []
+
+
+def test_es_sink_sends_no_nan_or_infinity_that_elasticsearch_cannot_parse() -> None:
+    inf_finding = dataclasses.replace(
+        finding(0),
+        effect=math.inf,
+        statistic=math.nan,
+        p_value=0.001,
+        observed=MappingProxyType({"ratio": -math.inf, "shares": [0.5, math.nan]}),
+    )
+    _, (opened, *_) = apply_window({}, [inf_finding], window(0).end, [("churn", "1")])
+    client = FakeClient([201, 201])
+    ElasticsearchAlertSink(client).write([opened], window(0).end.isoformat())
+    ops = client.calls[0]["operations"]
+    for doc in (ops[1], ops[3]):
+        json.dumps(doc, allow_nan=False)  # what Elasticsearch's parser accepts
+        assert doc["effect"] is None and doc["statistic"]["value"] is None
+        assert doc["p_value"] == 0.001
+        assert doc["observed"] == {"ratio": None, "shares": [0.5, None]}

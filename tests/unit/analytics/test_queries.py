@@ -452,3 +452,26 @@ def test_volume_has_every_hour_even_when_the_response_has_no_buckets() -> None:
         counts.volume,
         volume_table([(pd.Timestamp("2026-11-22T10:00Z"), 0), (pd.Timestamp("2026-11-22T11:00Z"), 0)]),
     )
+
+
+def test_searches_tolerate_a_data_stream_that_does_not_exist_yet() -> None:
+    """With a configured namespace the index is a concrete name; Elasticsearch answers a missing
+    one with 404 unless ``ignore_unavailable`` is set, and then an empty response (no
+    ``aggregations``) that must give empty tables, not an error."""
+    empty = {
+        "_shards": {"total": 0, "successful": 0, "skipped": 0, "failed": 0},
+        "hits": {"total": {"value": 0, "relation": "eq"}, "max_score": 0.0, "hits": []},
+    }
+    client = StubClient(lambda body: empty)
+    source = ElasticsearchSource(client, "default")
+    counts = source.window_counts(MODEL, "1", WINDOW, BASELINE, KINDS)
+    model = source.model_counts(MODEL, WINDOW)
+    assert [i for i, _ in client.requests] == ["logs-inferwatch.churn_classifier-default"] * 2
+    for _, params in client.requests:
+        assert params["ignore_unavailable"] is True and params["allow_no_indices"] is True
+    assert counts.docs == 0
+    assert counts.presence["present"].tolist() == [0, 0, 0, 0]
+    assert counts.categories.empty and counts.tokens.empty
+    assert counts.numeric["count"].tolist() == [0, 0, 0]
+    assert_frame_equal(counts.text_docs, text_docs_table([("inputs.review", 0, 0)]))
+    assert model.versions.empty and model.volume["docs"].tolist() == [0, 0]
