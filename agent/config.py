@@ -153,6 +153,10 @@ class AgentConfig:
     batch: BatchConfig = field(default_factory=BatchConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     dead_letter_index: str | None = None  # also index dead letters in Elasticsearch
+    # Threads that gzip sealed batches beside the read thread (zlib runs without the GIL, so
+    # compression uses a second core); 0: the read thread compresses; null: one per CPU beyond
+    # the first, at most 1.
+    workers: int | None = None
 
     def validate(self) -> Problems:
         problem = data_stream_part_problem(self.namespace)
@@ -165,6 +169,8 @@ class AgentConfig:
                 yield f"inputs[{i}].model", problem
         if self.max_line_bytes < 1024:
             yield "max_line_bytes", "must be at least 1KiB"
+        if self.workers is not None and not 0 <= self.workers <= 8:
+            yield "workers", "must be 0 (compress in the read thread) to 8, or null for automatic"
 
 
 @dataclass(frozen=True)

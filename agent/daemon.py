@@ -76,6 +76,13 @@ def build_normalizers(cfg: Config, host: str) -> list[Normalize]:
     ]
 
 
+def encoder_threads(cfg: Config) -> int:
+    """``agent.workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
+    if cfg.agent.workers is not None:
+        return cfg.agent.workers
+    return min(2, os.cpu_count() or 1) - 1
+
+
 def compression_level(cfg: Config) -> int:
     return cfg.elasticsearch.compression_level if cfg.elasticsearch is not None else 1
 
@@ -168,6 +175,7 @@ class Agent:
             max_line_bytes=a.max_line_bytes,
             step_bytes=max(a.read_buffer_bytes, min(a.batch.max_bytes, 4 * a.read_buffer_bytes)),
             dead_letter_index=a.dead_letter_index,
+            encoders=encoder_threads(self._cfg),
         )
         self.shipper = ShipLoop(
             self.spool,

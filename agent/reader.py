@@ -11,6 +11,11 @@ output answers 409 for them instead of storing copies.
 When the spool is full, the sealed batch waits and nothing more is read: the log files are the
 buffer, and memory holds at most what one step read. ``wake`` (shared with discovery events and
 the ship loop's acknowledgements) ends the wait early.
+
+With ``ReadSettings.encoders`` > 0, a sealed batch is joined and gzipped by a small thread pool
+(zlib releases the GIL, so compression runs on another core while this thread parses the next
+lines). Sealed batches still reach the spool, and their offsets the registry, strictly in the
+order they were sealed; at most ``encoders + 1`` batches are being compressed at any time.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,6 +77,7 @@ class ReadSettings:
     prune_grace: float = 3600.0  # gone files keep their offsets this long (seconds, wall clock)
     housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait
     dead_letter_index: str | None = None  # also index dead-lettered lines there
+    encoders: int = 0  # threads that gzip sealed batches; 0: the read thread does it
 
 
 @dataclass(slots=True)
@@ -85,7 +92,9 @@ class _Batch:
 
 @dataclass(frozen=True, slots=True)
 class _Sealed:
-    payload: bytes | None  # None when every line of the batch was dead-lettered or empty
+    # None when every line of the batch was dead-lettered or empty; a Future while an encoder
+    # thread compresses it
+    payload: bytes | Future[bytes] | None
     docs: int
     marks: dict[FileId, Checkpoint]
 
@@ -128,6 +137,12 @@ class ReadLoop:
         self._wall = wall
         self._batch = _Batch()
         self._sealed: deque[_Sealed] = deque()
+        self._spool_full = False
+        self._encoders = (
+            ThreadPoolExecutor(settings.encoders, thread_name_prefix="encode")
+            if settings.encoders > 0
+            else None
+        )
         self._first_start = not registry.items()  # start_at applies to files found at the first start
         self._scanned = False
         now = clock()
@@ -168,15 +183,20 @@ class ReadLoop:
         """Seal the current batch and spool everything sealed; checkpoint the registry. False if
         the spool had no room (those lines stay unread in the registry and are read next time)."""
         self._seal()
-        ok = self._commit_sealed()
+        ok = self._commit_sealed(wait=True)
         self._registry.flush()
         self._last_registry_flush = self._clock()
         return ok
 
+    def close(self) -> None:
+        """Stop the encoder threads (after ``flush``: nothing is left for them)."""
+        if self._encoders is not None:
+            self._encoders.shutdown(wait=True)
+
     @property
     def paused(self) -> bool:
         """Whether reading waits for room in the spool."""
-        return bool(self._sealed)
+        return self._spool_full
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -308,27 +328,60 @@ class ReadLoop:
                 log.error("cannot fsync the dead letter: %s", e)
                 self._metrics.inc("dropped_total", batch.dead, labels(reason="dead_letter_write_failed"))
         items = batch.items
-        payload = bulkbody.compress(b"".join(items), self._s.compression_level) if items else None
+        payload: bytes | Future[bytes] | None = None
+        if items and self._encoders is not None:
+            self._bound_in_flight()
+            payload = self._encoders.submit(_encode, items, self._s.compression_level)
+            payload.add_done_callback(self._encoded)
+        elif items:
+            payload = _encode(items, self._s.compression_level)
         self._sealed.append(_Sealed(payload, len(items), batch.marks))
 
-    def _commit_sealed(self) -> bool:
+    def _bound_in_flight(self) -> None:
+        """Wait for the oldest compression while ``encoders + 1`` are running (bounded memory)."""
+        assert self._encoders is not None
+        running = [p for s in self._sealed if isinstance(p := s.payload, Future) and not p.done()]
+        if len(running) > self._s.encoders:
+            running[0].exception()  # waits; a failure is handled where the payload is taken
+
+    def _encoded(self, _future: Future[bytes]) -> None:
+        self.wake.set()  # an idle read thread spools it now, not at the next timeout
+
+    @staticmethod
+    def _payload(sealed: _Sealed, wait: bool) -> bytes | Future[bytes] | None:
+        """The compressed payload, or the Future itself while it runs and ``wait`` is false. A
+        failed compression (MemoryError) raises here, as it would have in ``_seal``: the batch
+        stays at the head, its offsets do not move, and the loop logs the error and retries."""
+        payload = sealed.payload
+        if isinstance(payload, Future) and (wait or payload.done()):
+            return payload.result()
+        return payload
+
+    def _commit_sealed(self, wait: bool = False) -> bool:
+        """Spool the sealed batches in order, then move their offsets. Stops at one still being
+        compressed (unless ``wait``); False only when the spool is full."""
         while self._sealed:
             sealed = self._sealed[0]
-            if sealed.payload is not None:
+            payload = self._payload(sealed, wait)
+            if isinstance(payload, Future):
+                break
+            if payload is not None:
                 try:
-                    seq = self._spool.append(sealed.payload)
+                    seq = self._spool.append(payload)
                 except SpoolFull:
                     if not self._metrics.value("spool_full"):
                         log.warning(
                             "spool is full (%d bytes); reading paused until it drains", self._spool.bytes
                         )
                     self._metrics.set("spool_full", 1)
+                    self._spool_full = True
                     return False
                 self._metrics.inc("spooled_records_total")
                 self._on_spooled(seq, sealed.docs)
             self._sealed.popleft()
             for fid, cp in sealed.marks.items():
                 self._registry.set(fid, cp)
+        self._spool_full = False
         if self._metrics.value("spool_full"):
             log.info("spool has room again; reading resumed")
             self._metrics.set("spool_full", 0)
@@ -379,6 +432,11 @@ class ReadLoop:
             self._metrics.set("storage_repairs_total", n, labels(store="registry", reason=reason))
 
 
+def _encode(items: list[bytes], level: int) -> bytes:
+    """The spool payload of a batch's bulk items (see ``agent.bulkbody``)."""
+    return bulkbody.compress(b"".join(items), level)
+
+
 def _raw(b: LineBatch, i: int, k: int) -> int:
     """Bytes of lines ``i .. i+k`` of ``b`` in the file."""
     end = b.offsets[i + k] if i + k < len(b.lines) else b.end_offset
@@ -412,3 +470,5 @@ def run_read_loop(loop: ReadLoop, stop: threading.Event, metrics: Metrics) -> No
         loop.flush()
     except Exception:
         log.exception("flushing the last batch failed; its lines are read again at the next start")
+    finally:
+        loop.close()

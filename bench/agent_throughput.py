@@ -274,12 +274,13 @@ def measure(
 # -- the two contenders ---------------------------------------------------------------------------------
 
 
-def agent_config(workdir: Path, logs: Path, url: str, fsync: bool = True) -> Path:
+def agent_config(workdir: Path, logs: Path, url: str, fsync: bool = True, workers: int | None = None) -> Path:
     cfg = workdir / "inferwatch.yml"
     cfg.write_text(
         f"""
 agent:
   data_dir: {workdir / "data"}
+  workers: {"null" if workers is None else workers}
   spool: {{fsync: {"true" if fsync else "false"}}}
   inputs:
     - paths: ["{logs}/*.jsonl"]
@@ -376,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
         "--no-fsync", action="store_true", help="agent.spool.fsync: false (to see what fsync costs)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="agent.workers (encoder threads; default: automatic)"
+    )
     parser.add_argument("--baseline-worker", nargs=2, metavar=("URL", "LOGS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.baseline_worker:
@@ -400,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
                 print("the agent daemon is not ready: `inferwatch agent run --help` failed:")
                 print(probe.stderr.decode(errors="replace")[-2000:])
                 return 3
-            config = agent_config(workdir, logs, endpoint.url, fsync=not args.no_fsync)
+            config = agent_config(workdir, logs, endpoint.url, fsync=not args.no_fsync, workers=args.workers)
             results.append(
                 measure("inferwatch agent", agent_command(config), endpoint, args.lines, args.timeout, env)
             )
