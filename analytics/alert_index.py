@@ -32,6 +32,9 @@ PRIORITY = 500  # above the built-in logs@template (100)
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
 _DATE = {"type": "date"}
 _DOUBLE = {"type": "double"}
+# flattened indexes every leaf as a keyword term and has no ignore_above by default: one leaf
+# string over Lucene's 32,766-byte term limit ("immense term") would refuse the whole alert.
+_FLATTENED = {"type": "flattened", "ignore_above": 1024}
 
 
 def alert_properties() -> dict[str, Any]:
@@ -52,8 +55,8 @@ def alert_properties() -> dict[str, Any]:
         "windows": {"type": "integer"},
         "clean_windows": {"type": "integer"},
         "window": {"properties": {"start": _DATE, "end": _DATE}},
-        "observed": {"type": "flattened"},
-        "expected": {"type": "flattened"},
+        "observed": _FLATTENED,
+        "expected": _FLATTENED,
         "statistic": {"properties": {"name": {"type": "keyword"}, "value": _DOUBLE}},
         "p_value": _DOUBLE,
         "threshold": _DOUBLE,

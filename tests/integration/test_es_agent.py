@@ -12,13 +12,13 @@ from typing import Any
 
 import orjson
 import pytest
-from elasticsearch import NotFoundError
+from elasticsearch import BadRequestError, NotFoundError
 
 from agent.bulkbody import encode_items
 from agent.config import Config, ElasticsearchConfig, ModelConfig
 from agent.model import Outcome
 from agent.outputs.elasticsearch import ElasticsearchOutput
-from agent.templates import install, model_component_name, model_template_name
+from agent.templates import BASE_COMPONENT, BASE_TEMPLATE, install, model_component_name, model_template_name
 
 pytestmark = pytest.mark.integration
 
@@ -45,16 +45,26 @@ def installed(es_client: Any, es_config: ElasticsearchConfig, model: str) -> Ite
             }
         ),
     )
+    # The shared base template and component are removed afterwards only if this run created
+    # them (a cluster where setup already ran keeps its own).
+    had_base = bool(es_client.indices.exists_index_template(name=BASE_TEMPLATE))
+    had_component = bool(es_client.cluster.exists_component_template(name=BASE_COMPONENT))
     lines: list[str] = []
     install(es_client, cfg, lines.append)
     assert any(line.startswith(f"index template {model_template_name(model)} ") for line in lines)
     yield cfg
-    for cleanup in (
+    cleanups = [
         lambda: es_client.indices.delete_data_stream(name=stream(model)),
         lambda: es_client.indices.delete_index_template(name=model_template_name(model)),
         lambda: es_client.cluster.delete_component_template(name=model_component_name(model)),
-    ):
-        with contextlib.suppress(NotFoundError):
+    ]
+    if not had_base:
+        cleanups.append(lambda: es_client.indices.delete_index_template(name=BASE_TEMPLATE))
+    if not had_component:
+        # 400 while another run's model template still uses it: that run's cleanup removes it.
+        cleanups.append(lambda: es_client.cluster.delete_component_template(name=BASE_COMPONENT))
+    for cleanup in cleanups:
+        with contextlib.suppress(NotFoundError, BadRequestError):
             cleanup()
 
 

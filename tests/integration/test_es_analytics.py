@@ -3,6 +3,8 @@ index, a baseline taken from logs, and one aggregation request per version howev
 
 from __future__ import annotations
 
+import math
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +13,12 @@ from typing import Any
 import pytest
 
 from analytics import es
+from analytics.alert_sink import ElasticsearchAlertSink
+from analytics.alerts import apply_window
 from analytics.baseline import build_from_counts
 from analytics.baseline_store import BASELINES_INDEX, ElasticsearchBaselineStore
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
+from analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
+from analytics.queries import dataset_for
 from analytics.sources.elasticsearch import ElasticsearchSource
 from analytics.sources.local import LocalSource
 from tests.contract.sources_fixtures import document, indexed, unique_model, write_local
@@ -79,13 +84,17 @@ def test_baselines_index_round_trip(es_client: Any, tmp_path: Path) -> None:
         },
     )
     store = ElasticsearchBaselineStore(es_client, tmp_path)
+    had_index = bool(es_client.indices.exists(index=BASELINES_INDEX))
     try:
         store.save(baseline)
         (tmp_path / f"{model}@1.json").unlink()  # the next load must come from the index
         assert store.load(model, "1") == baseline
         assert es.get_document(es_client, BASELINES_INDEX, f"{model}:1") is not None
     finally:
-        es_client.options(ignore_status=404).delete(index=BASELINES_INDEX, id=f"{model}:1")
+        if had_index:
+            es_client.options(ignore_status=404).delete(index=BASELINES_INDEX, id=f"{model}:1")
+        else:  # this run created it
+            es_client.options(ignore_status=404).indices.delete(index=BASELINES_INDEX)
 
 
 def test_one_request_per_version_and_equal_to_the_local_store(
@@ -111,3 +120,97 @@ def test_one_request_per_version_and_equal_to_the_local_store(
     expected = LocalSource(tmp_path).window_counts(model, "1", window, local, KINDS)
     assert tables.numeric.equals(expected.numeric)
     assert tables.text_docs.equals(expected.text_docs)
+
+
+def test_a_model_without_a_data_stream_gives_empty_tables(es_client: Any) -> None:
+    """A configured namespace makes the index a concrete name; before the model ships anything
+    Elasticsearch must answer with empty results (``ignore_unavailable``), not 404."""
+    model = unique_model()
+    window = Window(START, START + timedelta(hours=2))
+    source = ElasticsearchSource(es_client, namespace="default")
+    counts = source.window_counts(model, "1", window, None, KINDS)
+    assert counts.docs == 0
+    assert counts.presence["present"].tolist() == [0, 0, 0]
+    assert counts.categories.empty and counts.tokens.empty
+    volume = source.model_counts(model, window)
+    assert volume.versions.empty and volume.volume["docs"].tolist() == [0, 0]
+
+
+def test_oov_script_runs_over_backing_indices_without_the_tokens_field(es_client: Any) -> None:
+    """Two data streams under one model pattern; one never saw a text value, so its backing index
+    has no ``ml.tokens.review`` mapping. The Painless OOV script (``doc.containsKey``) and the
+    ``exists`` filter must not fail there, and the counts must equal the local store's."""
+    model = unique_model()
+    other = f"logs-{dataset_for(model)}-other"
+    with_text = [
+        document(model, "t1", "2026-11-22T10:05:00.000Z", {"age": 1.0, "review": "late again"}),
+        document(model, "t2", "2026-11-22T10:06:00.000Z", {"age": 2.0, "review": "zebra crossing"}),
+    ]
+    without_text = [document(model, "n1", "2026-11-22T10:07:00.000Z", {"age": 3.0, "country": "DE"})]
+    baseline = Baseline(
+        model,
+        "1",
+        START,
+        "test",
+        10,
+        {
+            "inputs.review": FeatureBaseline(
+                "inputs.review", "text", 10, 0, vocabulary={"late": 5, "again": 5}
+            )
+        },
+    )
+    window = Window(START, START + timedelta(hours=1))
+    with indexed(es_client, model, with_text):
+        try:
+            operations: list[dict[str, Any]] = []
+            for doc in without_text:
+                body = {k: v for k, v in doc.items() if k != "_id"}
+                body["data_stream"] = {**body["data_stream"], "namespace": "other"}
+                operations += [{"create": {"_index": other, "_id": doc["_id"]}}, body]
+            response = es_client.bulk(operations=operations, refresh="wait_for")
+            assert not response["errors"], response["items"]
+            counts = ElasticsearchSource(es_client).window_counts(model, "1", window, baseline, KINDS)
+        finally:
+            es_client.options(ignore_status=404).indices.delete_data_stream(name=other)
+    assert counts.docs == 3
+    assert counts.text_docs.to_dict("records") == [{"feature": "inputs.review", "docs": 2, "oov_docs": 1}]
+    presence = dict(zip(counts.presence["feature"], counts.presence["present"], strict=True))
+    assert presence == {"inputs.age": 3, "inputs.country": 1, "inputs.review": 2}
+
+
+def test_alert_sink_writes_non_finite_values_and_replays_idempotently(es_client: Any) -> None:
+    """The alert document is indexed by id, the history event created in a data stream; an
+    infinite effect (a ratio over a zero baseline) must not make Elasticsearch refuse either,
+    and writing the same changes again stores no second history event."""
+    suffix = uuid.uuid4().hex[:10]
+    alerts_index = f"inferwatch-itest-alerts-{suffix}"
+    history = f"logs-inferwatch_itest{suffix}.history-default"
+    window = Window(START, START + timedelta(hours=1))
+    finding = Finding(
+        detector="unseen_rate",
+        model="itest",
+        version="1",
+        feature="inputs.country",
+        status=Status.FIRING,
+        severity="warning",
+        message="inputs.country: 5% unseen values vs none in training",
+        window=window,
+        strong=True,
+        effect=math.inf,
+        p_value=1e-9,
+        observed={"rate": 0.05, "ratio": math.inf},
+    )
+    _, changes = apply_window({}, [finding], window.end, [("itest", "1")])
+    sink = ElasticsearchAlertSink(es_client, alerts_index=alerts_index, history_stream=history)
+    try:
+        sink.write(changes, window.end.isoformat())
+        sink.write(changes, window.end.isoformat())  # replay: alert updated, history 409
+        (change,) = changes
+        alert = es_client.get(index=alerts_index, id=change.state.id)["_source"]
+        assert alert["effect"] is None and alert["observed"] == {"rate": 0.05, "ratio": None}
+        assert es_client.count(index=history)["count"] == 1
+    finally:
+        es_client.options(ignore_status=404).indices.delete_data_stream(name=history)
+        es_client.options(ignore_status=404).indices.delete(
+            index=[alerts_index, history], ignore_unavailable=True
+        )
