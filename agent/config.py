@@ -52,6 +52,27 @@ def model_name_problem(name: str) -> str | None:
     return None
 
 
+_CREDENTIALS_IN_URL = (
+    "must not carry a user or password (they would show in logs and messages): give {url} "
+    "and put the credentials in username + password (or password_file) or api_key"
+)
+
+
+def url_has_credentials(url: str) -> bool:
+    """``user:password@`` (or ``user@``) before the host of ``url``, with or without a scheme."""
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in authority
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for messages and logs."""
+    if not url_has_credentials(url):
+        return url
+    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
+    authority, slash, tail = rest.partition("/")
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{tail}"
+
+
 @dataclass(frozen=True)
 class FieldPaths:
     """Where each part of a prediction lives in the log line (dotted paths)."""
@@ -193,7 +214,9 @@ class ElasticsearchConfig:
         if not self.hosts:
             yield "hosts", "needs at least one URL such as https://127.0.0.1:9200"
         for i, h in enumerate(self.hosts):
-            if not h.startswith(("http://", "https://")):
+            if url_has_credentials(h):
+                yield f"hosts[{i}]", _CREDENTIALS_IN_URL.format(url=url_without_credentials(h))
+            elif not h.startswith(("http://", "https://")):
                 yield f"hosts[{i}]", f"must start with http:// or https://, got {h!r}"
         if (self.api_key or self.api_key_file) and (self.username or self.password or self.password_file):
             yield "api_key", "give either api_key or username/password, not both"
@@ -205,10 +228,10 @@ class ElasticsearchConfig:
             yield "retention", "expected a time such as 30d"
 
     def resolved_api_key(self) -> Secret | None:
-        return self.api_key or _read_secret(self.api_key_file)
+        return self.api_key or _read_secret(self.api_key_file, "elasticsearch.api_key_file")
 
     def resolved_password(self) -> Secret | None:
-        return self.password or _read_secret(self.password_file)
+        return self.password or _read_secret(self.password_file, "elasticsearch.password_file")
 
 
 @dataclass(frozen=True)
@@ -234,7 +257,9 @@ class KibanaConfig:
     connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
 
     def validate(self) -> Problems:
-        if not self.url.startswith(("http://", "https://")):
+        if url_has_credentials(self.url):
+            yield "url", _CREDENTIALS_IN_URL.format(url=url_without_credentials(self.url))
+        elif not self.url.startswith(("http://", "https://")):
             yield "url", f"must start with http:// or https://, got {self.url!r}"
 
 
@@ -303,7 +328,7 @@ def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path |
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([("", f"not valid YAML: {exc}")]) from exc
+        raise ConfigError([("", yaml_problem(exc))]) from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -322,22 +347,93 @@ def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path |
         for inp in cfg.agent.inputs:
             absolute = tuple(p if os.path.isabs(p) else str(base / p) for p in inp.paths)
             object.__setattr__(inp, "paths", absolute)
+        for section, key in _FILE_KEYS:
+            obj = getattr(cfg, section)
+            value = getattr(obj, key, None) if obj is not None else None
+            if isinstance(value, Path) and not value.is_absolute():
+                object.__setattr__(obj, key, (base / value).resolve())
+    if problems := list(_file_problems(cfg)):
+        raise ConfigError(problems)
     return cfg
+
+
+# Keys naming files, as (section, key): relative values are taken from the config's folder.
+_FILE_KEYS = (
+    ("elasticsearch", "api_key_file"),
+    ("elasticsearch", "password_file"),
+    ("elasticsearch", "ca_certs"),
+    ("kibana", "ca_certs"),
+    ("analytics", "baselines_dir"),
+)
+_SECRET_FILE_KEYS = frozenset({"api_key_file", "password_file"})
+
+
+def _file_problems(cfg: Config) -> Problems:
+    """Files the config names must be readable now, not at the first request (a secret file that
+    is missing would otherwise surface as a traceback deep in a command)."""
+    for section, key in _FILE_KEYS:
+        obj = getattr(cfg, section)
+        value = getattr(obj, key, None) if obj is not None else None
+        if not isinstance(value, Path) or key == "baselines_dir":
+            continue
+        problem = _file_problem(value, secret=key in _SECRET_FILE_KEYS)
+        if problem:
+            yield f"{section}.{key}", problem
+
+
+def _file_problem(path: Path, secret: bool) -> str | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return f"file {path} does not exist; create it or correct the path"
+    except IsADirectoryError:
+        return f"{path} is a directory; give the path of a file"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}; check its permissions for this user"
+    if secret and not data.strip():
+        return f"file {path} is empty; write the secret into it (one line)"
+    return None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where the YAML breaks and why (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = ", ".join(
+        str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part
+    )
+    return (
+        f"not valid YAML{where}: {what or exc}; check the indentation (spaces, not tabs) and quote "
+        "values that contain ': ', '#', '{' or '['"
+    )
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("", f"config file {p} does not exist")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("", f"{p} is not a UTF-8 text file")]) from None
     except OSError as exc:
-        raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from exc
+        raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from None
     return parse_config(text, env, source=p.resolve())
 
 
-def _read_secret(path: Path | None) -> Secret | None:
+def _read_secret(path: Path | None, key: str) -> Secret | None:
+    """The secret in ``path`` (stripped). A file that vanished or became unreadable since the
+    config was loaded is a ConfigError naming the key and the path, never a bare OSError."""
     if path is None:
         return None
-    return Secret(path.read_text(encoding="utf-8").strip())
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError([(key, f"cannot read {path}: {reason}")]) from None
+    if not value:
+        raise ConfigError([(key, f"file {path} is empty; write the secret into it (one line)")])
+    return Secret(value)
 
 
 __all__ = [

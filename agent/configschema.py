@@ -8,6 +8,7 @@ ByteSize, Literal[...], X | None, tuple[X, ...], Mapping[str, X] and nested data
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 import types
 import typing
@@ -23,11 +24,15 @@ class ConfigError(Exception):
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
-        super().__init__("; ".join(f"{p or '<root>'}: {r}" for p, r in problems))
+        super().__init__("; ".join(f"{p}: {r}" if p else r for p, r in problems))
 
     def render(self) -> str:
+        """Every problem on its own line, key path first; a problem of the whole file (``path``
+        empty: unreadable, not YAML) without a path."""
         lines = ["invalid config:"]
-        lines += [f"  {path or '<root>'}: {reason}" for path, reason in self.problems]
+        lines += [f"  {path}: {reason}" if path else f"  {reason}" for path, reason in self.problems]
+        if any("unknown key" in reason for _, reason in self.problems):
+            lines.append("  (inferwatch.example.yml lists every key with its default and a comment)")
         return "\n".join(lines)
 
 
@@ -125,7 +130,13 @@ def expand_env(data: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, 
                     return env[name]
                 if default is not None:
                     return default
-                problems.append((at, f"environment variable {name} is not set"))
+                problems.append(
+                    (
+                        at,
+                        f"environment variable {name} is not set; export it, or give a default "
+                        f"with ${{{name}:-value}}",
+                    )
+                )
                 return ""
 
             return _ENV_RE.sub(sub, node)
@@ -232,8 +243,7 @@ def _convert_dataclass(cls: type, value: Any, path: str, problems: list[tuple[st
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     for key in value:
         if key not in fields:
-            known = ", ".join(sorted(fields))
-            problems.append((_join(path, key), f"unknown key (known keys: {known})"))
+            problems.append((_join(path, str(key)), unknown_key_reason(str(key), fields)))
     kwargs: dict[str, Any] = {}
     before = len(problems)
     for name, field in fields.items():
@@ -257,6 +267,14 @@ def _convert_dataclass(cls: type, value: Any, path: str, problems: list[tuple[st
         for sub, reason in check():
             problems.append((_join(path, sub) if sub else path, reason))
     return obj
+
+
+def unknown_key_reason(key: str, known: typing.Iterable[str]) -> str:
+    """``unknown key``, the likely intended key when one is close, and the known keys."""
+    names = sorted(known)
+    close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key{hint} (known keys: {', '.join(names)})"
 
 
 def _join(path: str, key: str) -> str:

@@ -12,6 +12,8 @@ from typing import Any
 import click
 
 from agent import __version__
+from agent.cli.common import EXIT_CONFIG, EXIT_FAILED
+from agent.configschema import ConfigError
 
 # command name -> "module:attribute"; each module owns its command and imports its own stack.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -72,7 +74,29 @@ def cli(log_level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if log_level.lower() != "debug":
+        # The Elasticsearch client logs every request (info) and every retried connection
+        # failure with its traceback (warning); the commands report failures themselves, with
+        # the fix. --log-level debug shows the client's own lines again.
+        logging.getLogger("elastic_transport").setLevel(logging.ERROR)
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="inferwatch")
+    """The ``inferwatch`` entry point. Commands report the failures they expect with the fix and
+    exit 1 or 2; this is the net for the others: one line instead of a traceback (exit 1), the
+    traceback itself with ``--log-level debug``."""
+    try:
+        return cli.main(args=argv, prog_name="inferwatch")
+    except ConfigError as exc:  # e.g. a secret file removed after the config was loaded
+        click.echo(f"inferwatch: {exc.render()}", err=True)
+        sys.exit(EXIT_CONFIG)
+    except Exception as exc:
+        if logging.getLogger().isEnabledFor(logging.DEBUG):
+            raise
+        click.echo(f"inferwatch: unexpected error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            "this is a bug or an unusual environment; run again with --log-level debug for the "
+            "traceback, and report it",
+            err=True,
+        )
+        sys.exit(EXIT_FAILED)

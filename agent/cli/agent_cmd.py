@@ -9,16 +9,18 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from types import FrameType
 
 import click
 
-from agent.cli.common import EXIT_CONFIG, config_option, load_or_exit
-from agent.config import Config
+from agent.cli.common import EXIT_CONFIG, EXIT_FAILED, config_option, fail, hosts_text, load_or_exit
+from agent.config import Config, InputConfig
 
-EXIT_UNREACHABLE = 1
+EXIT_UNREACHABLE = EXIT_FAILED
+_GLOB_CHARS = frozenset("*?[")
 
 
 @click.group()
@@ -44,7 +46,7 @@ def agent() -> None:
     """
 
 
-@agent.command()
+@agent.command(short_help="Tail the configured log files and ship them until SIGTERM.")
 @config_option
 def run(config_path: Path) -> None:
     """Tail the configured log files and ship every line until SIGTERM or SIGINT.
@@ -66,6 +68,9 @@ def run(config_path: Path) -> None:
     2 invalid config. An output that is down at start is not an error: shipping retries.
     """
     cfg = _load_with_inputs(config_path)
+    problem = data_dir_problem(cfg.agent.data_dir)
+    if problem:
+        fail(f"cannot start: agent.data_dir {problem}", _DATA_DIR_FIX)
     from agent.daemon import Agent, AgentLocked
     from agent.outputs import OutputRefused
     from agent.spool import SpoolInUse
@@ -90,30 +95,29 @@ def run(config_path: Path) -> None:
         click.echo(f"cannot start: {e}", err=True)
         sys.exit(EXIT_UNREACHABLE)
     except OutputRefused as e:
-        click.echo(f"cannot start: the output refuses this agent: {e}", err=True)
-        click.echo(_fix_hint(cfg, e), err=True)
-        sys.exit(EXIT_UNREACHABLE)
+        fail(f"cannot start: the output refuses this agent: {e}", _fix_hint(cfg, e))
     except OSError as e:
-        click.echo(
-            f"cannot start: {e}; check that agent.data_dir ({cfg.agent.data_dir}) is writable", err=True
-        )
-        sys.exit(EXIT_UNREACHABLE)
+        fail(f"cannot start: {e.strerror or e} ({e.filename or cfg.agent.data_dir})", _DATA_DIR_FIX)
     while not stop.wait(1.0):
         pass
     daemon.stop()
 
 
-@agent.command()
+@agent.command(short_help="Validate the config, list matched files, reach the output.")
 @config_option
 def check(config_path: Path) -> None:
     """Validate the config, list the files each input matches, and reach the output.
 
-    Prints what it found; exits 1 when the output cannot be reached (with the reason and what
-    to change), 2 when the config is invalid, 0 otherwise. Nothing is read or shipped.
+    Prints, in order: the config, whether agent.data_dir is writable, the files each input
+    matches now (and, when none, whether the folder exists), the output reached, and a summary.
+    Nothing is read or shipped.
 
     \b
     Example:
       inferwatch agent check --config inferwatch.yml
+    Exit codes: 0 ready to run (inputs matching no file yet are only warned about: files created
+    later are picked up while running), 1 the output or agent.data_dir is unusable (with the
+    reason and what to change), 2 invalid config.
     """
     cfg = _load_with_inputs(config_path)
     from agent.daemon import build_output
@@ -122,8 +126,14 @@ def check(config_path: Path) -> None:
 
     a = cfg.agent
     click.echo(f"config {config_path}: valid")
-    click.echo(f"data_dir {a.data_dir}")
+    problem = data_dir_problem(a.data_dir)
+    if problem:
+        click.echo(f"data_dir {a.data_dir}: UNUSABLE", err=True)
+        fail(f"agent.data_dir {problem}", _DATA_DIR_FIX)
+    state = "exists, writable" if a.data_dir.is_dir() else "writable, created at the first run"
+    click.echo(f"data_dir {a.data_dir}: {state}")
     found = Discovery(a.inputs, a.scan_interval).scan()
+    idle: list[int] = []
     for i, inp in enumerate(a.inputs):
         paths = [p for idx, p in found if idx == i]
         model = f" (model {inp.model})" if inp.model else ""
@@ -133,36 +143,100 @@ def check(config_path: Path) -> None:
         if len(paths) > 20:
             click.echo(f"  ... and {len(paths) - 20} more")
         if not paths:
-            click.echo("  (no file matches yet; files created later are picked up while running)")
+            idle.append(i)
+            click.echo(f"  warning: {no_match_hint(inp)}")
     output = build_output(cfg)
     try:
         click.echo(f"output: {output.check()}")
     except OutputUnavailable as e:
         click.echo(f"output: unreachable: {e}", err=True)
-        click.echo(_fix_hint(cfg, e), err=True)
-        sys.exit(EXIT_UNREACHABLE)
+        fail(f"not ready: the output cannot be reached ({len(found)} files matched)", _fix_hint(cfg, e))
     finally:
         output.close()
+    where = "Elasticsearch" if cfg.elasticsearch is not None else "the local store"
+    summary = f"ready: {len(found)} files in {len(a.inputs)} inputs would be shipped to {where}"
+    if idle:
+        summary += f"; inputs {', '.join(map(str, idle))} match no file yet"
+    click.echo(summary)
+
+
+_DATA_DIR_FIX = (
+    "make the folder writable by this user (and not used by another agent), or set agent.data_dir "
+    "to one that is; it holds the registry, spool, dead letter and local store"
+)
+
+
+def data_dir_problem(data_dir: Path) -> str | None:
+    """Why the agent could not keep its state in ``data_dir``, or None. A folder that does not
+    exist yet is fine when it can be created."""
+    existing = data_dir
+    while not existing.exists():
+        if existing.parent == existing:
+            break
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{data_dir}: {existing} is not a folder"
+    if existing != data_dir:
+        if not os.access(existing, os.W_OK | os.X_OK):
+            return f"{data_dir} does not exist and cannot be created: {existing} is not writable"
+        return None
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".inferwatch-check-", dir=data_dir)
+    except OSError as e:
+        return f"{data_dir} is not writable: {e.strerror or e}"
+    os.close(fd)
+    os.unlink(probe)
+    return None
+
+
+def glob_root(pattern: str) -> Path:
+    """The folder part of a glob before its first wildcard (``/var/log/*/x.jsonl`` -> ``/var/log``)."""
+    parts: list[str] = []
+    for part in Path(pattern).parts[:-1]:
+        if _GLOB_CHARS & set(part):
+            break
+        parts.append(part)
+    return Path(*parts) if parts else Path(".")
+
+
+def no_match_hint(inp: InputConfig) -> str:
+    """Why an input matches no file, as far as the file system tells: a folder missing is a typo
+    more often than a model server not started yet."""
+    missing = sorted({str(glob_root(p)) for p in inp.paths if not glob_root(p).is_dir()})
+    if missing:
+        return (
+            f"no file matches: the folder {', '.join(missing)} does not exist; correct the path in "
+            "agent.inputs, or ignore this if the model server creates it later (new files are "
+            "picked up while running)"
+        )
+    exclude = f", or an exclude ({', '.join(inp.exclude)}) removes them" if inp.exclude else ""
+    return (
+        "no file matches yet; files created later are picked up while running (check the file "
+        f"name pattern{exclude})"
+    )
 
 
 def _fix_hint(cfg: Config, e: Exception) -> str:
     if getattr(e, "permanent", False):
-        return "fix: the reason above names what to change in the elasticsearch section"
+        return "the reason above names what to change in the elasticsearch section"
     if cfg.elasticsearch is not None:
-        hosts = ", ".join(cfg.elasticsearch.hosts)
+        hosts = hosts_text(cfg.elasticsearch.hosts)
         return (
-            f"fix: is Elasticsearch running and reachable at {hosts}? Check elasticsearch.hosts "
+            f"is Elasticsearch running and reachable at {hosts}? Check elasticsearch.hosts "
             "(scheme, host, port), or remove the elasticsearch section to write to the local store"
         )
-    return f"fix: make {cfg.agent.data_dir} writable by this user, or set agent.data_dir"
+    return f"make {cfg.agent.data_dir} writable by this user, or set agent.data_dir"
 
 
 def _load_with_inputs(path: Path) -> Config:
+    """The config, which must name at least one input: the agent has nothing to do without one
+    (the analytics commands, which read what the agent shipped, do not need any)."""
     cfg = load_or_exit(path)
     if not cfg.agent.inputs:
         click.echo(
-            f"{path}: invalid config:\n  agent.inputs: needs at least one input, e.g.\n"
-            "    agent:\n      inputs:\n        - paths: [/var/log/models/*.jsonl]",
+            f"{path}: invalid config:\n  agent.inputs: needs at least one input to run the agent, e.g.\n"
+            "    agent:\n      inputs:\n        - paths: [/var/log/models/*.jsonl]\n"
+            "          model: churn_classifier",
             err=True,
         )
         sys.exit(EXIT_CONFIG)

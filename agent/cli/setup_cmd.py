@@ -188,11 +188,25 @@ def setup(config_path: Path, skip_kibana: bool, dry_run: bool) -> None:
     Order: index templates and retention, alert indices, then (with a 'kibana' section)
     wait for Kibana, import dashboards and data views, create or update connectors and rules.
     Slack, webhook and email connectors need a Kibana gold license.
+
+    \b
+    Examples:
+      inferwatch setup --config inferwatch.yml --dry-run     # list the steps, contact nothing
+      inferwatch setup --config inferwatch.yml               # Elasticsearch, then Kibana
+      inferwatch setup --config inferwatch.yml --skip-kibana
+    Exit codes: 0 installed (running it again changes nothing), 1 a step was refused or a server
+    unreachable (the message names it), 2 invalid config.
     """
     cfg = load_or_exit(config_path)
     try:
         run_setup(cfg, skip_kibana=skip_kibana, dry_run=dry_run)
     except SetupFailed as exc:
         click.echo(f"setup failed: {scrub(str(exc), cfg)}", err=True)
+        click.echo(
+            "fix: the reason above names the server and what it refused; check that it is reachable "
+            "at the configured URL (elasticsearch.hosts, kibana.url) and that the credentials may "
+            "manage templates, indices and saved objects; setup is safe to run again",
+            err=True,
+        )
         sys.exit(EXIT_FAILED)
     _echo("setup complete" + (" (dry run)" if dry_run else ""))

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from agent.daemon import AgentLocked, take_lock
@@ -139,3 +140,97 @@ def test_check_with_the_local_store(tmp_path: Path) -> None:
     assert "-> 0 files" in out.stdout
     assert "files created later are picked up" in out.stdout
     assert "output:" in out.stdout
+
+
+def assert_clean_failure(out: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+    """Exit ``code``, every needle in stderr, and no traceback anywhere."""
+    assert out.returncode == code, out.stdout + out.stderr
+    for needle in needles:
+        assert needle in out.stderr, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_a_missing_config_file_exits_2_saying_how_to_give_one(tmp_path: Path) -> None:
+    for command in ("check", "run"):
+        out = run_cli("agent", command, "--config", str(tmp_path / "absent.yml"))
+        assert_clean_failure(out, 2, "config file not found", "fix: pass --config PATH")
+
+
+def test_a_yaml_syntax_error_exits_2_with_its_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text("agent:\n  inputs: [\n")
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert_clean_failure(out, 2, "not valid YAML at line 3, column 1")
+    assert "<unicode string>" not in out.stderr
+
+
+def test_a_missing_api_key_file_exits_2_naming_the_key_and_the_path(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, {"hosts": ["http://127.0.0.1:9"], "api_key_file": "es-key"})
+    for command in ("check", "run"):
+        out = run_cli("agent", command, "--config", str(cfg))
+        assert_clean_failure(out, 2, f"elasticsearch.api_key_file: file {tmp_path / 'es-key'} does not exist")
+
+
+def test_an_unset_variable_exits_2_naming_it(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, {"hosts": ["http://127.0.0.1:9"], "api_key": "${INFERWATCH_TEST_UNSET}"})
+    out = run_cli("agent", "run", "--config", str(cfg))
+    assert_clean_failure(
+        out, 2, "elasticsearch.api_key: environment variable INFERWATCH_TEST_UNSET is not set"
+    )
+
+
+def test_a_password_in_a_host_url_is_refused_and_never_printed(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, {"hosts": ["http://elastic:hunter2@127.0.0.1:9"]})
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert_clean_failure(out, 2, "elasticsearch.hosts[0]: must not carry a user or password")
+    assert "hunter2" not in out.stdout + out.stderr
+
+
+def test_an_unusable_data_dir_exits_1_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    cfg = write_config(tmp_path, data_dir=str(tmp_path / "a-file" / "data"))
+    for command in ("check", "run"):
+        out = run_cli("agent", command, "--config", str(cfg))
+        assert_clean_failure(out, 1, "agent.data_dir", "is not a folder", "fix: make the folder writable")
+
+
+def test_check_without_inputs_exits_2_saying_the_agent_needs_one(tmp_path: Path) -> None:
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text("agent:\n  data_dir: ./data\n")
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert_clean_failure(out, 2, "agent.inputs: needs at least one input to run the agent")
+
+
+def test_check_summary_names_a_missing_folder_and_says_ready(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_text("{}\n")
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text(
+        "agent:\n  data_dir: ./data\n  inputs:\n    - paths: [./logs/*.jsonl]\n    - paths: [./lgos/*.jsonl]\n"
+    )
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert f"data_dir {tmp_path / 'data'}: writable, created at the first run" in out.stdout
+    assert f"the folder {tmp_path / 'lgos'} does not exist" in out.stdout
+    assert "ready: 1 files in 2 inputs would be shipped to the local store; inputs 1 match no file yet" in (
+        out.stdout
+    )
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import agent.cli.agent_cmd as agent_cmd
+    from agent.cli import main
+
+    def boom(data_dir: Path) -> str | None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(agent_cmd, "data_dir_problem", boom)
+    cfg = write_config(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["--log-level", "warning", "agent", "check", "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert "unexpected error: RuntimeError: disk on fire" in err and "--log-level debug" in err
+    assert "Traceback" not in err

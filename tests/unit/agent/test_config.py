@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
+import re
+import typing
 from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config, model_dataset, parse_config
+from agent.config import Config, ConfigError, ElasticsearchConfig, load_config, model_dataset, parse_config
 from agent.configschema import ByteSize, Duration, Secret
 
 EXAMPLE = """
@@ -58,9 +61,15 @@ def test_two_models_writing_to_one_data_stream_are_refused() -> None:
     assert [path for path, _ in found] == ["models.Churn_Classifier"]
 
 
-def test_unset_environment_variable_is_named() -> None:
+def test_unset_environment_variable_is_named_with_the_fix() -> None:
     found = problems(EXAMPLE.replace("churn-classifier", "churn"))
-    assert found == [("elasticsearch.api_key", "environment variable ES_API_KEY is not set")]
+    assert found == [
+        (
+            "elasticsearch.api_key",
+            "environment variable ES_API_KEY is not set; export it, or give a default with "
+            "${ES_API_KEY:-value}",
+        )
+    ]
 
 
 def test_default_value_syntax() -> None:
@@ -119,3 +128,99 @@ def test_example_config_in_repository_is_valid() -> None:
     cfg = load_config(root / "inferwatch.example.yml", env={"ES_API_KEY": "k"})
     assert cfg.models["churn_classifier"].categorical_closed == ("country",)
     assert cfg.agent.spool.max_bytes == 1024**3
+
+
+def test_example_config_names_every_key_of_the_schema() -> None:
+    """The example is the reference: each key of the schema appears in it (set or commented)."""
+    text = (Path(__file__).resolve().parents[3] / "inferwatch.example.yml").read_text()
+    seen: set[type] = set()
+    missing: list[str] = []
+
+    def walk(cls: type) -> None:
+        if cls in seen:
+            return
+        seen.add(cls)
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name == "source":
+                continue
+            if not re.search(rf"\b{f.name}:", text):
+                missing.append(f"{cls.__name__}.{f.name}")
+            for tp in (hints[f.name], *typing.get_args(hints[f.name])):
+                for inner in (tp, *typing.get_args(tp)):
+                    if dataclasses.is_dataclass(inner) and isinstance(inner, type):
+                        walk(inner)
+
+    walk(Config)
+    assert missing == []
+
+
+def test_a_yaml_syntax_error_is_one_line_with_line_and_column() -> None:
+    (path, reason), *rest = problems("agent:\n  inputs: [\n")
+    assert path == "" and rest == []
+    assert reason.startswith("not valid YAML at line 3, column 1: ")
+    assert "\n" not in reason and "<unicode string>" not in reason
+
+
+def test_an_unknown_key_suggests_the_close_one() -> None:
+    found = dict(problems("agent:\n  inputz: []\n"))
+    assert found["agent.inputz"].startswith("unknown key; did you mean 'inputs'? (known keys: ")
+
+
+def test_a_problem_of_the_whole_file_renders_without_a_placeholder_path(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path / "absent.yml")
+    assert info.value.render() == f"invalid config:\n  config file {tmp_path / 'absent.yml'} does not exist"
+
+
+def test_a_missing_api_key_file_is_a_config_error_naming_the_key_and_path(tmp_path: Path) -> None:
+    cfg_file = tmp_path / "inferwatch.yml"
+    cfg_file.write_text("elasticsearch:\n  hosts: [http://127.0.0.1:9200]\n  api_key_file: es-key\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file, env={})
+    assert info.value.problems == [
+        (
+            "elasticsearch.api_key_file",
+            f"file {tmp_path / 'es-key'} does not exist; create it or correct the path",
+        )
+    ]
+
+
+def test_secret_files_are_relative_to_the_config_folder_and_must_not_be_empty(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "es-key").write_text("s3cret\n")
+    (conf / "pw").write_text("\n")
+    cfg_file = conf / "inferwatch.yml"
+    cfg_file.write_text("elasticsearch:\n  hosts: [http://127.0.0.1:9200]\n  api_key_file: es-key\n")
+    cfg = load_config(cfg_file, env={})  # found although the cwd is elsewhere
+    assert cfg.elasticsearch is not None and cfg.elasticsearch.api_key_file == conf / "es-key"
+    assert cfg.elasticsearch.resolved_api_key() == Secret("s3cret")
+
+    cfg_file.write_text(
+        "elasticsearch:\n  hosts: [http://127.0.0.1:9200]\n  username: u\n  password_file: pw\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file, env={})
+    assert info.value.problems == [
+        ("elasticsearch.password_file", f"file {conf / 'pw'} is empty; write the secret into it (one line)")
+    ]
+
+
+def test_a_secret_file_removed_after_loading_is_a_config_error_not_an_oserror(tmp_path: Path) -> None:
+    key = tmp_path / "es-key"
+    es = ElasticsearchConfig(hosts=("http://x:9200",), api_key_file=key)
+    with pytest.raises(ConfigError) as info:
+        es.resolved_api_key()
+    assert info.value.problems == [
+        ("elasticsearch.api_key_file", f"cannot read {key}: No such file or directory")
+    ]
+
+
+def test_credentials_in_a_host_url_are_refused_without_echoing_them() -> None:
+    text = "elasticsearch:\n  hosts: ['https://elastic:hunter2@es.example:9200']\n"
+    text += "kibana:\n  url: http://elastic:hunter2@kb.example:5601\n"
+    found = dict(problems(text))
+    assert "give https://es.example:9200 and put the credentials in" in found["elasticsearch.hosts[0]"]
+    assert "give http://kb.example:5601 and" in found["kibana.url"]
+    assert "hunter2" not in repr(found)

@@ -234,3 +234,131 @@ def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp
     assert isinstance(remote.sink, ElasticsearchAlertSink)
     assert isinstance(remote.baselines, ElasticsearchBaselineStore)
     assert "http://127.0.0.1:9" in remote.description
+
+
+def build_args(cfg: Path, data: Path, model: str = "churn") -> list[str]:
+    return ["baseline", "build", "-c", str(cfg), "-m", model, "-v", "1", "--data", str(data)]
+
+
+def test_build_refuses_a_csv_without_the_configured_columns_and_keeps_the_stored_baseline(
+    tmp_path: Path,
+) -> None:
+    cfg = setup(tmp_path)
+    assert invoke(*build_args(cfg, tmp_path / "train.csv"))[0] == 0
+    stored = tmp_path / "data" / "baselines" / "churn@1.json"
+    good = stored.read_bytes()
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("foo,bar\n1,2\n", encoding="utf-8")
+    code, _, stderr = invoke(*build_args(cfg, wrong))
+    assert code == 1
+    assert "has none of the columns of model churn (features and outputs: country, age)" in stderr
+    assert "its columns: foo, bar" in stderr and "fix:" in stderr
+    assert stored.read_bytes() == good
+
+
+def test_build_refuses_an_empty_file_and_a_header_without_rows(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("", encoding="utf-8")
+    code, _, stderr = invoke(*build_args(cfg, empty))
+    assert code == 1 and "empty.csv is empty: expected a header row naming the features" in stderr
+    header = tmp_path / "header.csv"
+    header.write_text("country,age\n", encoding="utf-8")
+    code, _, stderr = invoke(*build_args(cfg, header))
+    assert code == 1 and "header.csv has a header but no rows" in stderr
+    assert not (tmp_path / "data" / "baselines" / "churn@1.json").exists()
+
+
+def test_build_refuses_a_model_not_in_the_config_listing_the_known_ones(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke(*build_args(cfg, tmp_path / "train.csv", model="chrun"))
+    assert code == 2
+    assert "model 'chrun' is not in the config's models (known: churn)" in stderr
+    assert not (tmp_path / "data" / "baselines").exists()
+
+
+def test_build_with_a_missing_data_file_is_a_usage_error(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke(*build_args(cfg, tmp_path / "absent.csv"))
+    assert code == 2 and "absent.csv" in stderr and "does not exist" in stderr
+
+
+def test_once_names_the_option_of_a_malformed_time(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", "yesterday")
+    assert code == 2 and "Invalid value for --at: expected an ISO-8601 time" in stderr
+    code, _, stderr = invoke("analytics", "once", "-c", str(cfg), "--window", "0s")
+    assert code == 2 and "Invalid value for --window: must be positive" in stderr
+
+
+def test_once_on_an_empty_store_says_nothing_was_tested(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    code, stdout, _ = invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z")
+    assert code == 0
+    assert "nothing firing" in stdout
+    assert "note: no prediction logs of churn in this window" in stdout and "nothing was tested" in stdout
+
+    code, stdout, stderr = invoke(
+        "analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z", "--json"
+    )
+    assert code == 0 and json.loads(stdout) == []
+    assert "note: no prediction logs of churn" in stderr
+
+
+def test_once_without_a_baseline_says_how_to_build_one(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    write_store(tmp_path, ["DE", "FR"] * 150, T0)
+    code, stdout, _ = invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z")
+    assert code == 0
+    assert "note: no baseline for churn version 1: its drift tests were skipped" in stdout
+    assert f"inferwatch baseline build -c {cfg} -m churn -v 1 --data train.csv" in stdout
+
+
+def test_the_analytics_commands_need_no_agent_inputs_but_need_models(tmp_path: Path) -> None:
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text(CONFIG.replace('  inputs: [{paths: ["./logs/*.jsonl"]}]\n', ""), encoding="utf-8")
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z")
+    assert code == 0, stderr
+    assert "model churn" in stdout
+
+    cfg.write_text("agent:\n  data_dir: ./data\n", encoding="utf-8")
+    for args in (("analytics", "once"), ("analytics", "run")):
+        code, _, stderr = invoke(*args, "-c", str(cfg))
+        assert code == 2 and "the config has no models section" in stderr and "fix:" in stderr
+
+
+def test_an_unreachable_elasticsearch_is_exit_1_with_the_fix_not_a_traceback(tmp_path: Path) -> None:
+    from tests.scenario.harness import free_port
+
+    cfg = setup(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}"
+    cfg.write_text(CONFIG + f"elasticsearch:\n  hosts: ['{url}']\n  request_timeout: 2s\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "agent", "analytics", "once", "-c", str(cfg)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert f"Elasticsearch at {url} failed" in proc.stderr and "fix:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_every_command_help_teaches_with_examples_and_exit_codes() -> None:
+    for args in (
+        ["agent", "run"],
+        ["agent", "check"],
+        ["setup"],
+        ["baseline"],
+        ["baseline", "build"],
+        ["analytics", "once"],
+        ["analytics", "run"],
+    ):
+        code, stdout, _ = invoke(*args, "--help")
+        assert code == 0 and "Example" in stdout and "Exit codes" in stdout, args
+
+
+def test_demo_refuses_a_zero_duration_before_doing_anything(tmp_path: Path) -> None:
+    code, _, stderr = invoke("demo", "--duration", "0", "--data-dir", str(tmp_path / "demo"))
+    assert code == 2 and "--duration" in stderr
+    assert not (tmp_path / "demo").exists()
