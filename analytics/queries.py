@@ -13,8 +13,10 @@ carries every aggregation of every feature at once:
 - presence: one ``filters`` aggregation with an ``exists`` filter per feature (missing = docs -
   present; an unmapped field matches nothing, so a vanished feature is present 0, not an error).
   ``exists`` counts null and absent alike as missing, as the normalizer keeps null as null.
-  (Text features are ``match_only_text``; ``exists`` on them relies on ``_field_names``, which we
-  believe holds for that type but have not run against a live cluster: the contract test does.)
+  (Text features are ``match_only_text``: no doc values and no norms, so ``exists`` becomes a
+  term query on ``_field_names``, which ``MatchOnlyTextFieldMapper.parseCreateField`` fills
+  (``context.addToFieldNames``) and which cannot be disabled on 8.x indices; elastic/elasticsearch
+  ``MatchOnlyTextFieldMapper.java`` and ``FieldNamesFieldMapper.java``. The contract test runs it.)
 - categories: ``terms`` with ``include`` = the baseline's values (size = their number: their
   exact counts) and ``terms`` with ``exclude`` = the baseline's values (size ``UNSEEN_TERMS_SIZE``):
   the unseen values come back directly.
@@ -25,7 +27,10 @@ carries every aggregation of every feature at once:
   training tokens) and with ``exclude`` = the vocabulary (the OOV tokens).
 - text_docs: a ``filter`` on ``exists ml.tokens.<f>`` (documents with tokens) with a sub-``filter``
   that is a Painless ``script`` query: true when the document has a token that is not a key of
-  ``params.vocab`` (a map, so each lookup is a hash probe). Query DSL can say "has a token in a
+  ``params.vocab`` (a map, so each lookup is a hash probe). ``doc.containsKey`` is false for a
+  field a backing index never mapped (``LeafDocLookup.containsKey`` asks the mapping), where
+  ``doc[field]`` would throw; a mapped field without values iterates as empty. Script queries are
+  refused on clusters with ``search.allow_expensive_queries: false``. Query DSL can say "has a token in a
   set" but not "has a token outside a set" for an array field (``must_not terms`` would drop
   every document holding one vocabulary token), and the agent cannot flag OOV documents because
   it has no vocabulary. The script runs inside Elasticsearch over doc values and only one number
