@@ -37,6 +37,10 @@ BASELINES_MAPPINGS: dict[str, Any] = {
     },
 }
 
+# One replica when there is a second node, none on a single node (else the index stays yellow),
+# as the alert indices (analytics.alert_index).
+BASELINES_SETTINGS: dict[str, Any] = {"index": {"auto_expand_replicas": "0-1"}}
+
 
 class BaselineStore(Protocol):
     def load(self, model: str, version: str) -> Baseline | None: ...
@@ -96,7 +100,7 @@ class ElasticsearchBaselineStore:
     def save(self, baseline: Baseline) -> None:
         self.local.save(baseline)
         if not self._index_ready:
-            es.ensure_index(self.client, BASELINES_INDEX, BASELINES_MAPPINGS)
+            es.ensure_index(self.client, BASELINES_INDEX, BASELINES_MAPPINGS, BASELINES_SETTINGS)
             self._index_ready = True
         document = {
             "model": baseline.model,

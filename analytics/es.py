@@ -106,12 +106,19 @@ def get_document(client: Elasticsearch, index: str, doc_id: str) -> dict[str, An
     return dict(response["_source"])
 
 
-def ensure_index(client: Elasticsearch, index: str, mappings: Mapping[str, Any]) -> None:
-    """Create ``index`` with ``mappings`` unless it exists."""
+def ensure_index(
+    client: Elasticsearch,
+    index: str,
+    mappings: Mapping[str, Any],
+    settings: Mapping[str, Any] | None = None,
+) -> None:
+    """Create ``index`` with ``mappings`` (and ``settings``) unless it exists."""
     try:
         if client.indices.exists(index=index):
             return
-        client.indices.create(index=index, mappings=dict(mappings))
+        client.indices.create(
+            index=index, mappings=dict(mappings), settings=dict(settings) if settings is not None else None
+        )
     except ApiError as exc:
         if "resource_already_exists_exception" in _reason(exc):
             return

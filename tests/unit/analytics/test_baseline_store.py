@@ -146,6 +146,8 @@ def test_elasticsearch_store_writes_both_and_reads_the_index_first(
         "type": "object",
         "enabled": False,
     }
+    # green on a single node: no replica that can never be assigned
+    assert fake_es.indices[BASELINES_INDEX]["settings"] == {"index": {"auto_expand_replicas": "0-1"}}
     source = fake_es.docs[(BASELINES_INDEX, "churn/classifier:1.4.2")]
     assert (source["model"], source["version"], source["rows"]) == ("churn/classifier", "1.4.2", 100)
     assert source["baseline"]["features"]["inputs.country"]["categories"] == {"DE": 60, "FR": 37}
