@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from agent.config import Config
+from agent.config import AnalyticsConfig, Config
 from analytics.alert_sink import AlertSink
 from analytics.alerts import AlertChange, apply_window
 from analytics.baseline_store import BaselineStore
 from analytics.detectors import DetectorState, count_series, evaluate_model, evaluate_version
 from analytics.detectors.params import DetectorParams
+from analytics.detectors.volume import MODEL_LEVEL
 from analytics.model import Baseline, FeatureKind, Finding, Window, WindowCounts
 from analytics.sources.base import CountSource
 from analytics.state_store import StateStore
@@ -68,14 +69,17 @@ class Evaluator:
     false_alarms_per_week: float = 1.0
     interval: float = 300.0
     overrides: Mapping[str, Any] = field(default_factory=dict)  # DetectorParams fields to change
+    # analytics.min_window_docs: smaller windows are merged with the next ones, not tested
+    min_window_docs: int = AnalyticsConfig.min_window_docs
 
     def params_for(self, baseline: Baseline | None) -> DetectorParams:
         series = count_series(baseline) if baseline is not None else 1
+        knobs: dict[str, Any] = {"min_window_docs": max(int(self.min_window_docs), 0), **self.overrides}
         return DetectorParams.from_budget(
             self.false_alarms_per_week,
             series=max(series, 1),
             windows_per_week=WEEK / self.interval,
-            **self.overrides,
+            **knobs,
         )
 
     def evaluate(self, model: str, window: Window) -> Evaluation:
@@ -119,7 +123,9 @@ class Evaluator:
             log.info("model %s: window ending %s was evaluated before; nothing written", model, window.end)
             return Evaluation(model, window, findings, [], counts_by_version, replay=True)
         state.known_versions = sorted(known | set(versions))
-        evaluated = [(model, v) for v in versions]
+        # Model-level findings (volume) carry the version "*": without it here a volume alert
+        # would never count a clean window, so it could never resolve.
+        evaluated = [(model, v) for v in versions] + [(model, MODEL_LEVEL)]
         state.alerts, changes = apply_window(state.alerts, findings, window.end, evaluated)
         state.last_window = window.end.isoformat()
         # The sink first: a crash between the two replays the window, and the sink is idempotent.

@@ -55,13 +55,6 @@ DEFAULT_PER_WINDOW = 400  # requests per window
 CATCH_UP_TIMEOUT = 20.0  # wall seconds to wait for the agent to ship a window's lines
 AGENT_STOP_TIMEOUT = 20.0
 
-# The demo's reference is 279 cars and its normal traffic resamples 119 others. Two samples that
-# small differ by a Jensen-Shannon distance of about 0.2 on their own (horsepower's deciles, the
-# name tokens), which the distribution tests, built for references of thousands of rows, would
-# flag as drift. The demo raises their effect floor to 0.3; the failures it injects are caught by
-# the rate detectors (vanished, null surge, unseen values, OOV rate), which this leaves alone.
-DEMO_PARAMS: dict[str, Any] = {"js_floor": 0.3}
-
 # What a run leaves in the data directory; only these are removed when a new run starts there.
 RUN_ENTRIES = (
     "inferwatch.yml",
@@ -317,7 +310,6 @@ class Demo:
         opts, echo = self.opts, self.echo
         cfg, chosen, model, log = self.prepare()
         evaluator = build_evaluator(cfg, chosen)
-        evaluator.overrides = DEMO_PARAMS
         counter = self._counter(cfg)
         echo(f"shipping to the {chosen.description}")
         for link in opts.target.links() if opts.target else []:

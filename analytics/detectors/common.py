@@ -2,7 +2,9 @@
 two test shapes (a rate against a baseline rate; a distribution against baseline bins) with the
 merging of windows too small for the test's power.
 
-The rule for every firing: p < alpha AND effect >= floor; ``strong`` when p < alpha / 100.
+The rule for every firing: p < alpha AND effect >= floor; ``strong`` when p < alpha / 100. For a
+distribution the floor is met with confidence: the distance must pass js_floor + its sampling
+quantile at the two-sample n_eff (``js_cut``).
 A window is tested when an effect exactly at the floor could reach alpha at its size; a
 smaller window is merged with the following ones (its counts wait in ``DetectorState``) and
 reported as SKIPPED, unless the merged counts already pass the strong alpha with an effect
@@ -108,7 +110,7 @@ def rate_series(
     pending = ctx.state.pending.pop(series, None) or {}
     windows = int(pending.get("windows", 0)) + 1
     k_all, n_all = int(pending.get("k", 0)) + int(k), int(pending.get("n", 0)) + int(n)
-    need = min_rate_n(p0, floor, params.alpha, params.min_rate_n)
+    need = max(min_rate_n(p0, floor, params.alpha, params.min_rate_n), params.min_window_docs)
     if n_all <= 0:
         return RateVerdict(Status.SKIPPED, 0, 0, p0, None, 0.0, floor, False, windows, need, f"no {what}")
     if pending and n > 0:
@@ -126,8 +128,9 @@ def rate_series(
     if above and p < params.strong_alpha:
         return RateVerdict(Status.FIRING, k_all, n_all, p0, p, effect, floor, True, windows, need)
     ctx.state.pending[series] = {"windows": windows, "k": k_all, "n": n_all}
-    if not above:
-        # Below the floor no sample size could make it fire: clean, though still merged for power.
+    if not above or effect <= 0:
+        # At or below the baseline rate, or below the floor: no sample size could make it fire.
+        # Clean (it counts towards resolving an open alert), though still merged for power.
         return RateVerdict(Status.OK, k_all, n_all, p0, p, effect, floor, False, windows, need)
     reason = (
         f"window too small for the {what} test ({num(n_all)} values over {windows} window(s), "
@@ -159,7 +162,7 @@ class DistVerdict:
     n: float
     bins: int  # bins after merging the small ones
     statistic: float  # JS distance on the merged bins
-    cut: float  # max(js floor, the statistic's 1 - alpha sampling quantile at this n)
+    cut: float  # js floor + the statistic's 1 - alpha sampling quantile at n_eff (js_cut)
     quantile: float
     p_value: float | None
     strong: bool
@@ -189,13 +192,29 @@ def _dist_stats(
     obs = np.array([counts.get(x, 0.0) for x in labels], dtype=float)
     ref = np.array([float(reference.get(x, 0.0)) for x in labels], dtype=float)
     n, m = float(obs.sum()), float(ref.sum())
-    merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin)
+    merged = merge_small_bins(obs, ref, n, params.min_expected_per_bin, m)
     k = len(merged.observed)
     _stat, _df, p = chi2_homogeneity(merged.observed, merged.reference)
     js = js_distance(merged.observed, merged.reference)
     quantile = js_quantile(params.alpha, k, n, m)
     changes = _changes(labels, obs, ref, params.examples)
-    return _DistStats(n, k, js, quantile, max(params.js_floor, quantile), p, changes)
+    return _DistStats(n, k, js, quantile, js_cut(params.js_floor, quantile), p, changes)
+
+
+def js_cut(js_floor: float, quantile: float) -> float:
+    """The distance a window must reach: the floor plus the statistic's 1 - alpha sampling
+    quantile at the two-sample n_eff.
+
+    The JS distance is a metric, so the distance between the populations is at least the
+    observed one minus the sampling error of the window *and of the reference*
+    (d(P, Q) >= d(p, q) - d(p, P) - d(q, Q)); that error stays under ``quantile`` with
+    probability 1 - alpha. A firing therefore means "the populations are at least ``js_floor``
+    apart" with that confidence, not merely "the point estimate passed the floor". With a
+    reference of thousands of rows the quantile is small and the cut is ~``js_floor``; with a
+    few hundred rows it grows with the reference's own noise, which no window size can remove
+    (n_eff = n m / (n + m) < m), so two honest samples of a small population do not alarm.
+    """
+    return js_floor + quantile
 
 
 def dist_series(
@@ -208,8 +227,11 @@ def dist_series(
     """Test the window's counts per bin against the reference counts per bin.
 
     Pearson chi-square homogeneity (the reference is a sample of ``sum(reference)`` values) on
-    bins merged to an expected count >= ``min_expected_per_bin``; the effect is the JS distance
-    on the same bins, held to max(js_floor, its 1 - alpha quantile under the reference at n).
+    bins merged to an expected count >= ``min_expected_per_bin`` on both sides; the effect is
+    the JS distance on the same bins, held to js_floor + its 1 - alpha quantile at the
+    two-sample n_eff (``js_cut``). A window is tested once that quantile is below the floor
+    (or after ``max_merge_windows``); a reference too small to ever get there is tested every
+    ``max_merge_windows`` windows on the merged counts.
     """
     params = ctx.params
     pending = ctx.state.pending.pop(series, None) or {}
@@ -239,7 +261,7 @@ def dist_series(
         if alone.above() and alone.p < params.strong_alpha:
             return verdict(Status.FIRING, alone, True, 1)
     d = _dist_stats(params, counts, reference)
-    powerful = d.bins >= 2 and d.quantile <= params.js_floor
+    powerful = d.bins >= 2 and d.quantile <= params.js_floor and n >= params.min_window_docs
     if powerful or windows >= params.max_merge_windows:
         firing = d.above() and d.p < params.alpha
         return verdict(

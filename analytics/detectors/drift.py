@@ -7,7 +7,9 @@ reported as prediction_drift.
   on the baseline edges).
 
 Both use ``common.dist_series``: chi-square homogeneity against the baseline counts with small
-bins merged, effect = JS distance held to max(js_floor, its sampling quantile at this n).
+bins merged (expected counts on both sides), effect = JS distance held to js_floor + its 1 - alpha
+sampling quantile at the two-sample n_eff = n m / (n + m) (``common.js_cut``), so a reference of
+a few hundred rows does not turn its own noise into drift.
 """
 
 from __future__ import annotations

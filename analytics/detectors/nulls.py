@@ -7,12 +7,14 @@
   (the exact binomial when the reference is large), effect m/n - p0 >= max(1 pp, 0.5 p0).
 - null_creep: a Bernoulli CUSUM of p0 -> p0 + creep_fraction * floor, threshold
   h = ln(1/alpha) (average run length >= 1/alpha windows); p0 is the reference rate's 99.9%
-  upper bound so a small reference does not creep by its own error.
+  upper bound so a small reference does not creep by its own error. After an alarm the
+  statistic restarts at 0; the alarm holds (FIRING, not strong) only while the evidence
+  gathered since then still favours the shifted rate (s > 0 and the run's rate above the
+  floor), so it ends with the first window that looks like the baseline.
 """
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 
 from scipy import special
@@ -113,39 +115,56 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
     p1 = min(p0_hi + floor, 1.0 - 1e-9)
     h = cusum_threshold(params.alpha)
     state = ctx.state.cusum.get(key, Cusum())
-    new, alarm = cusum_step(state, missing, n, p0_hi, p1, h)
-    # Capped just above the strong level: a past blatant shift (a vanished field) must not hold
-    # the alarm long after it ended; a few clean windows bring it back under h.
-    cap = math.log(1.0 / params.strong_alpha) + 1.0
-    if new.s > cap:
-        new = Cusum(cap, new.m, new.n)
-    if new.s > 0:
-        ctx.state.cusum[key] = new
+    run, crossed = cusum_step(Cusum(state.s, state.m, state.n), missing, n, p0_hi, p1, h)
+    effect = run.run_rate - p0 if run.n else 0.0
+    above = effect >= floor - 1e-12
+    holds = False
+    if crossed and above:
+        # An alarm: report it and restart the statistic at 0 (standard CUSUM practice), so a
+        # past shift never holds the alarm; it holds only while the new evidence favours p1.
+        ctx.state.cusum[key] = Cusum(alarm=True)
+    elif crossed:
+        # Past h on a run rate still under the floor: hold at h, ready to alarm, never beyond.
+        run = Cusum(h, run.m, run.n)
+        ctx.state.cusum[key] = run
+    elif state.alarm and run.s > 0 and above:
+        holds = True
+        ctx.state.cusum[key] = Cusum(run.s, run.m, run.n, alarm=True)
+    elif run.s > 0:
+        ctx.state.cusum[key] = run
     else:
         ctx.state.cusum.pop(key, None)
-    effect = new.run_rate - p0 if new.n else 0.0
-    p = cusum_p_value(new.s)
-    firing = alarm and effect >= floor - 1e-12
+    alarm = crossed and above
+    p = cusum_p_value(run.s)
+    strong = alarm and p < params.strong_alpha
     fields = {
         "statistic_name": "cusum_llr",
-        "statistic": new.s,
+        "statistic": run.s,
         "p_value": p,
         "threshold": params.alpha,
         "effect": effect,
         "effect_floor": floor,
-        "strong": firing and new.s >= cap - 1.0,
-        "observed": {"missing": new.m, "n": new.n, "rate": new.run_rate, "cusum": new.s, "h": h},
+        "strong": strong,
+        "observed": {
+            "missing": run.m,
+            "n": run.n,
+            "rate": run.run_rate,
+            "cusum": run.s,
+            "h": h,
+            "alarm_holds": holds,
+        },
         "expected": {"rate": p0, "shift_to": p1},
     }
-    if firing:
+    if alarm or holds:
+        since = "since the drift began" if alarm else "since the last alarm"
         msg = (
-            f"{key}: missing values creeping up: {pct(new.run_rate)} of {num(new.n)} documents since the "
-            f"drift began (baseline {pct(p0)}, CUSUM {new.s:.1f} >= {h:.1f})"
+            f"{key}: missing values creeping up: {pct(run.run_rate)} of {num(run.n)} documents {since} "
+            f"(baseline {pct(p0)}, CUSUM {run.s:.1f}" + (f" >= {h:.1f})" if alarm else ", still rising)")
         )
         return ctx.finding(
-            "null_creep", key, Status.FIRING, "critical" if fields["strong"] else "warning", msg, **fields
+            "null_creep", key, Status.FIRING, "critical" if strong else "warning", msg, **fields
         )
-    msg = f"{key}: no missing-value creep (CUSUM {new.s:.1f} < {h:.1f})"
+    msg = f"{key}: no missing-value creep (CUSUM {run.s:.1f} < {h:.1f})"
     return ctx.finding("null_creep", key, Status.OK, "info", msg, **fields)
 
 

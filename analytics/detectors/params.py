@@ -40,6 +40,9 @@ class DetectorParams:
     c_min_open: int = 3
     vanish_min_n: int = 50  # documents before "every value missing" means the feature vanished
     min_rate_n: int = 30  # never run a rate test on fewer values than this
+    # analytics.min_window_docs: a window (or run of merged windows) with fewer values than this
+    # is merged with the next rather than tested, whatever the test's own power says
+    min_window_docs: int = 0
     min_expected_per_bin: float = 5.0  # distribution bins expected below this are merged
     max_merge_windows: int = 12  # a series merged this many windows is tested regardless
     high_cardinality_values: int = 50  # distinct unseen values in one window -> rate only

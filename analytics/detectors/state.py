@@ -3,7 +3,7 @@
 - ``pending``: counts of windows too small for a test's power, per series
   (``<detector>|<feature>``), merged with the next window instead of tested: rate series hold
   ``{"windows", "k", "n"}``, distribution series ``{"windows", "counts": {bin: count}}``.
-- ``cusum``: the null-creep CUSUM per feature, ``{"s", "m", "n"}``.
+- ``cusum``: the null-creep CUSUM per feature, ``{"s", "m", "n", "alarm"}``.
 - ``high_cardinality``: features whose unseen values exploded; watched by rate only.
 """
 
@@ -29,7 +29,9 @@ class DetectorState:
         return {
             "format": FORMAT,
             "pending": {k: _plain(v) for k, v in sorted(self.pending.items())},
-            "cusum": {k: {"s": c.s, "m": c.m, "n": c.n} for k, c in sorted(self.cusum.items())},
+            "cusum": {
+                k: {"s": c.s, "m": c.m, "n": c.n, "alarm": c.alarm} for k, c in sorted(self.cusum.items())
+            },
             "high_cardinality": sorted(self.high_cardinality),
         }
 
@@ -46,8 +48,9 @@ class DetectorState:
         for key, value in dict(d.get("cusum") or {}).items():
             try:
                 s = float(value["s"])
-                if math.isfinite(s) and s > 0:
-                    cusum[str(key)] = Cusum(s, int(value["m"]), int(value["n"]))
+                alarm = value.get("alarm") is True
+                if math.isfinite(s) and (s > 0 or alarm):
+                    cusum[str(key)] = Cusum(max(s, 0.0), int(value["m"]), int(value["n"]), alarm)
             except (KeyError, TypeError, ValueError):
                 continue
         high = {str(x) for x in (d.get("high_cardinality") or [])}

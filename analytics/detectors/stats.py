@@ -132,18 +132,24 @@ class MergedBins:
         return tuple(tuple(int(i) for i in self.kept[self.group_of == g]) for g in range(len(self.observed)))
 
 
-def merge_small_bins(observed: ArrayLike, reference: ArrayLike, n: float, min_expected: float) -> MergedBins:
-    """Merge the bins whose expected window count n * q_j is below ``min_expected``.
+def merge_small_bins(
+    observed: ArrayLike, reference: ArrayLike, n: float, min_expected: float, n_ref: float | None = None
+) -> MergedBins:
+    """Merge the bins whose expected count on the smaller side, min(n, n_ref) * q_j, is below
+    ``min_expected``.
 
-    The grouping depends on the reference and n only, never on what was observed. The small
-    bins become one bin; if that bin is itself still small it joins the smallest large bin.
-    Bins empty on both sides are dropped.
+    Both rows of the two-sample table need the expected counts: a reference of a few hundred
+    values cannot resolve a bin it holds twice, however large the window (``n_ref`` None: the
+    reference is exact and only the window's n counts). The grouping depends on the reference
+    and the sizes only, never on what was observed. The small bins become one bin; if that bin
+    is itself still small it joins the smallest large bin. Bins empty on both sides are dropped.
     """
     obs = np.asarray(observed, dtype=float)
     ref = np.asarray(reference, dtype=float)
     idx = np.flatnonzero((obs > 0) | (ref > 0))
     total = ref[idx].sum()
-    expected = n * ref[idx] / total if total > 0 else np.zeros(len(idx))
+    size = min(n, n_ref) if n_ref is not None and n_ref > 0 else n
+    expected = size * ref[idx] / total if total > 0 else np.zeros(len(idx))
     small = expected < min_expected
     big_idx = idx[~small]
     small_idx = idx[small]
@@ -232,11 +238,14 @@ def min_rate_n(p0: float, floor: float, alpha: float, lowest: int = 1) -> int:
 @dataclass(frozen=True)
 class Cusum:
     """A one-sided Bernoulli CUSUM: ``s`` is the log-likelihood ratio (nats) of the current run
-    for p1 against p0; ``m``/``n`` count events/values since the run started (s left 0)."""
+    for p1 against p0; ``m``/``n`` count events/values since the run started (s left 0).
+    ``alarm``: the statistic reached h and was reset to 0; the alarm holds while the evidence
+    gathered since the reset still favours p1 (s > 0)."""
 
     s: float = 0.0
     m: int = 0
     n: int = 0
+    alarm: bool = False
 
     @property
     def run_rate(self) -> float:

@@ -6,10 +6,16 @@ document), so token counts are document frequencies, in the window and in the ba
 - oov_rate: documents with at least one token outside the training vocabulary, of the
   documents with tokens, against the OOV rate measured on held-out training rows (Fisher exact,
   binomial for a large held-out set), effect floor max(1 pp, 0.5 p0).
-- vocabulary_drift: bins = the top ``vocab_bins`` training tokens + "other in-vocabulary" +
-  "OOV" (documents with an OOV token; expected = held-out OOV rate x baseline documents). JS
-  distance held to max(js_floor, its sampling quantile at this n); the alert lists the new
-  tokens by count and the largest single-token change.
+- vocabulary_drift: bins = the top ``vocab_bins`` training tokens that training holds at
+  least ``min_expected_per_bin`` times, counted the same way on both sides (documents holding
+  the token). The rest of the vocabulary and the OOV tokens are not bins: the vocabulary was
+  fitted on the training texts, so there every rare token is in-vocabulary by construction,
+  while new texts show their rare tokens as OOV. An "other in-vocabulary" bin would always
+  look depleted and an "OOV" bin inflated on normal traffic (Good-Turing: the training
+  singletons' mass is the mass new data puts on unseen tokens). New words are the OOV-rate
+  test's job, measured against held-out rows. JS distance held to js_floor + its sampling
+  quantile at the two-sample n_eff; the alert lists the new tokens by count and the largest
+  single-token changes.
 """
 
 from __future__ import annotations
@@ -30,9 +36,6 @@ from analytics.detectors.common import (
 from analytics.detectors.slices import FeatureCounts
 from analytics.detectors.stats import rate_upper_p
 from analytics.model import FeatureBaseline, Finding, Status
-
-OTHER_BIN = "(other in-vocabulary)"
-OOV_BIN = "(out of vocabulary)"
 
 
 def _new_tokens(fc: FeatureCounts, limit: int) -> list[tuple[str, int]]:
@@ -73,23 +76,26 @@ def oov_rate(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> 
     return ctx.finding("oov_rate", key, v.status, "info", msg, **fields)
 
 
-def top_tokens(fb: FeatureBaseline, k: int) -> list[str]:
-    return [t for t, _ in sorted(fb.vocabulary.items(), key=lambda tc: (-tc[1], tc[0]))[:k]]
+def top_tokens(fb: FeatureBaseline, k: int, min_count: float = 0.0) -> list[str]:
+    """The ``k`` most frequent training tokens, of those held by at least ``min_count``
+    training documents (a rarer token cannot be a bin of its own, and the rarest in-vocabulary
+    tokens are the ones self-fitting inflates)."""
+    ranked = sorted(fb.vocabulary.items(), key=lambda tc: (-tc[1], tc[0]))
+    return [t for t, c in ranked if c >= min_count][:k]
 
 
 def drift(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> Finding:
     if not fb.vocabulary or fb.text_docs <= 0:
         return ctx.skipped("vocabulary_drift", key, "the baseline has no vocabulary for this feature")
-    top = top_tokens(fb, ctx.params.vocab_bins)
-    topset = set(top)
+    top = top_tokens(fb, ctx.params.vocab_bins, ctx.params.min_expected_per_bin)
+    if len(top) < 2:
+        return ctx.skipped(
+            "vocabulary_drift",
+            key,
+            "the baseline has fewer than two frequent tokens: nothing to drift between",
+        )
     reference = {t: float(fb.vocabulary[t]) for t in top}
-    reference[OTHER_BIN] = float(sum(c for t, c in fb.vocabulary.items() if t not in topset))
-    reference[OOV_BIN] = fb.oov_rate * fb.text_docs
-    current: dict[str, float] = {}
-    for t, c in fc.tokens.items():
-        label = t if t in topset else OTHER_BIN
-        current[label] = current.get(label, 0.0) + c
-    current[OOV_BIN] = float(min(fc.oov_docs, fc.text_docs))
+    current = {t: float(fc.tokens[t]) for t in top if fc.tokens.get(t)}
     v = dist_series(ctx, f"vocabulary_drift|{key}", current, reference, "token")
     new = _new_tokens(fc, ctx.params.examples)
     fields = dist_fields(v)

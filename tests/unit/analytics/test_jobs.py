@@ -200,3 +200,38 @@ def test_params_follow_the_false_alarm_budget(tmp_path: Path, budget: float) -> 
     from analytics.detectors import count_series
 
     assert p.alpha == pytest.approx(budget / (count_series(BASELINE) * windows_per_week))
+
+
+def test_the_detectors_merge_windows_under_the_configured_min_window_docs(tmp_path: Path) -> None:
+    ev, _ = evaluator(tmp_path, StubSource({}))
+    assert ev.params_for(BASELINE).min_window_docs == 200  # analytics.min_window_docs default
+    ev.min_window_docs = 5000
+    assert ev.params_for(BASELINE).min_window_docs == 5000
+    ev.overrides = {"min_window_docs": 7}
+    assert ev.params_for(BASELINE).min_window_docs == 7
+
+
+HOURLY = BASELINE.__class__(
+    model=BASELINE.model,
+    version=BASELINE.version,
+    created=BASELINE.created,
+    source=BASELINE.source,
+    rows=BASELINE.rows,
+    features=BASELINE.features,
+    hourly_volume=MappingProxyType(dict.fromkeys(range(168), 1000.0)),
+)
+
+
+def test_a_volume_alert_resolves_after_three_normal_windows(tmp_path: Path) -> None:
+    """Volume findings carry version "*": the window must count as evaluated for it."""
+    tables = {window(i).end: counts(window(i), 600, 400) for i in (0, 2, 3, 4)}  # window 1: silence
+    source = StubSource(tables)
+    ev, sink = evaluator(tmp_path, source)
+    ev.baselines.save(HOURLY)
+    transitions = []
+    for i in range(5):
+        result = ev.evaluate(MODEL, window(i))
+        transitions += [(i, c.transition) for c in result.changes if c.state.detector == "volume"]
+    assert transitions == [(1, "opened"), (4, "resolved")]
+    doc = next(d for d in sink.alerts().values() if d["detector"] == "volume")
+    assert doc["status"] == "resolved" and doc["version"] == "*"

@@ -23,7 +23,7 @@ def test_a_category_shift_fires_with_the_shares_that_moved() -> None:
     findings, _ = evaluate_version(window, BASE, P)
     f = pick(findings, "category_drift")
     assert f.status is Status.FIRING and f.severity == "warning" and f.strong
-    assert f.message.startswith("inputs.plan: value distribution shifted (JS 0.15 >= 0.10, n=3,000): ")
+    assert f.message.startswith("inputs.plan: value distribution shifted (JS 0.15 >= 0.13, n=3,000): ")
     assert "'free' 40% (was 60%)" in f.message
     assert f.examples == ("pro", "team")  # the bins that grew, largest change first
     assert f.threshold == P.alpha

@@ -6,9 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from analytics.alerts import AlertState, apply_window
 from analytics.detectors import DetectorState, evaluate_version
 from analytics.detectors.params import DetectorParams
-from analytics.detectors.stats import rate_upper_p
+from analytics.detectors.stats import Cusum, rate_upper_p
 from analytics.model import Status, WindowCounts
 
 from .factories import baseline, categorical, counts, firing, pick, window
@@ -135,16 +136,50 @@ def test_a_blatant_window_after_merged_ones_fires_on_its_own_counts() -> None:
     assert f.message.startswith("inputs.plan: 100% of 400 documents have no value")
 
 
-def test_the_cusum_is_capped_so_a_past_vanish_stops_alarming_after_a_few_clean_windows() -> None:
+def test_the_cusum_restarts_at_zero_after_an_alarm_and_the_alarm_ends_with_the_evidence() -> None:
     state = DetectorState()
-    _, state = evaluate_version(counts(3000, base=BASE, presence={KEY: (0, 3000)}), BASE, P, state=state)
-    cap = state.cusum[KEY].s
-    assert cap < 30  # a vanished field alone would have pushed the LLR into the thousands
-    creeping = []
-    for i in range(1, 6):
-        findings, state = evaluate_version(plan_counts(3000, 30, i), BASE, P, state=state)
-        creeping.append(pick(findings, "null_creep").status)
-    assert creeping[-1] is Status.OK
+    findings, state = evaluate_version(
+        counts(3000, base=BASE, presence={KEY: (0, 3000)}), BASE, P, state=state
+    )
+    alarm = pick(findings, "null_creep")
+    assert alarm.status is Status.FIRING and alarm.strong
+    assert alarm.observed["cusum"] > alarm.observed["h"]  # reported as it was at the alarm...
+    assert state.cusum[KEY] == Cusum(alarm=True)  # ...then reset to 0
+    # the first window that looks like the baseline ends it: a past vanish holds nothing
+    findings, state = evaluate_version(plan_counts(3000, 30, 1), BASE, P, state=state)
+    assert pick(findings, "null_creep").status is Status.OK
+    assert KEY not in state.cusum
+
+
+def test_small_reference_null_incident_alerts_resolve_after_three_clean_windows() -> None:
+    """The demo's case: 5 nulls in 279 training rows, windows of 400, the field vanishes for
+    two windows. Every alert it opened (vanished, surge, creep) resolves on the third clean
+    window after it, through the real alert lifecycle."""
+    hp = categorical("inputs.hp", {"low": 150, "high": 124}, nulls=5)
+    base = baseline(hp)
+    params = DetectorParams.from_budget(1.0, series=30, windows_per_week=2016)
+    missing = [4, 7, 3, 400, 400, 7, 4, 6, 5]  # clean at or under the baseline 1.8%, vanished
+    state, alerts = DetectorState(), dict[str, AlertState]()
+    opened: set[str] = set()
+    resolved_at: dict[str, int] = {}
+    for i, m in enumerate(missing):
+        present = 400 - m
+        win = counts(
+            400,
+            base=base,
+            categories={"inputs.hp": {"low": present // 2, "high": present - present // 2}},
+            win=window(i),
+        )
+        findings, state = evaluate_version(win, base, params, state=state)
+        alerts, changes = apply_window(alerts, findings, window(i).end, [("churn", "1")])
+        for c in changes:
+            if c.transition == "opened":
+                opened.add(c.state.detector)
+            if c.transition == "resolved":
+                resolved_at[c.state.detector] = i
+    assert opened == {"feature_vanished", "null_surge", "null_creep"}
+    assert resolved_at == {d: 7 for d in opened}  # windows 5, 6, 7 clean
+    assert all(a.status == "resolved" for a in alerts.values())
 
 
 def test_a_slow_creep_below_the_surge_floor_is_caught_by_the_cusum() -> None:
@@ -157,7 +192,8 @@ def test_a_slow_creep_below_the_surge_floor_is_caught_by_the_cusum() -> None:
         if creep.status is Status.FIRING and creep_at is None:
             creep_at = i
     assert creep_at is not None and creep_at <= 4
-    assert state.cusum[KEY].s > 0
+    assert state.cusum[KEY].alarm  # the creep goes on: the alarm holds
+    assert creep.status is Status.FIRING
     assert "missing values creeping up" in creep.message
 
 
@@ -189,3 +225,13 @@ def test_scaling_a_window_never_weakens_a_null_surge(docs: int, share: float, sc
     if one.p_value is not None and many.p_value is not None and missing / docs > PLAN.null_rate:
         assert many.p_value <= one.p_value + 1e-12
     assert (many.effect or 0.0) == pytest.approx(one.effect or 0.0)  # same direction, same size
+
+
+def test_min_window_docs_merges_a_window_the_test_alone_would_run() -> None:
+    findings, _ = evaluate_version(plan_counts(2000, 40), BASE, P)  # 2%: tested at n = 2,000
+    first = pick(findings, "null_surge")
+    assert first.status is Status.FIRING and not first.strong
+    findings, state = evaluate_version(plan_counts(2000, 40), BASE, P.with_(min_window_docs=5000))
+    f = pick(findings, "null_surge")
+    assert f.status is Status.SKIPPED and "needs ~5,000" in f.message
+    assert state.pending["null_surge|inputs.plan"] == {"windows": 1, "k": 40, "n": 2000}

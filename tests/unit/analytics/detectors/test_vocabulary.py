@@ -5,7 +5,7 @@ from __future__ import annotations
 from analytics.detectors import evaluate_version
 from analytics.detectors.params import DetectorParams
 from analytics.detectors.stats import rate_upper_p
-from analytics.detectors.vocabulary import OOV_BIN, OTHER_BIN, top_tokens
+from analytics.detectors.vocabulary import top_tokens
 from analytics.model import Status, WindowCounts
 
 from .factories import baseline, counts, firing, pick, text
@@ -57,20 +57,40 @@ def test_a_token_distribution_shift_fires_with_the_largest_changes() -> None:
     assert f.statistic is not None and f.effect_floor is not None and f.statistic >= f.effect_floor >= 0.1
     assert f.examples == ("superb",)
     assert "new tokens: 'superb' 30" in f.message
-    assert "'great' 45% (was 9.8%)" in f.message
+    assert "'great' 45% (was 10%)" in f.message
     # exactly the baseline OOV rate: clean (though n = 3,000 is merged with the next for power)
     assert pick(findings, "oov_rate").status is Status.OK
 
 
-def test_bins_are_the_top_tokens_plus_other_and_oov() -> None:
+def test_bins_are_the_top_tokens_only() -> None:
     params = P.with_(vocab_bins=2)
     assert top_tokens(REVIEW, 2) == ["good", "bad"]
-    # 'ok' and 'great' fall into the other-in-vocabulary bin: a swap between them is invisible
+    assert top_tokens(REVIEW, 4, min_count=2000) == ["good", "bad", "ok"]
+    # 'ok' and 'great' are not bins: a swap between them is invisible
     swapped = {"good": 1200, "bad": 900, "ok": 300, "great": 600}
     findings, _ = evaluate_version(review_counts(swapped, 3000, 60), BASE, params)
     f = pick(findings, "vocabulary_drift")
     assert f.status is Status.OK and f.statistic == 0.0
-    assert set(f.expected["shares"]) <= {"good", "bad", OTHER_BIN, OOV_BIN}
+    assert set(f.expected["shares"]) <= {"good", "bad"}
+
+
+def test_rare_and_new_tokens_do_not_move_the_token_distribution() -> None:
+    """The bins are counted the same way in training and in the window. Before, the rest of the
+    vocabulary and the OOV documents were bins too: a window whose rare words are new (as they
+    always are for texts the vocabulary was not fitted on) looked shifted."""
+    rare = {f"rare{i}": 1 for i in range(500)}
+    base = baseline(text(KEY, {**VOCAB, **rare}, text_docs=10_000, heldout_docs=2000, heldout_oov_docs=600))
+    # the same top-token shares; the rare training words replaced by new ones in 30% of texts
+    window = counts(
+        3000,
+        base=base,
+        tokens={KEY: {**STABLE, **{f"new{i}": 1 for i in range(900)}}},
+        text_docs={KEY: (3000, 900)},
+    )
+    findings, _ = evaluate_version(window, base, P)
+    f = pick(findings, "vocabulary_drift")
+    assert f.status is Status.OK and f.statistic == 0.0
+    assert set(f.expected["shares"]) <= set(VOCAB)
 
 
 def test_a_small_text_window_is_merged() -> None:
