@@ -290,6 +290,12 @@ def run(config_path: Path) -> None:
             or "no alert change",
         )
 
+    if not log.isEnabledFor(logging.DEBUG):
+        # The worker logs each failed evaluation in one line (an Elasticsearch that is down fails
+        # every interval until it is back); APScheduler would add a traceback each time, and
+        # its job bookkeeping at info. --log-level debug shows both.
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)
+        logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
     worker = Worker(models, step, run_model)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -91,6 +91,7 @@ def demo(
       inferwatch demo --duration 40 --speed 150        # shorter, non-interactive
       inferwatch demo --serve --log-dir /logs          # only the model (docker compose)
       inferwatch demo --serve --log-dir /logs --baseline-dir /data/baselines
+    Exit codes: 0 finished or stopped by Ctrl-C, 1 failed (the message says why), 2 usage.
     """
     if serve and log_dir is None:
         raise click.UsageError("--serve needs --log-dir, the folder to write prediction logs to")
@@ -125,4 +126,9 @@ def demo(
         run_demo(opts, click.echo, stop)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        click.echo(f"demo failed: {exc.strerror or exc}{where}", err=True)
+        click.echo(f"fix: give a --data-dir this user can write to (now {data_dir})", err=True)
         sys.exit(1)

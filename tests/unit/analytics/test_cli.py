@@ -362,3 +362,41 @@ def test_demo_refuses_a_zero_duration_before_doing_anything(tmp_path: Path) -> N
     code, _, stderr = invoke("demo", "--duration", "0", "--data-dir", str(tmp_path / "demo"))
     assert code == 2 and "--duration" in stderr
     assert not (tmp_path / "demo").exists()
+
+
+def test_run_logs_a_failing_elasticsearch_in_one_line_per_evaluation(tmp_path: Path) -> None:
+    from tests.scenario.harness import free_port
+
+    cfg = setup(tmp_path)
+    url = f"http://127.0.0.1:{free_port()}"
+    text = CONFIG.replace("interval: 1h", "interval: 1s")
+    cfg.write_text(text + f"elasticsearch:\n  hosts: ['{url}']\n  request_timeout: 1s\n", encoding="utf-8")
+    log_file = tmp_path / "stderr.log"
+    with log_file.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent", "analytics", "run", "-c", str(cfg)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "INFERWATCH_LOG_LEVEL": "info"},
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while b"failed" not in log_file.read_bytes() and proc.poll() is None:
+                assert time.monotonic() < deadline, log_file.read_text()
+                time.sleep(0.05)  # polling a condition with a deadline
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    logged = log_file.read_text()
+    assert proc.returncode == 0, logged
+    assert "job evaluate:churn failed: ElasticsearchError" in logged
+    assert "Traceback" not in logged and "apscheduler" not in logged
+
+
+def test_demo_with_an_unusable_data_dir_says_so(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    code, _, stderr = invoke("demo", "--duration", "2", "--data-dir", str(tmp_path / "a-file" / "demo"))
+    assert code == 1
+    assert "demo failed: Not a directory" in stderr and "fix: give a --data-dir" in stderr
