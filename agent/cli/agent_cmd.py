@@ -6,8 +6,10 @@ daemon itself lives in ``agent.daemon``. It imports only the agent's own stack.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -97,6 +99,9 @@ def run(config_path: Path) -> None:
     except OutputRefused as e:
         fail(f"cannot start: the output refuses this agent: {e}", _fix_hint(cfg, e))
     except OSError as e:
+        listen = cfg.agent.metrics.listen
+        if e.filename is None and listen is not None and listen_problem(listen) is not None:
+            fail(f"cannot start: agent.metrics.listen {listen}: {e.strerror or e}", _LISTEN_FIX)
         fail(f"cannot start: {e.strerror or e} ({e.filename or cfg.agent.data_dir})", _DATA_DIR_FIX)
     while not stop.wait(1.0):
         pass
@@ -131,6 +136,9 @@ def check(config_path: Path) -> None:
         click.echo(f"data_dir {a.data_dir}: UNUSABLE", err=True)
         fail(f"agent.data_dir {problem}", _DATA_DIR_FIX)
     state = "exists, writable" if a.data_dir.is_dir() else "writable, created at the first run"
+    running = agent_running(a.data_dir)
+    if running:
+        state += "; an agent is running on it now (a second one would not start)"
     click.echo(f"data_dir {a.data_dir}: {state}")
     found = Discovery(a.inputs, a.scan_interval).scan()
     idle: list[int] = []
@@ -145,6 +153,17 @@ def check(config_path: Path) -> None:
         if not paths:
             idle.append(i)
             click.echo(f"  warning: {no_match_hint(inp)}")
+    metrics_busy = False
+    if a.metrics.listen is not None:
+        problem = listen_problem(a.metrics.listen)
+        if problem and running:
+            click.echo(f"metrics: {a.metrics.listen} in use, presumably by the running agent")
+        elif problem:
+            metrics_busy = True
+            click.echo(f"metrics: {a.metrics.listen}")
+            click.echo(f"  warning: {problem}; `agent run` would not start; {_LISTEN_FIX}")
+        else:
+            click.echo(f"metrics: http://{a.metrics.listen}/metrics and /health (address free)")
     output = build_output(cfg)
     try:
         click.echo(f"output: {output.check()}")
@@ -157,6 +176,8 @@ def check(config_path: Path) -> None:
     summary = f"ready: {len(found)} files in {len(a.inputs)} inputs would be shipped to {where}"
     if idle:
         summary += f"; inputs {', '.join(map(str, idle))} match no file yet"
+    if metrics_busy:
+        summary += "; the metrics address is in use"
     click.echo(summary)
 
 
@@ -164,6 +185,49 @@ _DATA_DIR_FIX = (
     "make the folder writable by this user (and not used by another agent), or set agent.data_dir "
     "to one that is; it holds the registry, spool, dead letter and local store"
 )
+
+
+_LISTEN_FIX = (
+    "choose a free port in agent.metrics.listen (or stop what listens there: another agent?), "
+    "or remove the key to serve no metrics"
+)
+
+
+def listen_problem(listen: str) -> str | None:
+    """Why the metrics server could not listen on ``host:port``, or None (binds and closes)."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM)
+    except (OSError, ValueError) as e:
+        return f"cannot resolve {host!r}: {e}"
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as e:
+            return f"cannot listen there: {e.strerror or e}"
+    return None
+
+
+def agent_running(data_dir: Path) -> bool:
+    """Whether an agent holds the lock of ``data_dir`` now (probed without writing anything)."""
+    from agent.daemon import LOCK_FILE
+
+    try:
+        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases a lock we took
+    return False
 
 
 def data_dir_problem(data_dir: Path) -> str | None:

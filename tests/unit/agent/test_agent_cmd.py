@@ -234,3 +234,35 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     assert info.value.code == 1
     assert "unexpected error: RuntimeError: disk on fire" in err and "--log-level debug" in err
     assert "Traceback" not in err
+
+
+def test_a_metrics_address_in_use_is_named_with_its_key(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        cfg = write_config(tmp_path, metrics={"listen": listen})
+        out = run_cli("agent", "run", "--config", str(cfg))
+        assert_clean_failure(
+            out, 1, f"cannot start: agent.metrics.listen {listen}:", "fix: choose a free port"
+        )
+        assert "agent.data_dir" not in out.stderr.split("fix:")[1]  # not the data_dir fix
+        out = run_cli("agent", "check", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    assert "warning: cannot listen there" in out.stdout
+    assert out.stdout.rstrip().endswith("; the metrics address is in use")
+
+
+def test_check_says_when_an_agent_is_running_on_the_data_dir(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    fd = take_lock(tmp_path / "data")
+    try:
+        out = run_cli("agent", "check", "--config", str(cfg))
+    finally:
+        os.close(fd)
+    assert out.returncode == 0, out.stderr
+    assert "an agent is running on it now" in out.stdout
+    out = run_cli("agent", "check", "--config", str(cfg))
+    assert "an agent is running" not in out.stdout
