@@ -288,6 +288,23 @@ class ModelConfig:
     outputs: Mapping[str, FeatureKind] = field(default_factory=lambda: MappingProxyType({}))
     categorical_closed: tuple[str, ...] = ()  # closed vocabularies: one unseen value is enough
 
+    def validate(self) -> Problems:
+        if not self.features:  # kinds inferred from the baseline: nothing to check against
+            return
+        for i, name in enumerate(self.categorical_closed):
+            kind = self.features.get(name)
+            if kind is None:
+                yield (
+                    f"categorical_closed[{i}]",
+                    f"{name!r} is not one of the model's features ({', '.join(self.features)}); "
+                    "a closed vocabulary names a categorical feature",
+                )
+            elif kind != "categorical":
+                yield (
+                    f"categorical_closed[{i}]",
+                    f"{name!r} is a {kind} feature; only categorical features have a closed vocabulary",
+                )
+
 
 @dataclass(frozen=True)
 class Config:

@@ -224,3 +224,17 @@ def test_credentials_in_a_host_url_are_refused_without_echoing_them() -> None:
     assert "give https://es.example:9200 and put the credentials in" in found["elasticsearch.hosts[0]"]
     assert "give http://kb.example:5601 and" in found["kibana.url"]
     assert "hunter2" not in repr(found)
+
+
+def test_a_closed_vocabulary_must_name_a_categorical_feature() -> None:
+    text = "models:\n  churn:\n    features: {country: categorical, age: numeric}\n"
+    found = dict(problems(text + "    categorical_closed: [contry, age]\n"))
+    assert found == {
+        "models.churn.categorical_closed[0]": "'contry' is not one of the model's features (country, age); "
+        "a closed vocabulary names a categorical feature",
+        "models.churn.categorical_closed[1]": "'age' is a numeric feature; only categorical features have a "
+        "closed vocabulary",
+    }
+    assert parse_config(text + "    categorical_closed: [country]\n", {}).models[
+        "churn"
+    ].categorical_closed == ("country",)
