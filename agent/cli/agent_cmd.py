@@ -145,7 +145,7 @@ def check(config_path: Path) -> None:
     for i, inp in enumerate(a.inputs):
         paths = [p for idx, p in found if idx == i]
         model = f" (model {inp.model})" if inp.model else ""
-        click.echo(f"input {i}{model}: {', '.join(inp.paths)} -> {len(paths)} files")
+        click.echo(f"input {i}{model}: {', '.join(inp.paths)} -> {plural(len(paths), 'file')}")
         for p in paths[:20]:
             click.echo(f"  {p}")
         if len(paths) > 20:
@@ -169,13 +169,19 @@ def check(config_path: Path) -> None:
         click.echo(f"output: {output.check()}")
     except OutputUnavailable as e:
         click.echo(f"output: unreachable: {e}", err=True)
-        fail(f"not ready: the output cannot be reached ({len(found)} files matched)", _fix_hint(cfg, e))
+        fail(
+            f"not ready: the output cannot be reached ({plural(len(found), 'file')} matched)",
+            _fix_hint(cfg, e),
+        )
     finally:
         output.close()
     where = "Elasticsearch" if cfg.elasticsearch is not None else "the local store"
-    summary = f"ready: {len(found)} files in {len(a.inputs)} inputs would be shipped to {where}"
+    summary = (
+        f"ready: {plural(len(found), 'file')} of {plural(len(a.inputs), 'input')} would be shipped to {where}"
+    )
     if idle:
-        summary += f"; inputs {', '.join(map(str, idle))} match no file yet"
+        which = "input" if len(idle) == 1 else "inputs"
+        summary += f"; no file matches {which} {', '.join(map(str, idle))} yet"
     if metrics_busy:
         summary += "; the metrics address is in use"
     click.echo(summary)
@@ -209,6 +215,10 @@ def listen_problem(listen: str) -> str | None:
         except OSError as e:
             return f"cannot listen there: {e.strerror or e}"
     return None
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def agent_running(data_dir: Path) -> bool:

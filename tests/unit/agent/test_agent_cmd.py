@@ -78,7 +78,7 @@ def test_check_lists_files_and_reaches_the_output(tmp_path: Path) -> None:
         (tmp_path / "logs" / "a.jsonl").write_text("{}\n")
         out = run_cli("agent", "check", "--config", str(cfg))
     assert out.returncode == 0, out.stderr
-    assert "-> 1 files" in out.stdout
+    assert "-> 1 file\n" in out.stdout
     assert str(tmp_path / "logs" / "a.jsonl") in out.stdout
     assert "output:" in out.stdout
 
@@ -212,7 +212,7 @@ def test_check_summary_names_a_missing_folder_and_says_ready(tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     assert f"data_dir {tmp_path / 'data'}: writable, created at the first run" in out.stdout
     assert f"the folder {tmp_path / 'lgos'} does not exist" in out.stdout
-    assert "ready: 1 files in 2 inputs would be shipped to the local store; inputs 1 match no file yet" in (
+    assert "ready: 1 file of 2 inputs would be shipped to the local store; no file matches input 1 yet" in (
         out.stdout
     )
 
