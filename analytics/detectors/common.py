@@ -229,9 +229,9 @@ def dist_series(
     Pearson chi-square homogeneity (the reference is a sample of ``sum(reference)`` values) on
     bins merged to an expected count >= ``min_expected_per_bin`` on both sides; the effect is
     the JS distance on the same bins, held to js_floor + its 1 - alpha quantile at the
-    two-sample n_eff (``js_cut``). A window is tested once that quantile is below the floor
-    (or after ``max_merge_windows``); a reference too small to ever get there is tested every
-    ``max_merge_windows`` windows on the merged counts.
+    two-sample n_eff (``js_cut``). A window is tested once that quantile is below the floor, or
+    once it holds as many values as the reference (a small reference's noise dominates from
+    there), or after ``max_merge_windows``; smaller windows are merged.
     """
     params = ctx.params
     pending = ctx.state.pending.pop(series, None) or {}
@@ -261,7 +261,11 @@ def dist_series(
         if alone.above() and alone.p < params.strong_alpha:
             return verdict(Status.FIRING, alone, True, 1)
     d = _dist_stats(params, counts, reference)
-    powerful = d.bins >= 2 and d.quantile <= params.js_floor and n >= params.min_window_docs
+    # Tested once the noise is under the floor, or once the window holds as many values as the
+    # reference: from there the reference's own noise dominates (n_eff = n m / (n + m) can at
+    # most double), so merging more windows would only delay the verdict, and the all-clear.
+    enough = d.quantile <= params.js_floor or n >= ref_total
+    powerful = d.bins >= 2 and enough and n >= params.min_window_docs
     if powerful or windows >= params.max_merge_windows:
         firing = d.above() and d.p < params.alpha
         return verdict(

@@ -5,12 +5,13 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.detectors import evaluate_version
+from analytics.alerts import AlertState, apply_window
+from analytics.detectors import DetectorState, evaluate_version
 from analytics.detectors.drift import UNSEEN_BIN, bin_labels
 from analytics.detectors.params import DetectorParams
 from analytics.model import Status
 
-from .factories import baseline, categorical, counts, firing, numeric, pick
+from .factories import baseline, categorical, counts, firing, numeric, pick, window
 
 P = DetectorParams(alpha=1e-4)
 KEY = "inputs.plan"
@@ -144,3 +145,26 @@ def test_scaling_all_counts_keeps_a_firing_drift_firing_in_the_same_direction(
     assert many.p_value is not None and one.p_value is not None and many.p_value <= one.p_value
     assert many.observed["shares"] == one.observed["shares"]  # the same bins moved the same way
     assert many.expected["shares"] == one.expected["shares"]
+
+
+def test_a_drift_alert_on_a_small_reference_resolves_after_three_clean_windows() -> None:
+    """280 reference values, windows of 400. A clean window's distance sits at ~0.14 from the
+    reference's own noise: above js_floor, below the cut (0.1 + ~0.17). Such a window is tested
+    (it holds more values than the reference; merging could not resolve more) and is OK, so the
+    alert resolves on the third one instead of waiting for merged windows."""
+    age = numeric("inputs.age", tuple(float(e) for e in range(1, 10)), (28,) * 10)
+    base = baseline(age)
+    params = DetectorParams.from_budget(1.0, series=30, windows_per_week=2016)
+    shifted = {b: (400 if b == 9 else 0) for b in range(10)}
+    clean = {b: (25 if b % 2 == 0 else 55) for b in range(10)}
+    state, alerts = DetectorState(), dict[str, AlertState]()
+    transitions, statuses = [], []
+    for i, bins in enumerate([shifted, clean, clean, clean]):
+        findings, state = evaluate_version(
+            counts(400, base=base, numeric={"inputs.age": bins}, win=window(i)), base, params, state=state
+        )
+        statuses.append(pick(findings, "numeric_drift").status)
+        alerts, changes = apply_window(alerts, findings, window(i).end, [("churn", "1")])
+        transitions += [(i, c.transition) for c in changes]
+    assert statuses == [Status.FIRING, Status.OK, Status.OK, Status.OK]
+    assert transitions == [(0, "opened"), (3, "resolved")]
