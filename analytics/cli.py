@@ -110,6 +110,7 @@ def build_evaluator(cfg: Config, chosen: Backends | None = None) -> Evaluator:
         closed=closed,
         false_alarms_per_week=cfg.analytics.false_alarms_per_week,
         interval=float(cfg.analytics.interval),
+        min_window_docs=cfg.analytics.min_window_docs,
     )
 
 

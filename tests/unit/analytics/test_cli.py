@@ -400,3 +400,16 @@ def test_demo_with_an_unusable_data_dir_says_so(tmp_path: Path) -> None:
     code, _, stderr = invoke("demo", "--duration", "2", "--data-dir", str(tmp_path / "a-file" / "demo"))
     assert code == 1
     assert "demo failed: Not a directory" in stderr and "fix: give a --data-dir" in stderr
+
+
+def test_the_evaluator_takes_min_window_docs_from_the_config(tmp_path: Path) -> None:
+    from agent.config import load_config
+    from analytics.cli import build_evaluator
+
+    cfg_path = setup(tmp_path)
+    cfg_path.write_text(
+        CONFIG.replace("  window: 1h\n", "  window: 1h\n  min_window_docs: 777\n"), encoding="utf-8"
+    )
+    evaluator = build_evaluator(load_config(cfg_path))
+    assert evaluator.min_window_docs == 777
+    assert evaluator.params_for(None).min_window_docs == 777
