@@ -8,8 +8,9 @@
     dead-letter.ndjson    lines and documents that can never be indexed, with the reason
     store/                the local output's documents, when no elasticsearch section is given
 
-Threads: ``read`` (ReadLoop), ``ship`` (ShipLoop), ``progress`` (a summary line every 30 s) and,
-with ``agent.metrics.listen``, ``metrics-http``. ``stop(timeout)`` stops reading, spools the open
+Threads: ``read`` (ReadLoop), ``encode_<n>`` (``agent.workers`` threads that gzip sealed
+batches for the read loop), ``ship`` (ShipLoop), ``progress`` (a summary line every 30 s) and, with
+``agent.metrics.listen``, ``metrics-http``. ``stop(timeout)`` stops reading, spools the open
 batch, lets the ship loop drain the spool until the deadline, checkpoints and closes; it is
 idempotent. Whatever is not delivered by then stays in the spool and goes first at the next start.
 """
