@@ -10,6 +10,9 @@ One NDJSON line per item, appended to ``<data_dir>/dead-letter.ndjson``::
 ``log``, ``raw``/``raw_bytes``, ``document`` and ``_id`` appear when given. ``raw_truncated`` is
 true when the line was cut at 64 KiB. Each line is one ``write`` to an O_APPEND file (so a crash
 loses at most the lines of the current call, never corrupts earlier ones); ``flush`` fsyncs.
+A write that fails half-way (disk full) is cut back off the file, so the next entry starts on a
+line of its own. Creating or rotating the file fsyncs the directory, so the entries fsynced
+afterwards are not lost with a file name a power cut forgot.
 When the file passes ``max_bytes`` it is renamed to ``dead-letter.ndjson.1`` (replacing the
 previous one), so a flood of bad input cannot fill the disk; ``counts`` still tells how many.
 """
@@ -26,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from agent.atomic import fsync_dir
 
 RAW_CAP = 64 * 1024
 DEFAULT_MAX_BYTES = 256 * 1024**2
@@ -90,11 +95,17 @@ class DeadLetter:
         self._lock = threading.Lock()
         self._unsynced = False
         path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
         self._fd: int | None = self._open()
         self._size = os.fstat(self._fd).st_size
+        if created and fsync:
+            fsync_dir(path.parent)  # fsyncing the file alone does not make its name durable
+        # A piece of a line left by a failed write that could not be cut away, or by a crash
+        # (power cut) in the middle of a write: the next entry first ends it with a newline.
+        self._torn = self._size > 0 and os.pread(self._fd, 1, self._size - 1) != b"\n"
 
     def _open(self) -> int:
-        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)  # read: the last byte
 
     def write(
         self,
@@ -123,12 +134,28 @@ class DeadLetter:
                 raise ValueError(f"dead letter {self.path} is closed")
             if self._size > 0 and self._size + len(line) > self.max_bytes:
                 self._rotate()
-            view = memoryview(line)
-            while view:
-                view = view[os.write(self._fd, view) :]
+            if self._torn:
+                line = b"\n" + line  # end the torn piece: it must not swallow this entry
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                self._cut_back()
+                raise
             self._size += len(line)
+            self._torn = False
             self._unsynced = True
             self.counts[reason] += 1
+
+    def _cut_back(self) -> None:
+        """After a failed write (disk full), remove the part of the line that was written: this
+        object is the file's only writer, so ``_size`` is where the last whole entry ends."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self._torn = True
 
     def _rotate(self) -> None:
         assert self._fd is not None
@@ -138,7 +165,10 @@ class DeadLetter:
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
         self._fd = self._open()
         self._size = 0
+        self._torn = False
         self.rotations += 1
+        if self.fsync:
+            fsync_dir(self.path.parent)  # the rename and the new name, before entries rely on them
 
     def flush(self) -> None:
         """Make every written line durable (fsync when ``fsync``)."""

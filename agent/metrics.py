@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -171,15 +172,28 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a scrape in progress never holds up the agent's exit
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class MetricsServer:
     """``GET /metrics`` (Prometheus text) and ``GET /health`` (200/503 with a JSON reason) on a
-    daemon thread owned by the agent. ``port`` 0 picks a free port (see ``address``)."""
+    daemon thread owned by the agent. ``port`` 0 picks a free port (see ``address``); an IPv6
+    host is written in brackets (``[::1]:9464``). Binding happens here, so a port in use raises
+    ``OSError`` before anything starts. A client that sends nothing (or stalls) is dropped after
+    ``request_timeout`` seconds, so idle connections cannot pile up threads."""
 
-    def __init__(self, listen: str, metrics: Metrics, health: HealthCheck) -> None:
+    def __init__(
+        self, listen: str, metrics: Metrics, health: HealthCheck, request_timeout: float = 10.0
+    ) -> None:
         host, port = parse_listen(listen)
-        handler = _handler(metrics, health)
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        handler = _handler(metrics, health, request_timeout)
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), handler)
         self._thread: threading.Thread | None = None
 
     @property
@@ -202,8 +216,10 @@ class MetricsServer:
         self._server.server_close()
 
 
-def _handler(metrics: Metrics, health: HealthCheck) -> type[BaseHTTPRequestHandler]:
+def _handler(metrics: Metrics, health: HealthCheck, request_timeout: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        timeout = request_timeout  # the socket's timeout: a stalled client is dropped
+
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":

@@ -16,6 +16,8 @@ Guarantees the agent relies on:
   unbuffered ``O_APPEND`` file, under a lock: the tailer never sees half a line from this
   process, and lines of concurrent threads never interleave. Nothing waits in a user-space
   buffer, so a crash of the server loses no logged prediction.
+  A write that fails half-way (disk full) raises; the next line starts with a newline, so the
+  torn piece stays one bad line (dead-lettered by the agent) and never swallows a good one.
 - Values JSON cannot express natively are written as JSON anyway: numpy scalars and arrays
   (``.tolist()``/``.item()``), datetimes (ISO-8601), anything else as ``str(value)``;
   NaN and infinities become ``null``.
@@ -96,6 +98,7 @@ class PredictionLogger:
         self._lock = threading.Lock()
         self._fd: int | None = None
         self._size = 0
+        self._torn = False  # the file ends inside a line a failed write left behind
 
     def log(
         self,
@@ -134,10 +137,21 @@ class PredictionLogger:
             elif self.max_bytes is not None and self._size > 0 and self._size + len(line) > self.max_bytes:
                 self._rotate()
             assert self._fd is not None
-            written = os.write(self._fd, line)
-            while written < len(line):  # only on a full disk or a signal; keep the line whole
-                written += os.write(self._fd, line[written:])
+            if self._torn:
+                line = b"\n" + line  # end the torn piece so it cannot swallow this line
+            written = 0
+            try:
+                written = os.write(self._fd, line)
+                while written < len(line):  # only on a full disk or a signal; keep the line whole
+                    written += os.write(self._fd, line[written:])
+            except OSError:
+                # Part of the line reached the file (ENOSPC after a short write): other processes
+                # may have appended since, so it is not cut away; the next line ends it instead.
+                self._size += written
+                self._torn = self._torn if written == 0 else not line[:written].endswith(b"\n")
+                raise
             self._size += len(line)
+            self._torn = False
 
     def close(self) -> None:
         with self._lock:
@@ -155,6 +169,7 @@ class PredictionLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._size = os.fstat(self._fd).st_size
+        self._torn = False
         if self.max_bytes is not None and self._size >= self.max_bytes:
             self._rotate()
 
@@ -170,6 +185,7 @@ class PredictionLogger:
             os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self._size = 0
+        self._torn = False
 
 
 _loggers: dict[tuple[Path, str], PredictionLogger] = {}
