@@ -47,11 +47,30 @@ class LocalAlertSink:
         return data
 
     def history(self) -> list[dict[str, Any]]:
+        """The history events; a last line without its newline (torn by a crash) is not one."""
         try:
-            with self.history_path.open("rb") as fh:
-                return [orjson.loads(line) for line in fh if line.strip()]
+            data = self.history_path.read_bytes()
         except FileNotFoundError:
             return []
+        return [orjson.loads(line) for line in data[: data.rfind(b"\n") + 1].splitlines() if line.strip()]
+
+    def _drop_torn_tail(self) -> None:
+        """Cut a last line without its newline: the crash that tore it came before the state
+        was saved, so the window is replayed and its events are written again, whole."""
+        try:
+            with self.history_path.open("r+b") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                if size == 0:
+                    return
+                fh.seek(size - 1)
+                if fh.read(1) == b"\n":
+                    return
+                fh.seek(0)
+                keep = fh.read().rfind(b"\n") + 1
+                fh.truncate(keep)
+                log.warning("history %s: dropped a torn last line (%d bytes)", self.history_path, size - keep)
+        except FileNotFoundError:
+            return
 
     def write(self, changes: Sequence[AlertChange], timestamp: str) -> None:
         if not changes:
@@ -60,6 +79,7 @@ class LocalAlertSink:
             self._write(changes, timestamp)
 
     def _write(self, changes: Sequence[AlertChange], timestamp: str) -> None:
+        self._drop_torn_tail()
         current = self.alerts()
         seen = {h.get("history_id") for h in self.history()}
         new_lines: list[bytes] = []

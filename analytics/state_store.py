@@ -8,6 +8,7 @@ parsed is set aside (renamed ``.corrupt``) and the model starts fresh rather tha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -38,7 +39,12 @@ class StateStore:
         directory.mkdir(parents=True, exist_ok=True)
 
     def path(self, model: str) -> Path:
-        return self.directory / (re.sub(r"[^A-Za-z0-9_.-]", "_", model) + ".state.json")
+        """A safe name keeps its file name; another gets a hash of the exact name appended, so
+        ``a b`` and ``a_b`` never share a file."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model)
+        if safe != model:
+            safe += "-" + hashlib.blake2b(model.encode("utf-8"), digest_size=4).hexdigest()
+        return self.directory / (safe + ".state.json")
 
     def load(self, model: str) -> ModelState:
         path = self.path(model)

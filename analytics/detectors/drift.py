@@ -41,12 +41,22 @@ def category(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> 
     return _finding(ctx, name, key, v, "value distribution")
 
 
+def _edge_format(edges: tuple[float, ...]) -> str:
+    """The shortest ``g`` format (6 significant digits or more) that tells every edge apart:
+    ``{:g}`` alone prints epoch seconds 1700000000 and 1700001000 both as ``1.7e+09``."""
+    for digits in range(6, 18):
+        if len({f"{e:.{digits}g}" for e in edges}) == len(set(edges)):
+            return f".{digits}g"
+    return ".17g"
+
+
 def bin_labels(edges: tuple[float, ...]) -> list[str]:
     if not edges:
         return ["all"]
-    labels = [f"< {edges[0]:g}"]
-    labels += [f"[{a:g}, {b:g})" for a, b in itertools.pairwise(edges)]
-    labels.append(f">= {edges[-1]:g}")
+    fmt = _edge_format(edges)
+    labels = [f"< {edges[0]:{fmt}}"]
+    labels += [f"[{a:{fmt}}, {b:{fmt}})" for a, b in itertools.pairwise(edges)]
+    labels.append(f">= {edges[-1]:{fmt}}")
     return labels
 
 
@@ -55,7 +65,8 @@ def numeric(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> F
     if not fb.bin_counts:
         return ctx.skipped(name, key, "the baseline has no numeric bins for this feature")
     labels = bin_labels(fb.edges)
-    if len(labels) != len(fb.bin_counts):
+    if len(labels) != len(fb.bin_counts) or len(set(labels)) != len(labels):
+        # Labels key the bins: two bins under one label would lose a reference count.
         labels = [f"bin {i}" for i in range(len(fb.bin_counts))]
     reference = {labels[i]: float(c) for i, c in enumerate(fb.bin_counts)}
     current: dict[str, float] = {}

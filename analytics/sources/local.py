@@ -5,7 +5,7 @@ line a document exactly as it would be indexed plus a top-level ``_id``. The sem
 Elasticsearch path (``analytics.queries``) so that both give equal tables for the same documents:
 
 - A document counts once per index and ``_id`` (the first one written wins, as ``create`` in
-  Elasticsearch); a line that does not parse is skipped and counted in ``dropped``.
+  Elasticsearch; a document without ``_id`` is one document, as auto ids are); a line that does not parse is skipped and counted in ``dropped``.
 - A field is present when it has at least one non-null value (null, absent and ``[]`` are
   missing, as ``exists``). Numeric features need a number or a numeric string (Elasticsearch
   coerces those and ignores malformed values); categorical strings longer than 1024 characters
@@ -120,6 +120,8 @@ def _explode(s: pd.Series) -> pd.Series:
 
 
 def _numbers(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values):  # booleans are not numbers (as in Elasticsearch)
+        return pd.Series([], dtype="float64")
     if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
         return values.astype("float64")
     values = values[[not isinstance(v, bool) for v in values.to_numpy()]]
@@ -238,7 +240,9 @@ class LocalSource:
         else:
             frames = [seg.frame for _, seg in selected if seg.frame is not None]
             docs = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
-            docs = docs.drop_duplicates(subset=["_index", "_id"], keep="first")
+            # Only documents with an id are deduplicated: without one, Elasticsearch gives
+            # each its own (and drop_duplicates would take every null id for the same one).
+            docs = docs[~(docs.duplicated(subset=["_index", "_id"], keep="first") & docs["_id"].notna())]
             self._joined = (key, docs)
         mask = (docs["_model"] == model) & (docs["_ts"] >= start) & (docs["_ts"] < end)
         if version is not None:

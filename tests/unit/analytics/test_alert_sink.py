@@ -133,3 +133,18 @@ def test_es_sink_sends_no_nan_or_infinity_that_elasticsearch_cannot_parse() -> N
         assert doc["effect"] is None and doc["statistic"]["value"] is None
         assert doc["p_value"] == 0.001
         assert doc["observed"] == {"ratio": None, "shares": [0.5, None]}
+
+
+def test_a_history_line_torn_by_a_crash_is_dropped_and_the_window_is_written_again(tmp_path: Path) -> None:
+    """A crash in the middle of the history append leaves half a line. The replay of that
+    window must write the event again (whole, on its own line), not fail on every write."""
+    sink = LocalAlertSink(tmp_path, fsync=False)
+    opened, updated = changes_of([[finding(0)], [finding(1)]])
+    sink.write(opened, window(0).end.isoformat())
+    whole = sink.history_path.read_bytes()
+    torn = json.dumps({"history_id": updated[0].history_id, "event": {"action": "updated"}}).encode()[:40]
+    sink.history_path.write_bytes(whole + torn)
+    sink.write(updated, window(1).end.isoformat())  # the replay after the restart
+    assert [h["event"]["action"] for h in sink.history()] == ["opened", "updated"]
+    assert sink.history_path.read_bytes().startswith(whole)
+    assert sink.history_path.read_bytes().endswith(b"\n")

@@ -389,3 +389,39 @@ def test_tables_match_a_per_document_reference(
     assert counts.numeric["count"].tolist() == expected["bins"]
     assert dict(zip(counts.tokens["token"], counts.tokens["doc_count"], strict=True)) == expected["tokens"]
     assert tuple(counts.text_docs[["docs", "oov_docs"]].iloc[0]) == expected["text_docs"]
+
+
+def test_documents_without_an_id_are_each_a_document(tmp_path: Path) -> None:
+    """Elasticsearch gives a document without ``_id`` an id of its own; deduplication by
+    (index, _id) made every such line one document (null == null for drop_duplicates)."""
+    docs = [doc("x", f"2026-11-22T10:0{i}:00Z", {"country": c}) for i, c in enumerate(["DE", "FR", "FR"])]
+    for d in docs:
+        del d["_id"]
+    docs.append(doc("dup", "2026-11-22T10:05:00Z", {"country": "IT"}))
+    docs.append(doc("dup", "2026-11-22T10:05:00Z", {"country": "IT"}))  # a replayed line
+    write_segment(tmp_path, "00000000000000000001.ndjson", [orjson.dumps(d) for d in docs])
+    counts = LocalSource(tmp_path).window_counts(MODEL, "1", WINDOW, None, {"inputs.country": "categorical"})
+    assert counts.docs == 4
+    assert_frame_equal(
+        counts.categories,
+        categories_table(
+            [
+                ("inputs.country", "DE", 1, False),
+                ("inputs.country", "FR", 2, False),
+                ("inputs.country", "IT", 1, False),
+            ]
+        ),
+    )
+
+
+def test_booleans_are_never_numbers_whatever_the_column_holds(tmp_path: Path) -> None:
+    """Elasticsearch ignores a boolean in a numeric field; a segment whose column held only
+    booleans (a bool dtype, not object) counted them as 1.0 and 0.0."""
+    for name, values in [("1", [True, False]), ("2", [True, 3.0])]:
+        root = tmp_path / name
+        docs = [doc(f"b{i}", f"2026-11-22T10:0{i}:00Z", {"age": v}) for i, v in enumerate(values)]
+        write_segment(root, "00000000000000000001.ndjson", [orjson.dumps(d) for d in docs])
+        counts = LocalSource(root).window_counts(MODEL, "1", WINDOW, None, {"inputs.age": "numeric"})
+        numbers = [v for v in values if not isinstance(v, bool)]
+        assert_frame_equal(counts.presence, presence_table([("inputs.age", len(numbers), 2 - len(numbers))]))
+        assert counts.numeric["count"].tolist() == [len(numbers)]

@@ -70,3 +70,15 @@ def test_a_corrupt_file_is_set_aside_and_the_model_starts_fresh(tmp_path: Path) 
     store.path("churn").write_text("{not json", encoding="utf-8")
     assert store.load("churn") == ModelState()
     assert store.path("churn").with_name("churn.state.json.corrupt").read_text() == "{not json"
+
+
+def test_names_that_sanitize_alike_keep_their_own_state(tmp_path: Path) -> None:
+    """ "a b", "a/b" and "a_b" all became a_b.state.json: one model's save overwrote the other's
+    alerts and last window (its next window then looked like a replay and wrote nothing)."""
+    store = StateStore(tmp_path, fsync=False)
+    names = ["a b", "a/b", "a_b"]
+    for i, name in enumerate(names):
+        store.save(name, ModelState(known_versions=[str(i)]))
+    assert [store.load(name).known_versions for name in names] == [["0"], ["1"], ["2"]]
+    assert store.path("a_b").name == "a_b.state.json"  # a safe name keeps its file
+    assert all(store.path(name).parent == tmp_path for name in names)

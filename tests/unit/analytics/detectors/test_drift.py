@@ -168,3 +168,24 @@ def test_a_drift_alert_on_a_small_reference_resolves_after_three_clean_windows()
         transitions += [(i, c.transition) for c in changes]
     assert statuses == [Status.FIRING, Status.OK, Status.OK, Status.OK]
     assert transitions == [(0, "opened"), (3, "resolved")]
+
+
+# Epoch seconds (or any large value with a narrow spread): ``{:g}`` prints six significant
+# digits, so every edge below reads "1.7e+09" and the bins would share one label.
+EPOCH_EDGES = tuple(1_700_000_000.0 + 1000.0 * i for i in range(9))
+
+
+def test_bin_labels_stay_distinct_when_edges_agree_in_six_digits() -> None:
+    labels = bin_labels(EPOCH_EDGES)
+    assert len(set(labels)) == len(labels) == 10
+    assert labels[:2] == ["< 1.7e+09", "[1.7e+09, 1.700001e+09)"]
+    assert bin_labels((0.1, 0.30000000000000004)) == ["< 0.1", "[0.1, 0.3)", ">= 0.3"]
+
+
+def test_a_window_shaped_like_its_baseline_is_stable_when_edges_are_large_numbers() -> None:
+    """Colliding labels made the reference keep one bin's count while the window summed them
+    all: a false drift alarm on every window of an epoch-valued feature."""
+    base = baseline(numeric("inputs.signup_ts", EPOCH_EDGES, (1000,) * 10))
+    window = counts(2000, base=base, numeric={"inputs.signup_ts": dict.fromkeys(range(10), 200)})
+    f = pick(evaluate_version(window, base, P)[0], "numeric_drift")
+    assert f.status is Status.OK and f.statistic == 0.0
