@@ -69,9 +69,12 @@ def infer_kind(values: pd.Series) -> FeatureKind:
 
 
 def _numbers(values: pd.Series) -> pd.Series:
+    """Numbers as float64, NaN where missing. A non-finite number is missing too: the agent
+    writes null for one (JSON has no Infinity), so production never holds it."""
     if pd.api.types.is_bool_dtype(values):
         return values.astype("float64")
-    return pd.to_numeric(values, errors="coerce").astype("float64")
+    out = pd.to_numeric(values, errors="coerce").astype("float64")
+    return out.where(np.isfinite(out.to_numpy()))
 
 
 def _edges(sample: np.ndarray, bins: int) -> tuple[float, ...]:

@@ -13,6 +13,7 @@ from analytics.baseline.builder import build_baseline_chunks
 from analytics.model import Baseline, FeatureKind
 
 _INTEGRAL_FLOAT = r"^(-?[0-9]+)\.0+$"
+_CSV_BOOLEANS = {"True": "true", "False": "false"}
 
 
 def read_training(
@@ -128,6 +129,8 @@ def build_baseline_from_file(
             if is_csv:
                 for col in categorical:  # "4.0" is how pandas writes an int column with nulls
                     chunk[col] = chunk[col].str.replace(_INTEGRAL_FLOAT, r"\1", regex=True)
+                    # and True/False a boolean one; the agent and category_str say true/false
+                    chunk[col] = chunk[col].replace(_CSV_BOOLEANS)
             yield chunk[list(mapping)].rename(columns=mapping)
 
     baseline = build_baseline_chunks(

@@ -367,3 +367,28 @@ def test_any_chunking_gives_the_same_baseline(n: int, chunk: int, sample_size: i
 )
 def test_category_string_rule(value: object, expected: str | None) -> None:
     assert category_str(value) == expected
+
+
+def test_infinite_training_values_are_missing_as_in_production() -> None:
+    """The agent turns a non-finite number into null (JSON has no Infinity), so production
+    never holds one: training infinities are nulls, not values piled into the outer bins."""
+    frame = pd.DataFrame({"inputs.x": [1.0, np.inf, -np.inf, 2.0, np.nan, 3.0]})
+    fb = build(frame, {"inputs.x": "numeric"}).features["inputs.x"]
+    assert (fb.rows, fb.nulls, sum(fb.bin_counts)) == (6, 3, 3)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_a_boolean_categorical_is_true_false_from_csv_as_from_parquet(tmp_path: Path, suffix: str) -> None:
+    """pandas writes booleans to CSV as True/False; the agent writes a JSON boolean as
+    "true"/"false" and category_str does too: a CSV baseline held "True" and every value of
+    the window was unseen."""
+    path = tmp_path / f"train{suffix}"
+    frame = pd.DataFrame({"promo": [True, False, True, None]})
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    config = ModelConfig(features={"promo": "categorical"})
+    b, _ = build_baseline_from_file(path, "m", "1", config, CREATED)
+    fb = b.features["inputs.promo"]
+    assert dict(fb.categories) == {"false": 1, "true": 2} and fb.nulls == 1
