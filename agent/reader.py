@@ -90,10 +90,14 @@ class _Batch:
     started: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Sealed:
-    # None when every line of the batch was dead-lettered or empty; a Future while an encoder
-    # thread compresses it
+    """A sealed batch waiting for the spool. ``items`` are kept until the payload exists, so a
+    compression that failed (MemoryError) is done again instead of losing the batch."""
+
+    items: list[bytes] | None  # the bulk items until compressed; None once compressed (or none)
+    # None while not compressed yet (or when every line was dead-lettered: no items); a Future
+    # while an encoder thread compresses it
     payload: bytes | Future[bytes] | None
     docs: int
     marks: dict[FileId, Checkpoint]
@@ -328,14 +332,14 @@ class ReadLoop:
                 log.error("cannot fsync the dead letter: %s", e)
                 self._metrics.inc("dropped_total", batch.dead, labels(reason="dead_letter_write_failed"))
         items = batch.items
-        payload: bytes | Future[bytes] | None = None
+        payload: Future[bytes] | None = None
         if items and self._encoders is not None:
             self._bound_in_flight()
             payload = self._encoders.submit(_encode, items, self._s.compression_level)
             payload.add_done_callback(self._encoded)
-        elif items:
-            payload = _encode(items, self._s.compression_level)
-        self._sealed.append(_Sealed(payload, len(items), batch.marks))
+        # Without encoders the batch is compressed where it is spooled (``_payload``): a failure
+        # there leaves it at the head of the queue, where it is tried again.
+        self._sealed.append(_Sealed(items or None, payload, len(items), batch.marks))
 
     def _bound_in_flight(self) -> None:
         """Wait for the oldest compression while ``encoders + 1`` are running (bounded memory)."""
@@ -347,15 +351,27 @@ class ReadLoop:
     def _encoded(self, _future: Future[bytes]) -> None:
         self.wake.set()  # an idle read thread spools it now, not at the next timeout
 
-    @staticmethod
-    def _payload(sealed: _Sealed, wait: bool) -> bytes | Future[bytes] | None:
-        """The compressed payload, or the Future itself while it runs and ``wait`` is false. A
-        failed compression (MemoryError) raises here, as it would have in ``_seal``: the batch
-        stays at the head, its offsets do not move, and the loop logs the error and retries."""
+    def _payload(self, sealed: _Sealed, wait: bool) -> bytes | Future[bytes] | None:
+        """The compressed payload (None for a batch without items), or the Future itself while
+        it runs and ``wait`` is false. A failed compression (MemoryError) raises here: the batch
+        stays at the head with its items, its offsets do not move, and the loop logs the error
+        and compresses it again at its next step."""
         payload = sealed.payload
-        if isinstance(payload, Future) and (wait or payload.done()):
-            return payload.result()
-        return payload
+        if isinstance(payload, Future):
+            if not (wait or payload.done()):
+                return payload
+            try:
+                data = payload.result()
+            except Exception:
+                sealed.payload = None  # the items are still here: compressed again next time
+                raise
+        elif payload is None and sealed.items is not None:
+            data = _encode(sealed.items, self._s.compression_level)  # raises: the same
+        else:
+            return payload
+        sealed.payload = data
+        sealed.items = None  # the payload holds them now; memory is the compressed size
+        return data
 
     def _commit_sealed(self, wait: bool = False) -> bool:
         """Spool the sealed batches in order, then move their offsets. Stops at one still being
