@@ -8,6 +8,9 @@ inode alone. Per open file it keeps a descriptor, the offset after the last newl
 - One descriptor per identity. A second file with the same identity is a copy (copytruncate) and
   stays unread while the original holds the bytes; when the original is truncated, deleted or
   renamed away, the copy takes over at the original's position and only its unread tail is read.
+  A released (deleted, rotated away) file leaves a hash of its last ``SAMPLE_BYTES`` read: a
+  later file with the same first line but other bytes there is a new file (delete and recreate
+  with a constant first line), read from 0.
 - Rename rotation: the descriptor stays open and the file is read to its end. It is let go once
   fully read, no longer reachable under its path (or deleted), and idle for ``rotated_grace``.
   A file still reachable under a globbed name is closed after ``close_idle`` and reopened when
@@ -21,6 +24,7 @@ inode alone. Per open file it keeps a descriptor, the offset after the last newl
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import stat
@@ -39,6 +43,7 @@ Key = tuple[int, int]  # (device, inode) of an open file
 MAX_REMEMBERED = 10_000  # positions of closed files kept in memory (~200 B each)
 PATH_CHECK_INTERVAL = 1.0  # seconds between stat()s of an idle file's path
 VERIFY_INTERVAL = 1.0  # seconds between first-line checks of an idle file
+SAMPLE_BYTES = 1024  # bytes before a released file's position that a copy must also hold
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,10 @@ class _Closed:
     key: Key | None
     size: int
     mtime_ns: int
+    # (length, blake2b) of the bytes just before ``end``, taken when a deleted or rotated-away
+    # file was let go: a later file with the same first line continues at ``end`` only if it
+    # holds the same bytes there (a copy), else it is a new file that starts the same way
+    sample: tuple[int, bytes] | None = None
 
 
 class _Open:
@@ -221,6 +230,12 @@ class Tailer:
         elif rec is not None:
             self._forget(fid)
             start = rec.end
+            if rec.sample is not None and _sample(w.fd, start) != rec.sample:
+                # Deleted and recreated (or rotated, then a new file) with the same first line:
+                # not a copy of the old bytes, so none of it has been read.
+                start = 0
+                self.counts["same_first_line_new_file"] += 1
+                log.info("%s starts like a file already read but is a new file; reading it from 0", w.path)
         else:
             cp = self._lookup(fid)
             start, skip = (cp.offset, False) if cp is not None else (w.start_hint, w.start_skip)
@@ -378,6 +393,10 @@ class Tailer:
             if w.file_id is not None and w.pos == w.size > w.line_start:
                 self._flush_fragment(w)
         fid = w.file_id
+        sample = None
+        if not reachable and fid is not None:
+            with contextlib.suppress(OSError):
+                sample = _sample(w.fd, w.line_start)
         self._discard(w)
         if fid is None:
             return
@@ -386,7 +405,7 @@ class Tailer:
         if reachable:
             self._remember(fid, _Closed(w.line_start, w.path, w.key, st.st_size, st.st_mtime_ns))
         else:
-            self._remember(fid, _Closed(w.line_start, None, None, 0, 0))
+            self._remember(fid, _Closed(w.line_start, None, None, 0, 0, sample))
             self._retry_copies(fid)
 
     def _flush_fragment(self, w: _Open) -> None:
@@ -478,3 +497,10 @@ class Tailer:
         for w in list(self._open.values()):
             self._discard(w)
         self._by_id.clear()
+
+
+def _sample(fd: int, end: int) -> tuple[int, bytes]:
+    """(length, hash) of the up to ``SAMPLE_BYTES`` bytes of ``fd`` that end at ``end``."""
+    n = min(end, SAMPLE_BYTES)
+    data = os.pread(fd, n, end - n)
+    return len(data), hashlib.blake2b(data, digest_size=16).digest()

@@ -21,6 +21,14 @@ rename), and its ids join the stored set only after the rename, so:
   the two cases above, item by item.
 
 Readers must still tolerate duplicate ``_id`` (PLAN.md); this writer never produces them.
+
+A write that fails (disk full, read-only) raises ``OutputUnavailable``: the ship loop keeps the
+body in the spool and retries with backoff, as for an unreachable Elasticsearch.
+
+Bounds: the set of stored ids is kept in memory for the life of the process, about 115 bytes per
+stored document (measured with 22-character ids: ~110 MB per million documents), and the store
+itself is never pruned by the agent. The embedded store is meant for demos, tests and small
+volumes; point the agent at Elasticsearch (with its retention) for anything that runs for long.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import orjson
 from agent.atomic import atomic_write_bytes, tmp_path
 from agent.bulkbody import decode
 from agent.model import ItemResult, Outcome
+from agent.outputs.base import OutputUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +102,14 @@ class LocalOutput:
                 results.append(_CREATED)
             for index, lines in lines_by_index.items():
                 directory = self.store_dir / index
-                directory.mkdir(exist_ok=True)
-                atomic_write_bytes(directory / f"{self._next:020d}.ndjson", b"".join(lines), self._fsync)
+                try:
+                    directory.mkdir(exist_ok=True)
+                    atomic_write_bytes(directory / f"{self._next:020d}.ndjson", b"".join(lines), self._fsync)
+                except OSError as e:
+                    # Disk full, read-only: the output is unavailable (the ship loop backs off and
+                    # /health says so). Segments already renamed keep their ids: the resend
+                    # answers 409 for those and writes the rest.
+                    raise OutputUnavailable(f"local store {directory}: {e.strerror or e}") from e
                 self._next += 1
                 self._segments += 1
                 self._ids.update(ids_by_index[index])

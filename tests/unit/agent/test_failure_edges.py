@@ -20,6 +20,7 @@ from agent import writer as writer_module
 from agent.config import parse_config
 from agent.daemon import Agent, take_lock
 from agent.deadletter import DeadLetter
+from agent.files.tailer import Tailer
 from agent.metrics import HealthStatus, Metrics, MetricsServer
 from agent.model import Outcome
 from agent.outputs.backoff import Backoff
@@ -318,3 +319,143 @@ def test_dead_letter_reopened_after_a_torn_write_starts_a_new_line(tmp_path: Pat
     lines = path.read_bytes().split(b"\n")
     assert lines[1] == b'{"reason":"inv' and lines[-1] == b""
     assert orjson.loads(lines[2])["detail"] == "after restart"
+
+
+# -- local output --------------------------------------------------------------------------------
+
+
+def test_local_store_disk_full_is_an_unavailable_output_and_the_resend_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent import bulkbody
+    from agent.outputs import OutputUnavailable
+    from agent.outputs import local as local_module
+    from agent.outputs.local import LocalOutput
+
+    a, b = "logs-inferwatch.a-default", "logs-inferwatch.b-default"
+    body = bulkbody.encode_items([(a, "1", b'{"n":1}'), (b, "2", b'{"n":2}')])
+    out = LocalOutput(tmp_path / "store", fsync=False)
+    real = local_module.atomic_write_bytes
+    calls: list[Path] = []
+
+    def second_fails(path: Path, data: bytes, fsync: bool = True) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, fsync)
+
+    monkeypatch.setattr(local_module, "atomic_write_bytes", second_fails)
+    # Disk full is the output being unavailable (backoff, output_up 0, /health), not a loop crash.
+    with pytest.raises(OutputUnavailable, match="No space left"):
+        out.send(body, 2)
+    results = out.send(body, 2)
+    assert [r.outcome for r in results] == [Outcome.DUPLICATE, Outcome.CREATED]
+    assert out.stored == 2
+
+
+# -- spool: a crash at each point of an ack ------------------------------------------------------
+
+
+def test_spool_crash_at_every_point_of_an_ack_neither_loses_nor_reuses_seqs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pathlib
+    import shutil
+
+    from agent import spool as spool_module
+    from agent.spool import Spool
+
+    live = tmp_path / "live"
+    snapshots: list[Path] = []
+
+    def snapshot() -> None:
+        target = tmp_path / f"crash{len(snapshots)}"
+        shutil.copytree(live, target, ignore=shutil.ignore_patterns("lock"))
+        snapshots.append(target)
+
+    spool = Spool(live, max_bytes=1 << 20, segment_bytes=1, fsync=True)  # a segment per record
+    for n in range(1, 6):
+        assert spool.append(b"payload-%d" % n) == n
+    spool.ack(2)
+
+    real_save, real_unlink = spool_module.atomic_write_bytes, pathlib.Path.unlink
+
+    def save(path: Path, data: bytes, fsync: bool = True) -> None:
+        snapshot()  # crash before ack.json is replaced
+        real_save(path, data, fsync)
+        snapshot()  # crash right after: the acked segments are still there
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        real_unlink(self, missing_ok)
+        if self.parent == live:
+            snapshot()  # crash after each segment deletion
+
+    monkeypatch.setattr(spool_module, "atomic_write_bytes", save)
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    spool.ack(4)
+    monkeypatch.undo()
+    spool.close()
+    assert len(snapshots) == 4
+
+    for i, directory in enumerate(snapshots):
+        reopened = Spool(directory, max_bytes=1 << 20, segment_bytes=1)
+        acked = reopened.acked_seq
+        assert acked == (2 if i == 0 else 4), directory
+        assert [r.seq for r in reopened.read(0, 100)] == list(range(acked + 1, 6))
+        assert [r.payload for r in reopened.read(0, 100)] == [b"payload-%d" % n for n in range(acked + 1, 6)]
+        assert reopened.append(b"next") == 6  # never a reused seq
+        assert not reopened.counts, reopened.counts  # nothing counted as damage or loss
+        reopened.close()
+
+
+# -- files ---------------------------------------------------------------------------------------
+
+
+def _tailer_with_clock() -> tuple[Tailer, list[float]]:
+    now = [1000.0]
+    return Tailer(1024 * 1024, 256 * 1024, lambda fid: None, clock=lambda: now[0]), now
+
+
+def _drain(t: Tailer) -> list[bytes]:
+    out: list[bytes] = []
+    for _ in range(1000):
+        batches = t.step(1 << 20)
+        if not batches:
+            return out
+        out += [line for b in batches for line in b.lines]
+    raise AssertionError("the tailer never ran dry")
+
+
+def test_delete_and_recreate_with_the_same_first_line_reads_the_new_file_from_zero(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b'{"schema":1}\nold-2\n')
+    t, now = _tailer_with_clock()
+    t.add_path(str(log), 0)
+    assert _drain(t) == [b'{"schema":1}', b"old-2"]
+    os.unlink(log)  # a server restart recreates its log, starting with the same header line
+    log.write_bytes(b'{"schema":1}\nnew-2\nnew-3\n')
+    got: list[bytes] = []
+    for _ in range(4):  # the old file is let go after its grace; the new one is then read
+        t.add_path(str(log), 0)
+        got += _drain(t)
+        now[0] += 10
+    assert got == [b'{"schema":1}', b"new-2", b"new-3"]
+    assert t.counts["same_first_line_new_file"] == 1
+
+
+def test_a_moved_copy_still_continues_where_the_original_was_let_go(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b'{"schema":1}\nline-2\n')
+    t, now = _tailer_with_clock()
+    t.add_path(str(log), 0)
+    assert _drain(t) == [b'{"schema":1}', b"line-2"]
+    moved = tmp_path / "b.jsonl"
+    moved.write_bytes(log.read_bytes() + b"line-3\n")  # a copy that went on growing
+    os.unlink(log)
+    got: list[bytes] = []
+    for _ in range(4):
+        t.add_path(str(moved), 0)
+        got += _drain(t)
+        now[0] += 10
+    assert got == [b"line-3"]
+    assert t.counts["same_first_line_new_file"] == 0
