@@ -3,7 +3,9 @@
 The pipeline appends one record per bulk request and the shipper reads them back in order; a
 record stays until ``ack`` says every record up to its seq has a final outcome. While the output is
 down the spool fills up to ``max_bytes``; then ``append`` raises ``SpoolFull`` and the reader
-pauses, so the log files themselves are the buffer and memory stays bounded.
+pauses, so the log files themselves are the buffer and memory stays bounded. An empty spool
+accepts one record of any size (up to the framing's ``MAX_PAYLOAD``), so a record larger than
+``max_bytes`` is a brief overshoot, never a stall.
 
 On disk, ``directory`` holds:
 
@@ -289,7 +291,9 @@ class Spool:
             seq = self._last_seq + 1  # only append changes _last_seq, and it holds _append_lock
             record = encode_record(seq, payload, self._clock())
             with self._lock:
-                if self._bytes + len(record) > self.max_bytes:
+                # An empty spool takes any record: one larger than max_bytes (a batch limit set
+                # above the spool's) would otherwise pause reading forever.
+                if self._bytes > 0 and self._bytes + len(record) > self.max_bytes:
                     raise SpoolFull(
                         f"spool holds {self._bytes} bytes; a record of {len(record)} would pass "
                         f"max_bytes {self.max_bytes}"

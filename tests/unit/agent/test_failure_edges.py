@@ -549,3 +549,16 @@ def test_elasticsearch_answers_that_leave_the_whole_body_for_a_retry(
     finally:
         out.close()
         server.close()
+
+
+def test_a_record_larger_than_the_whole_spool_does_not_stall_reading_forever(tmp_path: Path) -> None:
+    from agent.spool import Spool, SpoolFull
+
+    with Spool(tmp_path / "spool", max_bytes=1000, segment_bytes=500, fsync=False) as spool:
+        big = b"B" * 3000  # a batch limit set above the spool's cap
+        assert spool.append(big) == 1  # an empty spool takes it
+        with pytest.raises(SpoolFull):
+            spool.append(b"small")
+        spool.ack(1)
+        assert spool.append(b"small") == 2
+        assert [r.payload for r in spool.read(0, 10)] == [b"small"]
