@@ -562,3 +562,37 @@ def test_a_record_larger_than_the_whole_spool_does_not_stall_reading_forever(tmp
         spool.ack(1)
         assert spool.append(b"small") == 2
         assert [r.payload for r in spool.read(0, 10)] == [b"small"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/reader.py ReadLoop._dead_letter indexes the raw line of a rejected line in "
+    "agent.dead_letter_index without agent.redact applied: a dropped field leaves the host",
+)
+def test_a_redacted_field_of_a_rejected_line_never_reaches_the_dead_letter_index(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  scan_interval: 200ms
+  batch: {{max_wait: 50ms}}
+  shutdown_timeout: 5s
+  dead_letter_index: inferwatch-dead-letter
+  redact: {{drop: [inputs.email]}}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    secret = "alice.secret@example.com"
+    line = orjson.dumps({"timestamp": "not a time", "model": "m", "inputs": {"email": secret, "age": 3}})
+    (tmp_path / "logs" / "a.jsonl").write_bytes(line + b"\n")
+    agent = Agent(cfg, host="test-host")
+    agent.start()
+    store = tmp_path / "data" / "store"
+    try:
+        _wait_for(lambda: bool(list(store.glob("inferwatch-dead-letter/*.ndjson"))), timeout=30)
+    finally:
+        agent.stop()
+    shipped = b"".join(p.read_bytes() for p in store.glob("*/*.ndjson"))
+    assert b"bad_timestamp" in shipped
+    assert secret.encode() not in shipped
