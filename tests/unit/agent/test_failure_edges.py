@@ -596,3 +596,44 @@ agent:
     shipped = b"".join(p.read_bytes() for p in store.glob("*/*.ndjson"))
     assert b"bad_timestamp" in shipped
     assert secret.encode() not in shipped
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="agent/shipper.py ShipLoop._forward_dead_letters ignores the per-item results of the "
+    "dead-letter index request: items answered 429/5xx/4xx there are dropped without being counted",
+)
+def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Path) -> None:
+    from agent import bulkbody
+    from agent.metrics import labels
+    from agent.model import ItemResult
+    from agent.shipper import ShipLoop
+    from agent.spool import Spool
+
+    class Output:
+        def __init__(self) -> None:
+            self.requests = 0
+
+        def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+            self.requests += 1
+            if self.requests == 1:  # the document: refused by its mapping
+                return [ItemResult(Outcome.REJECTED, 400, "mapper_parsing_exception", "bad")]
+            return [ItemResult(Outcome.RETRY, 429, "es_rejected_execution_exception", "busy")]
+
+        def check(self) -> str:
+            return "fake"
+
+        def close(self) -> None:
+            pass
+
+    metrics = Metrics()
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+        output = Output()
+        loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
+        spool.append(bulkbody.encode_items([("logs-inferwatch.m-default", "a", b'{"x":1}')]))
+        loop.step()
+        assert spool.acked_seq == 1 and output.requests == 2
+        assert dl.counts == {"mapper_parsing_exception": 1}  # the local record that counts
+        assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == 1
+        dl.close()
