@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from analytics.model import Finding, Severity, Status
@@ -117,7 +117,7 @@ def apply_window(
     alert of such a pair with no firing finding counts a clean window (a value that was not
     seen again is clean). Skipped findings leave their alert untouched.
     """
-    end = window_end.isoformat()
+    end = window_end.astimezone(UTC).isoformat()  # one offset, so ISO strings compare as instants
     out = dict(states)
     changes: list[AlertChange] = []
     firing: dict[str, Finding] = {}

@@ -61,7 +61,7 @@ def pct(x: float) -> str:
     v = 100.0 * x
     if v == 0:
         return "0%"
-    if abs(v) >= 10:
+    if abs(v) >= 9.95:  # what rounds to 10.0 at one decimal is written as the other tens
         return f"{v:.0f}%"
     if abs(v) >= 1:
         return f"{v:.1f}%"

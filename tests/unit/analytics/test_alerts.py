@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from analytics.alerts import RESOLVE_AFTER, AlertState, alert_id, apply_window, history_document
 from analytics.model import Finding, Status, Window
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 PAIR = [("churn", "1")]
+LITERAL_ID = "08855bf09067d7c47a7dc0310b09d6a0"
 
 
 def window(i: int) -> Window:
@@ -97,3 +98,43 @@ def test_state_round_trips_through_dict() -> None:
     states, _ = run([[finding(0, strong=True)]])
     (state,) = states.values()
     assert AlertState.from_dict(state.to_dict()) == state
+
+
+def test_an_older_window_after_a_newer_one_changes_nothing() -> None:
+    states, _ = run([[finding(0, strong=True)], [finding(1)], [finding(2)]])
+    late, changes = apply_window(states, [finding(1, severity="critical", strong=True)], window(1).end, PAIR)
+    assert changes == [] and late == states
+    late, changes = apply_window(states, [], window(0).end, PAIR)  # an old clean window
+    assert changes == [] and late == states
+
+
+def test_window_ends_in_another_offset_compare_as_instants() -> None:
+    """The idempotence guard compared ISO strings: 12:00+02:00 (10:00 UTC, older) sorted after
+    11:00+00:00 and re-applied an old window as a new one."""
+    states, _ = run([[finding(0, strong=True)]])  # last window ends 11:00 UTC
+    older = window(0).start.astimezone(timezone(timedelta(hours=2)))  # 10:00 UTC as 12:00+02:00
+    late, changes = apply_window(states, [finding(0, severity="critical")], older, PAIR)
+    assert changes == [] and late == states
+    same, changes = apply_window(states, [], window(0).end.astimezone(timezone(timedelta(hours=-5))), PAIR)
+    assert changes == [] and same == states
+
+
+def test_a_pending_alert_that_escalates_opens_at_the_higher_severity() -> None:
+    states, log = run([[finding(0)], [finding(1, severity="critical", strong=True)]])
+    assert log == ["opened"]
+    assert next(iter(states.values())).severity == "critical"
+
+
+def test_severity_never_drops_while_open_and_a_return_to_it_is_not_news() -> None:
+    seq = [[finding(0, strong=True, severity="critical")], [finding(1)], [finding(2, severity="critical")]]
+    states, log = run(seq)
+    assert log == ["opened", "updated", "updated"]
+    assert next(iter(states.values())).severity == "critical"
+
+
+def test_alert_ids_are_the_same_in_every_process() -> None:
+    """blake2b of the parts, not Python's salted hash(): a literal value pins it."""
+    assert alert_id("null_surge", "churn", "1", "inputs.age", None) == alert_id(
+        "null_surge", "churn", "1", "inputs.age", ""
+    )
+    assert alert_id("null_surge", "churn", "1", "inputs.age", None) == LITERAL_ID

@@ -235,3 +235,109 @@ def test_a_volume_alert_resolves_after_three_normal_windows(tmp_path: Path) -> N
     assert transitions == [(1, "opened"), (4, "resolved")]
     doc = next(d for d in sink.alerts().values() if d["detector"] == "volume")
     assert doc["status"] == "resolved" and doc["version"] == "*"
+
+
+@dataclass
+class TwoVersionSource:
+    """Version "1" and version "2" both serve; records the baseline each was counted against."""
+
+    asked: dict[str, Baseline | None] = field(default_factory=dict)
+
+    def model_counts(self, model: str, window: Window) -> ModelCounts:
+        return ModelCounts(model, window, versions_table([("1", 1000), ("2", 1000)]), volume_table([]))
+
+    def window_counts(
+        self,
+        model: str,
+        version: str,
+        window: Window,
+        baseline: Baseline | None,
+        kinds: Mapping[str, FeatureKind],
+    ) -> WindowCounts:
+        self.asked[version] = baseline
+        c = counts(window, 600, 400) if version == "1" else counts(window, 100, 100, xx=800)
+        return WindowCounts(
+            model, version, window, c.docs, c.presence, c.categories, c.numeric, c.tokens, c.text_docs
+        )
+
+
+def test_two_versions_are_each_evaluated_against_their_own_baseline(tmp_path: Path) -> None:
+    source = TwoVersionSource()
+    ev, _ = evaluator(tmp_path, source)  # type: ignore[arg-type]
+    v2 = Baseline(
+        model=MODEL,
+        version="2",
+        created=T0,
+        source="training:v2.csv",
+        rows=1000,
+        features=MappingProxyType(
+            {
+                "inputs.country": FeatureBaseline(
+                    "inputs.country",
+                    "categorical",
+                    1000,
+                    0,
+                    categories=MappingProxyType({"XX": 800, "DE": 100, "FR": 100}),
+                )
+            }
+        ),
+    )
+    ev.baselines.save(v2)
+    result = ev.evaluate(MODEL, window(0))
+    assert {v: b.version if b else None for v, b in source.asked.items()} == {"1": "1", "2": "2"}
+    assert sorted(result.counts) == ["1", "2"]
+    by_version = {(f.version, f.detector) for f in result.findings if f.status is Status.FIRING}
+    assert by_version == set()  # XX, unseen for version 1, is the norm of version 2's baseline
+    assert not any(f.key == "no_baseline" for f in result.findings)
+
+
+def test_a_second_version_without_a_baseline_is_a_finding_and_the_first_is_still_tested(
+    tmp_path: Path,
+) -> None:
+    source = TwoVersionSource()
+    ev, sink = evaluator(tmp_path, source)  # type: ignore[arg-type]
+    result = ev.evaluate(MODEL, window(0))
+    assert source.asked["2"] is None and source.asked["1"] is not None
+    (missing,) = [f for f in result.findings if f.key == "no_baseline"]
+    assert missing.version == "2" and missing.status is Status.FIRING
+    assert any(f.version == "1" and f.detector == "category_drift" for f in result.findings)
+    assert any(d["key"] == "no_baseline" and d["status"] == "open" for d in sink.alerts().values())
+
+
+def test_an_older_window_after_a_newer_one_writes_nothing_and_keeps_the_state(tmp_path: Path) -> None:
+    tables = {window(i).end: counts(window(i), 600, 400, xx=5) for i in range(3)}
+    ev, sink = evaluator(tmp_path, StubSource(tables))
+    ev.evaluate(MODEL, window(0))
+    ev.evaluate(MODEL, window(2))
+    state_file = ev.states.path(MODEL).read_bytes()
+    alerts, history = sink.alerts(), sink.history()
+    late = ev.evaluate(MODEL, window(1))
+    assert late.replay and late.changes == []
+    assert ev.states.path(MODEL).read_bytes() == state_file
+    assert sink.alerts() == alerts and sink.history() == history
+
+
+def test_a_crash_while_writing_alerts_leaves_the_state_as_before_and_the_rerun_writes_once(
+    tmp_path: Path,
+) -> None:
+    tables = {window(i).end: counts(window(i), 600, 400, xx=5) for i in range(2)}
+    ev, sink = evaluator(tmp_path, StubSource(tables))
+    ev.evaluate(MODEL, window(0))
+    before = ev.states.path(MODEL).read_bytes()
+
+    class Crash(Exception):
+        pass
+
+    def crash(changes: object, timestamp: str) -> None:
+        raise Crash
+
+    ev.sink = type("CrashingSink", (), {"write": staticmethod(crash)})()
+    with pytest.raises(Crash):
+        ev.evaluate(MODEL, window(1))
+    assert ev.states.path(MODEL).read_bytes() == before  # the window was not taken as done
+    ev.sink = sink
+    result = ev.evaluate(MODEL, window(1))
+    assert not result.replay
+    ids = [h["history_id"] for h in sink.history()]
+    assert len(ids) == len(set(ids))
+    assert ("XX", "opened") in [(h["key"], h["event"]["action"]) for h in sink.history()]

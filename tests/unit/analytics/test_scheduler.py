@@ -5,6 +5,8 @@ import time
 from datetime import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from analytics.scheduler import Worker, my_models, owns, parse_shard
 
@@ -23,6 +25,12 @@ def test_every_model_belongs_to_exactly_one_shard() -> None:
     assert sorted(m for s in shards for m in s) == sorted(MODELS)
     assert all(shards), "40 models over 3 shards: none should be empty"
     assert my_models(MODELS, "0/1") == sorted(MODELS)
+
+
+@given(models=st.lists(st.text(min_size=1, max_size=30), max_size=40), n=st.integers(1, 9))
+def test_workers_i_of_n_cover_every_model_exactly_once(models: list[str], n: int) -> None:
+    shards = [my_models(models, f"{i}/{n}") for i in range(n)]
+    assert sorted(m for s in shards for m in s) == sorted(set(models))
 
 
 def test_ownership_is_stable_across_calls() -> None:
