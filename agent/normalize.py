@@ -43,8 +43,8 @@ Rules, in the order they run:
 6. Kinds of ``models.<name>.features`` (inputs) and ``.outputs``, keyed by dotted path
    (``user.age`` finds ``{"user": {"age": ..}}`` or a literal ``"user.age"`` key): numeric ->
    float (numeric strings too; anything else becomes null and ``inputs.<f>`` is listed in
-   ``ml.invalid``); categorical -> string (``true`` -> ``"true"``, ``4`` -> ``"4"``, objects and
-   arrays invalid); text -> string, plus ``ml.tokens.<f>`` = ``agent.tokenize.tokenize(value)``
+   ``ml.invalid``); categorical -> string (``category_str``: ``true`` -> ``"true"``, ``4`` and
+   ``4.0`` -> ``"4"``, ``2.5`` -> ``"2.5"``; objects and arrays invalid); text -> string, plus ``ml.tokens.<f>`` = ``agent.tokenize.tokenize(value)``
    for input features. Null stays null and absent stays absent. Features the config does not
    name keep their JSON types.
 7. Document id (``InputConfig.document_id``): ``offset`` -> base64url (no padding) of
@@ -207,13 +207,31 @@ def _to_float(value: Any) -> Any:
     return _INVALID  # bool, object, array
 
 
-def _to_str(value: Any) -> Any:
+def category_str(value: bool | int | float | str) -> str:
+    """A JSON scalar as the string of a categorical feature: bool -> ``"true"``/``"false"``, an
+    integral number -> its integer digits (``4`` and ``4.0`` -> ``"4"``), other floats as orjson
+    writes them (``2.5``, ``1e-7``, ``1e+20``), strings unchanged.
+
+    The twin of ``analytics.sources.tables.category_str`` (which the baseline and the count
+    sources apply to what they read back): both must give the same string for a value, or a
+    baseline's category never matches the documents. Duplicated, not imported: the agent never
+    imports pandas. tests/unit/analytics/test_str_rule_agreement.py holds them to one table."""
     if value is True:
         return "true"
     if value is False:
         return "false"
-    if type(value) is int or type(value) is float:
-        return _dumps(value).decode()
+    if type(value) is int:
+        return str(value)
+    if type(value) is float:
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return _dumps(value).decode() if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def _to_str(value: Any) -> Any:
+    if type(value) is bool or type(value) is int or type(value) is float:
+        return category_str(value)
     return _INVALID  # object, array
 
 
@@ -630,6 +648,7 @@ __all__ = [
     "MODEL_CACHE_SIZE",
     "Normalizer",
     "RejectedLine",
+    "category_str",
     "dataset_part",
     "document_id",
     "format_timestamp",

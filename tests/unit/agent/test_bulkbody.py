@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from agent import bulkbody
 from agent.bulkbody import compress, decode, encode, encode_items, raw_body
 from agent.model import Event
 
@@ -93,3 +94,14 @@ items_strategy = st.lists(st.tuples(st.text(min_size=1), st.text(min_size=1), js
 def test_round_trip_of_any_items(items: list[tuple[str, str, bytes]], level: int) -> None:
     assert decode(encode_items(items, level)) == items
     assert decode(encode([Event(i, x, d) for x, i, d in items], level)) == items
+
+
+@pytest.mark.parametrize(
+    "index", ["logs-inferwatch.churn_classifier-prod", "logs-inferwatch.mod_le__-pröd", 'we"ird\\index']
+)
+def test_action_head_and_tail_splice_to_exactly_the_raw_body(index: str) -> None:
+    doc_id = "q1Zx-_9aBcDeFgHiJkLmNo"  # base64url: needs no escaping in JSON
+    document = '{"ml":{"inputs":{"t":"日本 ☃"}}}'.encode()
+    spliced = bulkbody.action_head(index) + doc_id.encode() + bulkbody.ACTION_TAIL + document + b"\n"
+    assert spliced == bulkbody.raw_body([(index, doc_id, document)])
+    assert bulkbody.decode(bulkbody.compress(spliced)) == [(index, doc_id, document)]

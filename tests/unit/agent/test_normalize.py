@@ -547,3 +547,179 @@ def test_any_bytes_become_a_document_or_a_rejection(line: bytes) -> None:
         normalizer(line, SOURCE, INGESTED)
     except Rejected as exc:
         assert exc.reason in {"invalid_utf8", "invalid_json", "not_an_object", "bad_timestamp"}
+
+
+# ---- bulk items (the read loop's fast path) -------------------------------------------------
+
+MIXED_LINES = [
+    LINE,
+    # non-ASCII in names, values and text (orjson writes UTF-8 as is; no escaping may differ)
+    '{"timestamp": 1.7e9, "model": "Modèle-ß", "inputs": {"country": "Ελλάδα", "review_text": "Très bien 日本語 ☃"}}'.encode(),
+    b"not json",  # rejected mid-batch
+    b'{"model": "churn_classifier", "inputs": {"age": "41", "country": 4.0, "user": {"tier": true, "bio": "Hi"}}}',
+    b'{"model": "other", "timestamp": "bad time"}',  # rejected: bad_timestamp
+    b"\xff\xfe",  # rejected: invalid_utf8
+    b'{"model": "other", "timestamp": 0, "prediction_id": 7, "inputs": {"x": [1, {"y": null}]}}',
+    b'{"model": "churn-classifier", "timestamp": 0, "inputs": {"age": "old"}, "outputs": {"score": "x"}}',
+]
+MIXED_OFFSETS = [0, 400, 900, 1000, 1300, 1400, 1500, 1800]
+
+
+def bulk_and_events(normalizer_args: dict[str, Any]) -> tuple[list[bytes], list[Any], list[Any], list[Any]]:
+    batch = LineBatch(FID, "/logs/ünïcode.jsonl", 0, MIXED_OFFSETS, MIXED_LINES, 2000)
+    items, rejects = make(**normalizer_args).bulk_items(batch, INGESTED)
+    events, event_rejects = make(**normalizer_args).normalize_batch(batch, INGESTED)
+    return items, rejects, events, event_rejects
+
+
+NORMALIZER_VARIANTS = [
+    {},
+    {"redact": RedactConfig(drop=("inputs.review_text",), hash=("inputs.country",)), "hash_key": b"k"},
+    {"input_config": InputConfig(paths=("x",), document_id="prediction_id", model="fallback")},
+    {"namespace": "Pröd"},
+]
+
+
+@pytest.mark.parametrize("args", NORMALIZER_VARIANTS, ids=["plain", "redact", "prediction_id", "namespace"])
+def test_bulk_items_are_exactly_the_raw_body_of_the_events(args: dict[str, Any]) -> None:
+    from agent import bulkbody
+
+    items, rejects, events, event_rejects = bulk_and_events(args)
+    assert len(events) == 5
+    assert [bulkbody.raw_body([(e.index, e.doc_id, e.body)]) for e in events] == items
+    assert b"".join(items) == bulkbody.raw_body((e.index, e.doc_id, e.body) for e in events)
+    got = [(r.offset, r.line, r.error.reason, r.error.detail) for r in rejects]
+    assert got == [(r.offset, r.line, r.error.reason, r.error.detail) for r in event_rejects]
+    assert [r for _, _, r, _ in got] == ["invalid_json", "bad_timestamp", "invalid_utf8"]
+
+
+def test_bulk_items_hold_the_right_index_id_and_document_per_line() -> None:
+    """Checked against values computed here, not against the normalizer's other paths (they share
+    the per-line function)."""
+    from agent import bulkbody
+
+    items, _, _, _ = bulk_and_events({})
+    decoded = bulkbody.decode(bulkbody.compress(b"".join(items)))
+    kept = [0, 1, 3, 6, 7]  # line numbers not rejected
+    assert [(index, doc_id) for index, doc_id, _ in decoded] == [
+        ("logs-inferwatch.churn_classifier-prod", b64_blake(f"{'f' * 32}:{MIXED_OFFSETS[0]}")),
+        ("logs-inferwatch.mod_le__-prod", b64_blake(f"{'f' * 32}:400")),
+        ("logs-inferwatch.churn_classifier-prod", b64_blake(f"{'f' * 32}:1000")),
+        ("logs-inferwatch.other-prod", b64_blake(f"{'f' * 32}:1500")),
+        ("logs-inferwatch.churn_classifier-prod", b64_blake(f"{'f' * 32}:1800")),
+    ]
+    docs = [orjson.loads(doc) for _, _, doc in decoded]
+    assert [d["log"]["offset"] for d in docs] == [MIXED_OFFSETS[i] for i in kept]
+    assert all(d["log"]["file"]["path"] == "/logs/ünïcode.jsonl" for d in docs)
+    assert [d["ml"]["model"]["name"] for d in docs] == [
+        "churn-classifier",
+        "Modèle-ß",
+        "churn_classifier",
+        "other",
+        "churn-classifier",
+    ]
+    assert [d["data_stream"]["dataset"] for d in docs] == [
+        "inferwatch.churn_classifier",
+        "inferwatch.mod_le__",
+        "inferwatch.churn_classifier",
+        "inferwatch.other",
+        "inferwatch.churn_classifier",
+    ]
+    assert docs[1]["ml"]["inputs"] == {"country": "Ελλάδα", "review_text": "Très bien 日本語 ☃"}
+    assert docs[1]["@timestamp"] == "2023-11-14T22:13:20.000Z"
+    assert docs[2]["ml"]["inputs"] == {"age": 41.0, "country": "4", "user": {"tier": "true", "bio": "Hi"}}
+    assert docs[2]["ml"]["tokens"] == {"user.bio": ["hi"]}
+    assert docs[2]["@timestamp"] == INGESTED
+    assert docs[3]["ml"]["prediction"] == {"id": "7"}
+    assert docs[4]["ml"]["invalid"] == ["inputs.age", "outputs.score"]
+
+
+def test_bulk_items_with_redaction_drop_and_hash_before_the_document_is_built() -> None:
+    from agent import bulkbody
+
+    args = NORMALIZER_VARIANTS[1]
+    items, _, _, _ = bulk_and_events(args)
+    docs = [orjson.loads(doc) for _, _, doc in bulkbody.decode(bulkbody.compress(b"".join(items)))]
+    digest = hmac.new(b"k", b"DE", hashlib.sha256).hexdigest()
+    assert docs[0]["ml"]["inputs"] == {"age": 41.0, "country": digest}
+    assert "tokens" not in docs[0]["ml"]  # the text was dropped before tokenizing
+    assert docs[1]["ml"]["inputs"] == {
+        "country": hmac.new(b"k", "Ελλάδα".encode(), hashlib.sha256).hexdigest()
+    }
+
+
+def test_bulk_items_and_events_count_repairs_alike() -> None:
+    batch = LineBatch(FID, "/p", 0, MIXED_OFFSETS, MIXED_LINES, 2000)
+    a, b = make(), make()
+    a.bulk_items(batch, INGESTED)
+    b.normalize_batch(batch, INGESTED)
+    assert a.counts == b.counts == {"timestamp_missing": 1, "invalid_value": 2}
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(lines_like, min_size=1, max_size=6), st.integers(0, 5))
+def test_bulk_items_equal_the_events_for_any_lines(
+    batch_lines: list[dict[str, Any]], garbage_at: int
+) -> None:
+    from agent import bulkbody
+
+    raw = [orjson.dumps(x) for x in batch_lines]
+    raw.insert(min(garbage_at, len(raw)), b"{oops")
+    offsets = [i * 100 for i in range(len(raw))]
+    batch = LineBatch(FID, "/p", 0, offsets, raw, len(raw) * 100)
+    args = {"redact": RedactConfig(drop=("inputs.bio",), hash=("inputs.user.tier",)), "hash_key": b"k"}
+    items, rejects = make(**args).bulk_items(batch, INGESTED)
+    events, event_rejects = make(**args).normalize_batch(batch, INGESTED)
+    assert b"".join(items) == bulkbody.raw_body((e.index, e.doc_id, e.body) for e in events)
+    assert [(r.offset, r.error.reason) for r in rejects] == [
+        (r.offset, r.error.reason) for r in event_rejects
+    ]
+
+
+# ---- the categorical string rule (twin of analytics.sources.tables.category_str) -----------
+
+CATEGORY_TABLE: list[tuple[Any, str]] = [
+    (True, "true"),
+    (False, "false"),
+    (0, "0"),
+    (4, "4"),
+    (-3, "-3"),
+    (2**63 - 1, "9223372036854775807"),
+    (4.0, "4"),
+    (-0.0, "0"),
+    (0.0, "0"),
+    (-12.0, "-12"),
+    (2.0**53 - 1, "9007199254740991"),
+    (2.0**53, "9007199254740992.0"),  # past exact integers: as orjson writes it
+    (1e20, "1e+20"),
+    (2.5, "2.5"),
+    (-0.125, "-0.125"),
+    (1e-7, "1e-7"),
+    (123456.789, "123456.789"),
+    ("DE", "DE"),
+    ("4.0", "4.0"),  # a string is never reinterpreted
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize(("value", "expected"), CATEGORY_TABLE)
+def test_category_str_table(value: Any, expected: str) -> None:
+    from agent.normalize import category_str
+
+    assert category_str(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), CATEGORY_TABLE)
+def test_categorical_features_in_documents_follow_the_table(value: Any, expected: str) -> None:
+    line = orjson.dumps(
+        {
+            "model": "churn_classifier",
+            "timestamp": 0,
+            "inputs": {"country": value},
+            "outputs": {"label": value},
+        }
+    )
+    ml = doc_of(line)["ml"]
+    assert ml["inputs"] == {"country": expected}
+    assert ml["outputs"] == {"label": expected}
+    assert "invalid" not in ml
