@@ -637,3 +637,57 @@ def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Pa
         assert dl.counts == {"mapper_parsing_exception": 1}  # the local record that counts
         assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == 1
         dl.close()
+
+
+def test_a_file_rotated_while_the_agent_was_down_resumes_at_its_offset_under_the_new_name(
+    tmp_path: Path,
+) -> None:
+    from agent.files.identity import fingerprint_of
+    from agent.model import Checkpoint
+
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"a-1\na-2\na-3\n")
+    st = os.stat(log)
+    fid = fingerprint_of(b"a-1\n")
+    assert fid is not None
+    committed = {fid: Checkpoint(4, str(log), st.st_dev, st.st_ino, 0.0)}  # a-1 was shipped
+    os.rename(log, tmp_path / "a.jsonl.1")  # rotated while down, a new file at the old name
+    log.write_bytes(b"b-1\n")
+    t = Tailer(1 << 20, 1 << 18, committed.get)
+    t.add_path(str(log), 0)
+    t.add_path(str(tmp_path / "a.jsonl.1"), 0)
+    assert sorted(_drain(t)) == [b"a-2", b"a-3", b"b-1"]
+
+
+def test_a_first_line_over_max_line_bytes_gives_a_stable_identity(tmp_path: Path) -> None:
+    from agent.model import Checkpoint
+
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"x" * 3000 + b"\nok-1\n")
+    t = Tailer(1000, 1 << 18, lambda fid: None)
+    t.add_path(str(log), 0)
+    batches = t.step(1 << 20)
+    assert [line for b in batches for line in b.lines] == [b"ok-1"]
+    assert [o.offset for b in batches for o in b.oversized] == [0]  # dead-lettered by the reader
+    committed = {batches[0].file_id: Checkpoint(3006, str(log), 0, 0, 0.0)}
+    with open(log, "ab") as f:
+        f.write(b"ok-2\n")
+    restarted = Tailer(1000, 1 << 18, committed.get)
+    restarted.add_path(str(log), 0)
+    assert _drain(restarted) == [b"ok-2"]
+
+
+def test_a_file_shorter_than_a_line_is_read_once_it_has_one_and_two_inputs_read_it_once(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"{")
+    t = Tailer(1 << 20, 1 << 18, lambda fid: None)
+    t.add_path(str(log), 0)
+    t.add_path(str(log), 1)  # also matched by a second input: the first one owns it
+    assert _drain(t) == []
+    with open(log, "ab") as f:
+        f.write(b'"a":1}\n')
+    batches = t.step(1 << 20)
+    assert [line for b in batches for line in b.lines] == [b'{"a":1}']
+    assert {b.input_index for b in batches} == {0}
