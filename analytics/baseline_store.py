@@ -94,7 +94,9 @@ class ElasticsearchBaselineStore:
             )
             doc = None
         if doc is not None and isinstance(doc.get("baseline"), dict):
-            return baseline_from_dict(doc["baseline"])
+            baseline = baseline_from_dict(doc["baseline"])
+            if (baseline.model, baseline.version) == (model, version):  # "a:b"+"1" is "a"+"b:1"
+                return baseline
         return self.local.load(model, version)
 
     def save(self, baseline: Baseline) -> None:

@@ -183,3 +183,15 @@ def test_search_errors_carry_the_status_and_the_root_cause(fake_es: FakeElastics
         es.search(client, "logs-inferwatch.m-*", {"size": 0})
     assert info.value.status == 400
     assert "illegal_argument_exception: Field [x] of type [keyword] is not supported" in str(info.value)
+
+
+def test_elasticsearch_ids_that_read_alike_do_not_give_another_models_baseline(
+    fake_es: FakeElasticsearch, tmp_path: Path
+) -> None:
+    """``a:b`` version ``1`` and ``a`` version ``b:1`` share the document id ``a:b:1``."""
+    client = es.make_client(ElasticsearchConfig(hosts=(fake_es.url,), api_key=Secret("k")))
+    store = ElasticsearchBaselineStore(client, tmp_path)
+    colon = Baseline("a:b", "1", BASELINE.created, BASELINE.source, BASELINE.rows, BASELINE.features)
+    store.save(colon)
+    assert store.load("a:b", "1") == colon
+    assert store.load("a", "b:1") is None
