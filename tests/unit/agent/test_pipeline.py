@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agent import bulkbody
+from agent import bulkbody, shipper
 from agent.config import InputConfig
 from agent.deadletter import DeadLetter
 from agent.files.discovery import Discovery
@@ -56,6 +56,7 @@ class Rig:
         spool_bytes: int = 1 << 30,
         start_at: str = "beginning",
         normalizer: Normalize = simple_normalize,
+        on_spooled: Callable[[int, int], None] = lambda seq, items: None,
         **settings: object,
     ) -> None:
         self.logs = tmp / "logs"
@@ -81,6 +82,7 @@ class Rig:
             self.metrics,
             ReadSettings(**defaults),  # type: ignore[arg-type]
             wake=threading.Event(),
+            on_spooled=on_spooled,
             clock=self.clock,
         )
 
@@ -491,6 +493,106 @@ def test_wait_acked_returns_once_the_record_is_delivered(tmp_path: Path) -> None
     assert loop.wait_acked(1, 0.0) is False
     loop.step()
     assert loop.wait_acked(1, 0.0) is True
+
+
+# -- item counts: reported by the read loop, not re-counted by decompressing ---------------------
+
+
+class CountSpy:
+    """Stands in for ``shipper._count_items``: counts the calls, answers as the real one."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.real = shipper._count_items
+
+    def __call__(self, payload: bytes) -> int:
+        self.calls += 1
+        return self.real(payload)
+
+
+@pytest.fixture
+def count_spy(monkeypatch: pytest.MonkeyPatch) -> CountSpy:
+    spy = CountSpy()
+    monkeypatch.setattr(shipper, "_count_items", spy)
+    return spy
+
+
+def test_counts_from_spooled_are_used_instead_of_decompressing(tmp_path: Path, count_spy: CountSpy) -> None:
+    out = ScriptedOutput([])
+    loop, spool, metrics = ship_rig(tmp_path, out, ["a", "b"], ["c"])
+    loop.spooled(1, 2)
+    loop.spooled(2, 1)
+    assert loop.wake.is_set()
+    assert loop.step() == 0.0
+    assert loop.step() == 0.0
+    assert loop.step() is None
+    assert count_spy.calls == 0
+    assert out.requests == [["a", "b"], ["c"]]  # the scripted output checks each count against the body
+    assert spool.acked_seq == 2
+    assert metrics.value("documents_shipped_total") == 3
+
+
+def test_records_spooled_before_a_restart_are_counted_from_the_payload(
+    tmp_path: Path, count_spy: CountSpy
+) -> None:
+    out = ScriptedOutput([])
+    loop, spool, metrics = ship_rig(tmp_path, out, ["a", "b", "c"], ["d"])  # no spooled() calls
+    loop.spooled(3, 1)  # a record of this run, after the two left from the last one
+    spool.append(bulkbody.encode([Event("e", "logs-test-default", b"{}")], 1))
+    for _ in range(3):
+        assert loop.step() == 0.0
+    assert count_spy.calls == 2  # the two old records only
+    assert out.requests == [["a", "b", "c"], ["d"], ["e"]]
+    assert spool.acked_seq == 3
+    assert metrics.value("documents_shipped_total") == 5
+
+
+def test_a_count_arriving_while_its_record_is_retried_is_dropped_once_acked(
+    tmp_path: Path, count_spy: CountSpy
+) -> None:
+    out = ScriptedOutput([OutputUnavailable("connection refused")])
+    loop, spool, _ = ship_rig(tmp_path, out, ["a", "b"])
+    assert loop.step() is not None  # read (counted from the payload), then the output was down
+    assert count_spy.calls == 1
+    loop.spooled(1, 2)  # the read loop's report arrives late
+    assert loop.step() == 0.0
+    assert spool.acked_seq == 1
+    loop.spooled(1, 2)  # and even later: at or before the cursor, not kept
+    assert loop._counts == {}  # nothing left behind for records already done
+    assert out.requests == [["a", "b"], ["a", "b"]]
+
+
+@pytest.mark.parametrize("encoders", [0, 1])
+def test_the_read_loop_reports_the_item_count_of_each_record(
+    tmp_path: Path, count_spy: CountSpy, encoders: int
+) -> None:
+    spool_ref: list[ShipLoop] = []
+    rig = Rig(
+        tmp_path,
+        on_spooled=lambda seq, items: spool_ref[0].spooled(seq, items),
+        max_docs=3,
+        dead_letter_index="inferwatch-dead-letter",
+        encoders=encoders,
+    )
+    out = ScriptedOutput([])
+    ship = ShipLoop(
+        rig.spool,
+        out,
+        DeadLetter(tmp_path / "ship-dead.ndjson", fsync=False),
+        Metrics(),
+        Backoff(1.0, 60.0, random.Random(1)),
+    )
+    spool_ref.append(ship)
+    rig.write("a.jsonl", lines(range(5)) + b"broken\n" + lines(range(5, 8)))
+    rig.loop.step()
+    assert rig.loop.flush() is True
+    rig.loop.close()
+    while ship.step() is not None:
+        pass
+    assert count_spy.calls == 0
+    # Each request's count matched its body (ScriptedOutput asserts it); the dead letter counts.
+    assert [len(r) for r in out.requests] == [3, 3, 3]
+    assert ship.acked_seq == rig.spool.last_seq == 3
 
 
 @pytest.mark.parametrize("module", ["agent.reader", "agent.shipper", "agent.daemon", "agent.metrics"])
