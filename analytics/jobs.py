@@ -7,6 +7,7 @@ from a ``CountSource`` (Elasticsearch or the local store) and baselines from a `
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +83,18 @@ class Evaluator:
             **knobs,
         )
 
+    def state_key(self, version: str, window: Window) -> str:
+        """Where a version's detector state (merged small windows, CUSUM sums) lives for this
+        window. A window longer than the interval overlaps the previous ones (1h every 5m: each
+        document is in 12 windows), and carrying one state through all of them would count each
+        document 12 times. Windows ``ceil(span / interval)`` steps apart do not overlap, so each
+        phase of that cycle keeps its own state: a chain of disjoint windows."""
+        chains = max(1, math.ceil(window.seconds / self.interval - 1e-9))
+        if chains == 1:
+            return version
+        phase = round(window.end.timestamp() / self.interval) % chains
+        return f"{version}@{phase}/{chains}"
+
     def evaluate(self, model: str, window: Window) -> Evaluation:
         """Evaluate one window. Re-running a window already evaluated recomputes its findings but
         writes no alert change and keeps the detectors' state as it was (no double counting)."""
@@ -105,13 +118,14 @@ class Evaluator:
                 kinds.update({k: fb.kind for k, fb in baseline.features.items()})
             counts = self.source.window_counts(model, version, window, baseline, kinds)
             counts_by_version[version] = counts
-            previous = state.detectors.get(version)
+            chain = self.state_key(version, window)
+            previous = state.detectors.get(chain)
             det_state = DetectorState.from_dict(previous) if previous else None
             found, new_state = evaluate_version(
                 counts, baseline, self.params_for(baseline), self.closed.get(model, frozenset()), det_state
             )
             if not replay:
-                state.detectors[version] = new_state.to_dict()
+                state.detectors[chain] = new_state.to_dict()
             findings += found
         known = frozenset(state.known_versions) or frozenset(versions)
         for version in known - set(baselines):
