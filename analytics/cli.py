@@ -24,7 +24,7 @@ import click
 from agent.cli.common import EXIT_CONFIG, config_option, fail, hosts_text, load_or_exit
 from agent.config import Config, ModelConfig
 from agent.configschema import Duration
-from analytics.alert_sink import AlertSink, LocalAlertSink
+from analytics.alert_sink import AlertSink, LocalAlertSink, json_safe
 from analytics.baseline_store import BaselineStore, LocalBaselineStore
 from analytics.jobs import Evaluation, Evaluator, aligned_window, model_features
 from analytics.model import Finding, Status
@@ -365,7 +365,8 @@ def once(
             ev = evaluator.evaluate(model, window)
             out += print_evaluation(ev, as_json, include_all, evaluation_notes(ev, chosen, config_path))
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=str))
+        # strict JSON: a skipped test's infinite cut is null, not the Infinity token
+        click.echo(json.dumps(json_safe(out), indent=1, default=str, allow_nan=False))
 
 
 # ------------------------------------------------------------------------------- baseline

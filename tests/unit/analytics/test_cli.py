@@ -413,3 +413,24 @@ def test_the_evaluator_takes_min_window_docs_from_the_config(tmp_path: Path) -> 
     evaluator = build_evaluator(load_config(cfg_path))
     assert evaluator.min_window_docs == 777
     assert evaluator.params_for(None).min_window_docs == 777
+
+
+def test_once_json_with_all_is_strict_json(tmp_path: Path) -> None:
+    """A skipped distribution test carries an infinite cut; Python's json wrote it as the
+    ``Infinity`` token, which jq and every other strict parser refuse."""
+    cfg = setup(tmp_path)
+    code, _, stderr = invoke(
+        "baseline", "build", "-c", str(cfg), "-m", "churn", "-v", "1", "--data", str(tmp_path / "train.csv")
+    )
+    assert code == 0, stderr
+    write_store(tmp_path, ["DE"] * 3, T0)  # too few values: the drift tests are skipped
+    code, stdout, stderr = invoke(
+        "analytics", "once", "-c", str(cfg), "--at", "2026-11-22T11:00:00Z", "--json", "--all"
+    )
+    assert code == 0, stderr
+    assert any(f["status"] == "skipped" for f in json.loads(stdout))
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"not JSON: {token}")
+
+    json.loads(stdout, parse_constant=refuse)
