@@ -404,3 +404,10 @@ def test_workers_out_of_range_is_refused_with_its_path(workers: str) -> None:
     (problem,) = info.value.problems
     assert problem[0] == "agent.workers"
     assert "0" in problem[1] and "8" in problem[1]
+
+
+@pytest.mark.parametrize("workers", ["true", "1.5", '"2"'])
+def test_workers_must_be_an_integer(workers: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(config_with(workers), {})
+    assert [path for path, _ in info.value.problems] == ["agent.workers"]
