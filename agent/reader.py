@@ -15,7 +15,9 @@ the ship loop's acknowledgements) ends the wait early.
 With ``ReadSettings.encoders`` > 0, a sealed batch is joined and gzipped by a small thread pool
 (zlib releases the GIL, so compression runs on another core while this thread parses the next
 lines). Sealed batches still reach the spool, and their offsets the registry, strictly in the
-order they were sealed; at most ``encoders + 1`` batches are being compressed at any time.
+order they were sealed; at most ``encoders + 1`` batches are being compressed at any time. A
+compression that fails (MemoryError) leaves its batch first in line, items kept, offsets unmoved;
+the step raises (logged) and the next one compresses it again.
 """
 
 from __future__ import annotations
@@ -212,7 +214,7 @@ class ReadLoop:
 
     def _take(self, b: LineBatch, ingested: str, now: float) -> None:
         """Normalize one file's lines into the batch, sealing whenever it is full. Runs of lines
-        that surely fit go through ``normalize_batch`` in one call; the lines near a batch's
+        that surely fit go through ``bulk_items`` in one call; the lines near a batch's
         limit go one by one, so a batch never passes ``max_docs`` and passes ``max_bytes`` by
         at most one document."""
         if self._batch.started is None:
@@ -249,7 +251,7 @@ class ReadLoop:
             batch.marks[b.file_id] = Checkpoint(b.end_offset, b.path, b.device, b.inode, self._wall())
 
     def _take_run(self, batcher: BatchNormalize, b: LineBatch, i: int, k: int, ingested: str) -> bool:
-        """Lines ``i .. i+k`` of ``b`` with one ``normalize_batch`` call. False on an unexpected
+        """Lines ``i .. i+k`` of ``b`` with one ``bulk_items`` call. False on an unexpected
         error (the caller then takes them one by one, isolating the bad line)."""
         end = b.offsets[i + k] if i + k < len(b.lines) else b.end_offset
         run = (
