@@ -9,6 +9,7 @@ are indexed beside it for Kibana and people.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -57,17 +58,27 @@ class LocalBaselineStore:
         self.directory = directory
         self.fsync = fsync
 
-    def path(self, model: str, version: str) -> Path:
+    def _legacy_path(self, model: str, version: str) -> Path:
         return self.directory / f"{_safe(model)}@{_safe(version)}.json"
 
+    def path(self, model: str, version: str) -> Path:
+        """``<model>@<version>.json``; when a name had to be made safe, a hash of the exact
+        names is appended, so ``churn/classifier`` and ``churn_classifier`` keep two files."""
+        legacy = self._legacy_path(model, version)
+        if legacy.name == f"{model}@{version}.json":
+            return legacy
+        digest = hashlib.blake2b(f"{model}\x1f{version}".encode(), digest_size=4).hexdigest()
+        return legacy.with_name(f"{legacy.stem}-{digest}.json")
+
     def load(self, model: str, version: str) -> Baseline | None:
-        data = read_state_bytes(self.path(model, version))
-        if data is None:
-            return None
-        baseline = baseline_from_json(data)
-        if (baseline.model, baseline.version) != (model, version):  # two names made the same file name
-            return None
-        return baseline
+        for path in dict.fromkeys([self.path(model, version), self._legacy_path(model, version)]):
+            data = read_state_bytes(path)
+            if data is None:
+                continue
+            baseline = baseline_from_json(data)
+            if (baseline.model, baseline.version) == (model, version):  # else another name's file
+                return baseline
+        return None
 
     def save(self, baseline: Baseline) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def test_local_store_round_trip(tmp_path: Path) -> None:
     store = LocalBaselineStore(tmp_path / "baselines")
     assert store.load(BASELINE.model, BASELINE.version) is None
     store.save(BASELINE)
-    assert store.path(BASELINE.model, BASELINE.version).name == "churn_classifier@1.4.2.json"
+    assert store.path(BASELINE.model, BASELINE.version).name.startswith("churn_classifier@1.4.2-")
     assert store.load(BASELINE.model, BASELINE.version) == BASELINE
     assert store.load(BASELINE.model, "2.0") is None
 
@@ -195,3 +195,24 @@ def test_elasticsearch_ids_that_read_alike_do_not_give_another_models_baseline(
     store.save(colon)
     assert store.load("a:b", "1") == colon
     assert store.load("a", "b:1") is None
+
+
+def test_two_models_mapping_to_one_file_name_keep_both_baselines(tmp_path: Path) -> None:
+    """Saving ``churn_classifier`` overwrote the file of ``churn/classifier``: its worker then
+    reported "no baseline" for a baseline that had been built."""
+    store = LocalBaselineStore(tmp_path)
+    other = Baseline("churn_classifier", "1.4.2", BASELINE.created, "training:b.csv", 7, BASELINE.features)
+    store.save(BASELINE)
+    store.save(other)
+    assert store.load(BASELINE.model, BASELINE.version) == BASELINE
+    assert store.load(other.model, other.version) == other
+    assert store.path(other.model, other.version).name == "churn_classifier@1.4.2.json"
+
+
+def test_a_baseline_saved_under_the_old_file_name_is_still_read(tmp_path: Path) -> None:
+    legacy = tmp_path / "churn_classifier@1.4.2.json"
+    LocalBaselineStore(tmp_path).save(BASELINE)
+    store = LocalBaselineStore(tmp_path)
+    store.path(BASELINE.model, BASELINE.version).rename(legacy)
+    assert store.load(BASELINE.model, BASELINE.version) == BASELINE
+    assert store.load("churn_classifier", "1.4.2") is None  # the file holds churn/classifier
