@@ -121,6 +121,9 @@ class Agent:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Take the data_dir lock, build the pipeline and start its threads. Whatever fails
+        (the lock, the output refusing us, the metrics port in use, a thread that cannot start)
+        raises with nothing left running and the lock released."""
         a = self._cfg.agent
         self._lock_fd = take_lock(a.data_dir)
         try:
@@ -129,13 +132,18 @@ class Agent:
             self._release_lock()
             raise
         try:
-            log.info("output: %s", self.output.check())
-        except OutputRefused:
-            # Credentials, privileges, TLS trust: retrying cannot help until a person acts.
+            try:
+                log.info("output: %s", self.output.check())
+            except OutputRefused:
+                raise  # credentials, privileges, TLS trust: retrying cannot help until a person acts
+            except OutputUnavailable as e:
+                log.warning("output not reachable yet (%s); reading goes on and shipping retries", e)
+            if a.metrics.listen:
+                # Binds here: a port in use fails before any thread runs.
+                self._server = MetricsServer(a.metrics.listen, self.metrics, self.health)
+        except BaseException:
             self._close_built()
             raise
-        except OutputUnavailable as e:
-            log.warning("output not reachable yet (%s); reading goes on and shipping retries", e)
         self._reader_thread = threading.Thread(
             target=run_read_loop, args=(self.reader, self._read_stop, self.metrics), name="read", daemon=True
         )
@@ -143,13 +151,16 @@ class Agent:
             target=run_ship_loop, args=(self.shipper, self._ship_stop, self.metrics), name="ship", daemon=True
         )
         progress = threading.Thread(target=self._progress, name="progress", daemon=True)
-        self._threads = [self._reader_thread, self._ship_thread, progress]
-        self.discovery.start()
-        for t in self._threads:
-            t.start()
-        if a.metrics.listen:
-            self._server = MetricsServer(a.metrics.listen, self.metrics, self.health)
-            self._server.start()
+        try:
+            self.discovery.start()
+            for t in (self._reader_thread, self._ship_thread, progress):
+                t.start()
+                self._threads.append(t)
+            if self._server is not None:
+                self._server.start()
+        except BaseException:
+            self._abort_start()
+            raise
         log.info(
             "agent %s started: %d inputs, data_dir %s, output %s",
             __version__,
@@ -157,6 +168,21 @@ class Agent:
             a.data_dir,
             type(self.output).__name__,
         )
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed after threads began: stop and join them, then close."""
+        self._stopped = True
+        for event in (self._read_stop, self._ship_stop, self._progress_stop):
+            event.set()
+        self.discovery.wake.set()
+        self.shipper.wake.set()
+        for t in self._threads:
+            t.join(self._cfg.agent.shutdown_timeout)
+        if any(t.is_alive() for t in self._threads):
+            log.warning("a loop did not stop after a failed start; leaving its state to the next start")
+            self._release_lock()
+            return
+        self._close_built()
 
     def _build(self) -> None:
         a = self._cfg.agent
@@ -235,12 +261,15 @@ class Agent:
             return
         with contextlib.suppress(OSError):
             self.registry.flush()
-        self.tailer.close()
-        self.dead_letter.close()
-        self.output.close()
         pending = self.spool.pending
-        self.spool.close()
-        self._release_lock()
+        # Every close runs even when one before it raised (the error is raised after them all):
+        # the spool is closed and the lock released whatever the tailer or dead letter did.
+        with contextlib.ExitStack() as closing:
+            closing.callback(self._release_lock)
+            closing.callback(self.spool.close)
+            closing.callback(self.output.close)
+            closing.callback(self.dead_letter.close)
+            closing.callback(self.tailer.close)
         log.info(
             "stopped: %s; %s",
             progress_line(self.metrics),
@@ -248,10 +277,17 @@ class Agent:
         )
 
     def _close_built(self) -> None:
-        self.output.close()
-        self.dead_letter.close()
-        self.spool.close()
-        self._release_lock()
+        """Close what ``_build`` opened (no thread ever ran, or every one has stopped)."""
+        with contextlib.ExitStack() as closing:
+            closing.callback(self._release_lock)
+            closing.callback(self.spool.close)
+            closing.callback(self.dead_letter.close)
+            closing.callback(self.output.close)
+            closing.callback(self.tailer.close)
+            closing.callback(self.discovery.stop)
+            closing.callback(self.reader.close)
+            if self._server is not None:
+                closing.callback(self._server.stop)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

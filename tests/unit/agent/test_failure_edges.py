@@ -1,5 +1,4 @@
-"""Failure edges found in a bug hunt of the agent (each test failed before its fix, or is a strict
-xfail naming a bug in a file owned by someone else)."""
+"""Failure edges found in a bug hunt of the agent (each test failed before its fix)."""
 
 from __future__ import annotations
 
@@ -271,14 +270,9 @@ def test_bulk_answers_that_must_not_be_acked() -> None:
             classify_response(body)
 
 
-# -- bugs in files owned by others (strict xfail until fixed) ------------------------------------
+# -- bugs fixed in agent/daemon.py, agent/reader.py and agent/shipper.py -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/daemon.py Agent.start binds the metrics port after the read/ship threads run: "
-    "a port in use raises from start() with the threads running and the data_dir lock held",
-)
 def test_agent_start_with_the_metrics_port_in_use_leaves_nothing_running(tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     with socket.socket() as taken:
@@ -308,6 +302,35 @@ agent:
             os.close(take_lock(tmp_path / "data"))  # the lock was released
         finally:
             agent.stop(timeout=5)
+
+
+def test_agent_stop_closes_the_spool_and_releases_the_lock_when_closing_the_dead_letter_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.spool import Spool
+
+    (tmp_path / "logs").mkdir()
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  scan_interval: 200ms
+  shutdown_timeout: 5s
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    agent = Agent(cfg)
+    agent.start()
+
+    def fail() -> None:
+        raise OSError(errno.EIO, "input/output error")
+
+    monkeypatch.setattr(agent.dead_letter, "close", fail)
+    monkeypatch.setattr(agent.tailer, "close", fail)
+    with pytest.raises(OSError):
+        agent.stop(timeout=5)
+    os.close(take_lock(tmp_path / "data"))  # the data_dir lock was released
+    Spool(tmp_path / "data" / "spool", 1 << 20, 1 << 16, fsync=False).close()  # and the spool's
 
 
 def test_dead_letter_reopened_after_a_torn_write_starts_a_new_line(tmp_path: Path) -> None:
