@@ -247,7 +247,9 @@ class ShipLoop:
 
     def _forward_dead_letters(self) -> None:
         """Best effort: also index rejected documents in ``agent.dead_letter_index`` (the local
-        dead-letter file, already fsynced, is the record that counts)."""
+        dead-letter file, already fsynced, is the record that counts). Sent once: an item the
+        index does not answer created or duplicate (or every item of a request that failed) is
+        counted in ``dropped_total{reason="dead_letter_index"}``."""
         rejected, self._rejected = self._rejected, []
         if not rejected or not self._dl_index:
             return
@@ -259,10 +261,24 @@ class ShipLoop:
             doc = dead_letter_document(reason, detail, now, document=document, doc_id=doc_id, index=index)
             items.append((self._dl_index, dead_letter_id(f"{index}:{doc_id}"), doc))
         try:
-            self._output.send(bulkbody.encode_items(items, self._level), len(items))
-        except OutputUnavailable as e:
-            log.warning("could not index %d dead letters in %s: %s", len(items), self._dl_index, e)
-            self._metrics.inc("dropped_total", len(items), labels(reason="dead_letter_index"))
+            results = self._output.send(bulkbody.encode_items(items, self._level), len(items))
+        except (OutputUnavailable, OSError) as e:
+            self._dead_letters_dropped(len(items), len(items), str(e))
+            return
+        if len(results) != len(items):  # which ones got in is unknown: none is sure to have
+            why = f"answer has {len(results)} items for a request of {len(items)}"
+            self._dead_letters_dropped(len(items), len(items), why)
+            return
+        failed = [r for r in results if r.outcome not in (Outcome.CREATED, Outcome.DUPLICATE)]
+        if failed:
+            r = failed[0]
+            why = f"{r.status} {r.error_type}: {r.error_reason}".strip()
+            self._dead_letters_dropped(len(failed), len(items), why)
+
+    def _dead_letters_dropped(self, dropped: int, sent: int, why: str) -> None:
+        """Dead letters the index did not take: not sent again (the local file has them)."""
+        log.warning("%d of %d dead letters not indexed in %s: %s", dropped, sent, self._dl_index, why)
+        self._metrics.inc("dropped_total", dropped, labels(reason="dead_letter_index"))
 
     def _publish_gauges(self) -> None:
         self._metrics.set("spool_bytes", self._spool.bytes)

@@ -621,11 +621,6 @@ agent:
     assert secret.encode() not in shipped
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/shipper.py ShipLoop._forward_dead_letters ignores the per-item results of the "
-    "dead-letter index request: items answered 429/5xx/4xx there are dropped without being counted",
-)
 def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Path) -> None:
     from agent import bulkbody
     from agent.metrics import labels
@@ -659,6 +654,57 @@ def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Pa
         assert spool.acked_seq == 1 and output.requests == 2
         assert dl.counts == {"mapper_parsing_exception": 1}  # the local record that counts
         assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == 1
+        dl.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "dropped"),
+    [
+        ([Outcome.CREATED, Outcome.DUPLICATE, Outcome.RETRY, Outcome.REJECTED], 2),
+        ([Outcome.CREATED, Outcome.DUPLICATE, Outcome.CREATED, Outcome.DUPLICATE], 0),
+        ([Outcome.CREATED], 4),  # an answer of the wrong length: none is sure to be indexed
+        (OSError(errno.ENOSPC, "no space left on device"), 4),
+    ],
+)
+def test_every_dead_letter_the_index_did_not_take_is_counted_once(
+    tmp_path: Path, answer: list[Outcome] | OSError, dropped: int
+) -> None:
+    from agent import bulkbody
+    from agent.metrics import labels
+    from agent.model import ItemResult
+    from agent.shipper import ShipLoop
+    from agent.spool import Spool
+
+    class Output:
+        def __init__(self) -> None:
+            self.requests = 0
+
+        def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+            self.requests += 1
+            if self.requests == 1:  # the four documents: refused by their mapping
+                return [ItemResult(Outcome.REJECTED, 400, "mapper_parsing_exception", "bad")] * items
+            if isinstance(answer, OSError):
+                raise answer
+            status = {Outcome.CREATED: 201, Outcome.DUPLICATE: 409, Outcome.RETRY: 503, Outcome.REJECTED: 400}
+            return [ItemResult(o, status[o]) for o in answer]
+
+        def check(self) -> str:
+            return "fake"
+
+        def close(self) -> None:
+            pass
+
+    metrics = Metrics()
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+        output = Output()
+        loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
+        docs = [("logs-inferwatch.m-default", doc_id, b'{"x":1}') for doc_id in "abcd"]
+        spool.append(bulkbody.encode_items(docs))
+        loop.step()
+        assert spool.acked_seq == 1 and output.requests == 2  # acknowledged; not sent again
+        assert dl.counts == {"mapper_parsing_exception": 4}
+        assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == dropped
         dl.close()
 
 
