@@ -33,14 +33,17 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import orjson
+
 from agent import bulkbody
-from agent.config import InputConfig
-from agent.deadletter import DeadLetter
-from agent.deadletter_index import dead_letter_document, dead_letter_id
+from agent.config import InputConfig, RedactConfig
+from agent.deadletter import DeadLetter, entry
+from agent.deadletter_index import dead_letter_id
 from agent.files.discovery import Discovery
 from agent.files.tailer import Tailer
 from agent.metrics import Metrics, labels
 from agent.model import Checkpoint, Event, FileId, LineBatch, Rejected, Source
+from agent.redact import Redactor
 from agent.registry import Registry
 from agent.spool import Spool, SpoolFull
 
@@ -132,6 +135,8 @@ class ReadLoop:
             getattr(n, "bulk_items", None) for n in normalizers
         )
         self._expansion = 4.0  # document bytes per line byte, learned; decides the fast path
+        # Each input's redaction, for the rejected lines that leave the host (dead_letter_index).
+        self._redactors = tuple(_redactor_of(n) for n in normalizers)
         self._registry = registry
         self._spool = spool
         self._dead = dead_letter
@@ -297,9 +302,14 @@ class ReadLoop:
         # any offset past them is committed. A crash in between writes them again, never loses them.
         for o in b.oversized:
             detail = f"line of {o.length} bytes is over max_line_bytes ({self._s.max_line_bytes})"
-            self._dead_letter("line_too_long", detail, b, o.offset, o.head)
+            self._dead_letter("line_too_long", detail, b, o.offset, o.head, o.length)
 
-    def _dead_letter(self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes) -> None:
+    def _dead_letter(
+        self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int | None = None
+    ) -> None:
+        """Write a rejected line (``raw``: the line, or the head of one of ``length`` bytes) to
+        the local dead letter, which stays on the host and keeps the line as read; with
+        ``dead_letter_index``, also spool its redacted document (``_index_document``)."""
         path = b.path
         try:
             self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
@@ -312,8 +322,24 @@ class ReadLoop:
         self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
         if self._s.dead_letter_index:
             # Also indexed, through the spool like any document (deterministic id: no copies).
-            doc = dead_letter_document(reason, detail, self._wall(), source=path, offset=offset, raw=raw)
+            size = len(raw) if length is None else length
+            doc = self._index_document(reason, detail, b, offset, raw, size)
             self._add(Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc))
+
+    def _index_document(
+        self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int
+    ) -> bytes:
+        """The ``dead_letter_index`` document of a rejected line. It leaves the host, so when the
+        input redacts fields the line is parsed and redacted first (``agent.redact``, as for its
+        documents), and a line that is not a JSON object then goes without its text: reason,
+        detail and ``raw_bytes`` only. Without redaction the line goes as it was read."""
+        redactor = self._redactors[b.input_index]
+        text = raw if redactor is None else _redacted_line(raw, redactor)
+        doc = entry(reason, detail, self._wall(), source=b.path, offset=offset, raw=text)
+        doc["raw_bytes"] = length  # the line's, also when its text is withheld or only a head
+        if text is raw and length > len(raw):  # the head of a line over max_line_bytes
+            doc["raw_truncated"] = True
+        return orjson.dumps(doc)
 
     def _add(self, ev: Event) -> None:
         batch = self._batch
@@ -448,6 +474,37 @@ class ReadLoop:
                 self._metrics.set("dropped_total", n, labels(reason="spool_records_lost"))
         for reason, n in list(self._registry.counts.items()):
             self._metrics.set("storage_repairs_total", n, labels(store="registry", reason=reason))
+
+
+def _redactor_of(normalize: Normalize) -> Redactor | None:
+    """The redaction a normalizer applies to its lines (``Normalizer.redact`` and ``hash_key``),
+    or None when it redacts nothing. A normalizer without a ``redact`` config is taken as one
+    that redacts nothing (test doubles)."""
+    redact = getattr(normalize, "redact", None)
+    if not isinstance(redact, RedactConfig):
+        return None
+    redactor = Redactor(redact.drop, redact.hash, getattr(normalize, "hash_key", None))
+    return redactor if redactor.active else None
+
+
+def _redacted_line(raw: bytes, redactor: Redactor) -> bytes | None:
+    """``raw`` parsed as the normalizer parses it (a leading BOM allowed), redacted and written
+    back as compact JSON; None when it is not a JSON object (invalid UTF-8 or JSON, a cut head,
+    an array...): the configured paths cannot be found in it, so none of it may leave."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            text = raw.decode("utf-8")
+            obj = orjson.loads(text[1:] if text.startswith("\ufeff") else text)
+        except (UnicodeDecodeError, orjson.JSONDecodeError):
+            return None
+    if type(obj) is not dict:
+        return None
+    try:
+        return orjson.dumps(redactor(obj))
+    except orjson.JSONEncodeError:  # nesting deeper than orjson writes
+        return None
 
 
 def _encode(items: list[bytes], level: int) -> bytes:

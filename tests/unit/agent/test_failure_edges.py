@@ -587,11 +587,6 @@ def test_a_record_larger_than_the_whole_spool_does_not_stall_reading_forever(tmp
         assert [r.payload for r in spool.read(0, 10)] == [b"small"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="agent/reader.py ReadLoop._dead_letter indexes the raw line of a rejected line in "
-    "agent.dead_letter_index without agent.redact applied: a dropped field leaves the host",
-)
 def test_a_redacted_field_of_a_rejected_line_never_reaches_the_dead_letter_index(tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
     cfg = parse_config(
@@ -760,3 +755,122 @@ def test_a_file_shorter_than_a_line_is_read_once_it_has_one_and_two_inputs_read_
     batches = t.step(1 << 20)
     assert [line for b in batches for line in b.lines] == [b'{"a":1}']
     assert {b.input_index for b in batches} == {0}
+
+
+def _dead_letter_index_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, redact: str
+) -> tuple[list[dict[str, object]], bytes]:
+    """Run a read loop (the daemon's normalizers, real spool, registry and dead letter) over one
+    file holding ``data``; return the documents it spooled for the dead-letter index and the
+    bytes of the local dead-letter file."""
+    from agent import bulkbody
+    from agent.daemon import build_normalizers
+    from agent.files.discovery import Discovery
+    from agent.reader import ReadLoop, ReadSettings
+    from agent.registry import Registry
+    from agent.spool import Spool
+
+    monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_bytes(data)
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  redact: {redact}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    registry = Registry(tmp_path / "registry.json", fsync=False)
+    dead = DeadLetter(tmp_path / "dead-letter.ndjson", fsync=False)
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        loop = ReadLoop(
+            cfg.agent.inputs,
+            Discovery(cfg.agent.inputs, scan_interval=0.0),
+            Tailer(256, 4096, registry.get),
+            build_normalizers(cfg, "test-host"),
+            registry,
+            spool,
+            dead,
+            Metrics(),
+            ReadSettings(max_line_bytes=256, dead_letter_index="dl"),
+            wake=threading.Event(),
+        )
+        loop.step()
+        loop.flush()
+        loop.close()
+        items = [item for rec in spool.read(0, 100) for item in bulkbody.decode(rec.payload)]
+    dead.close()
+    docs = [orjson.loads(doc) for index, _id, doc in items if index == "dl"]
+    return docs, (tmp_path / "dead-letter.ndjson").read_bytes()
+
+
+SECRET = "alice.secret@example.com"
+
+
+def test_a_rejected_line_is_redacted_like_a_document_before_it_goes_to_the_dead_letter_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import hmac
+
+    line = orjson.dumps(
+        {"timestamp": "not a time", "model": "m", "inputs": {"email": SECRET, "name": "Alice", "age": 3}}
+    )
+    redact = "{drop: [inputs.email], hash: [inputs.name]}"
+    (doc,), local = _dead_letter_index_docs(tmp_path, monkeypatch, line + b"\n", redact)
+    assert doc["reason"] == "bad_timestamp"
+    assert isinstance(doc["raw"], str)
+    name = hmac.new(b"k", b"Alice", hashlib.sha256).hexdigest()
+    assert orjson.loads(doc["raw"]) == {
+        "timestamp": "not a time",
+        "model": "m",
+        "inputs": {"name": name, "age": 3},
+    }
+    assert doc["raw_bytes"] == len(line)
+    assert SECRET.encode() in local  # the local dead letter stays on the host, with the line as read
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"', "invalid_json"),
+        (b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'\xff"}}', "invalid_utf8"),
+        (b'[{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"}}]', "not_an_object"),
+        (
+            b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'", "pad": "' + b"x" * 2000 + b'"}}',
+            "line_too_long",
+        ),
+    ],
+    ids=["invalid_json", "invalid_utf8", "not_an_object", "line_too_long"],
+)
+def test_a_rejected_line_that_cannot_be_redacted_goes_to_the_dead_letter_index_without_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: bytes, reason: str
+) -> None:
+    (doc,), _local = _dead_letter_index_docs(tmp_path, monkeypatch, line + b"\n", "{drop: [inputs.email]}")
+    assert doc["reason"] == reason and doc["detail"]
+    assert "raw" not in doc
+    assert doc["raw_bytes"] == len(line)
+    assert SECRET not in orjson.dumps(doc).decode()
+
+
+def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_line = b'{"model": "m", "pad": "' + b"x" * 2000 + b'"}'
+    data = b'{"model": "m", "inputs": {"email": "a@b"\n' + long_line + b"\n"
+    docs, _local = _dead_letter_index_docs(tmp_path, monkeypatch, data, "{}")
+    by_reason = {d["reason"]: d for d in docs}  # an oversized line is dead-lettered up front
+    assert len(docs) == 2
+    invalid, too_long = by_reason["invalid_json"], by_reason["line_too_long"]
+    assert (invalid["raw"], invalid["raw_bytes"], "raw_truncated" in invalid) == (
+        '{"model": "m", "inputs": {"email": "a@b"',
+        40,
+        False,
+    )
+    # the 1 KiB head the tailer keeps, and the line's length
+    assert (too_long["raw"], too_long["raw_bytes"], too_long["raw_truncated"]) == (
+        long_line[:1024].decode(),
+        len(long_line),
+        True,
+    )
