@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import re
 from binascii import b2a_base64
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -70,7 +69,7 @@ from typing import Any
 import orjson
 
 from agent.bulkbody import ACTION_TAIL, action_head
-from agent.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
+from agent.config import FeatureKind, InputConfig, ModelConfig, RedactConfig, model_dataset
 from agent.model import Event, FileId, LineBatch, Rejected, Source
 from agent.redact import Redactor
 from agent.tokenize import tokenize
@@ -79,8 +78,6 @@ JsonObject = dict[str, Any]
 _Item = tuple["_ModelInfo", bytes, bytes]  # (model info, document id, bulk item)
 
 MODEL_CACHE_SIZE = 1024  # distinct model names remembered; a flood of names only costs CPU
-_MAX_DATASET_CHARS = 100
-_DATASET_RE = re.compile(r"[^a-z0-9_.]")
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INVALID: Any = object()  # what a coercion returns for a value of the wrong kind
@@ -100,10 +97,9 @@ class RejectedLine:
     error: Rejected
 
 
-def dataset_part(model: str) -> str:
-    """``<m>``: the model name as a data stream dataset part (``churn-classifier`` ->
-    ``churn_classifier``)."""
-    return _DATASET_RE.sub("_", model.lower())[:_MAX_DATASET_CHARS]
+# ``<m>``: the model name as a data stream dataset part (``churn-classifier`` -> ``churn_classifier``);
+# the rule lives with the config, which validates model names by it.
+dataset_part = model_dataset
 
 
 def document_id(key: str) -> str:

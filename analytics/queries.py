@@ -52,13 +52,13 @@ token (the agent stores each token once per document).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
+from agent.config import model_dataset
 from analytics.model import Baseline, FeatureBaseline, FeatureKind, ModelCounts, Window, WindowCounts
 from analytics.sources.tables import (
     bin_bounds,
@@ -91,8 +91,9 @@ OOV_SCRIPT = (
 
 def dataset_for(model: str) -> str:
     """The data stream dataset of a model: ``inferwatch.<m>``, ``<m>`` the name lowercased with
-    every character outside [a-z0-9_.] replaced by ``_`` (the agent's rule)."""
-    return "inferwatch." + re.sub(r"[^a-z0-9_.]", "_", model.lower())
+    every character outside [a-z0-9_.] replaced by ``_``, at most 100 characters (the agent's rule,
+    ``agent.config.model_dataset``)."""
+    return "inferwatch." + model_dataset(model)
 
 
 def index_pattern(model: str, namespace: str = "*") -> str:

@@ -475,3 +475,11 @@ def test_searches_tolerate_a_data_stream_that_does_not_exist_yet() -> None:
     assert counts.numeric["count"].tolist() == [0, 0, 0]
     assert_frame_equal(counts.text_docs, text_docs_table([("inputs.review", 0, 0)]))
     assert model.versions.empty and model.volume["docs"].tolist() == [0, 0]
+
+
+def test_the_worker_searches_the_data_stream_the_agent_writes_even_for_a_long_model_name() -> None:
+    from agent.normalize import dataset_part
+
+    for model in ("churn-classifier", "Churn Classifier v2", "m" * 150):
+        assert queries.index_pattern(model, "default") == f"logs-inferwatch.{dataset_part(model)}-default"
+    assert len(queries.dataset_for("m" * 150)) == len("inferwatch.") + 100
