@@ -208,10 +208,10 @@ def category_str(value: bool | int | float | str) -> str:
     integral number -> its integer digits (``4`` and ``4.0`` -> ``"4"``), other floats as orjson
     writes them (``2.5``, ``1e-7``, ``1e+20``), strings unchanged.
 
-    The twin of ``analytics.sources.tables.category_str`` (which the baseline and the count
-    sources apply to what they read back): both must give the same string for a value, or a
-    baseline's category never matches the documents. Duplicated, not imported: the agent never
-    imports pandas. tests/unit/analytics/test_str_rule_agreement.py holds them to one table."""
+    The one rule: ``analytics.sources.tables.category_str`` applies it to what the baseline and the
+    count sources read back (after turning numpy scalars into Python ones), so a baseline's
+    categories match the documents. tests/unit/analytics/test_str_rule_agreement.py holds both
+    to one table."""
     if value is True:
         return "true"
     if value is False:

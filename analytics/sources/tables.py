@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-import orjson
 import pandas as pd
 
+from agent.normalize import category_str as agent_category_str
 from analytics.model import (
     CATEGORY_COLUMNS,
     NUMERIC_COLUMNS,
@@ -47,29 +47,24 @@ _DTYPES: dict[str, str] = {
 
 
 def category_str(value: Any) -> str | None:
-    """A categorical value as the string every part of inferwatch compares.
-
-    bool -> ``"true"``/``"false"``; a number with an integral value -> its integer digits (``4``
-    and ``4.0`` -> ``"4"``: pandas widens an int column with nulls to float, and Elasticsearch maps
-    JSON numbers to double, so ``4`` comes back as ``4.0``); other floats as JSON writes them (the
-    agent's normalizer uses orjson: ``2.5``, ``1e-7``);
-    strings unchanged; null/NaN -> None.
+    """A categorical value as the string every part of inferwatch compares: the agent's rule
+    (``agent.normalize.category_str``: bool -> ``"true"``/``"false"``, an integral number -> its
+    integer digits, other floats as orjson writes them, strings unchanged) applied to what pandas
+    and Elasticsearch hand back: numpy scalars become Python ones first (pandas widens an int
+    column with nulls to float, and Elasticsearch maps JSON numbers to double, so ``4`` comes back
+    as ``4.0`` and still reads ``"4"``); null/NaN -> None.
     """
     if value is None:
         return None
-    if isinstance(value, str):
-        return value
     if isinstance(value, bool | np.bool_):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float | np.integer | np.floating):
+        return agent_category_str(bool(value))
+    if isinstance(value, int | np.integer):
+        return agent_category_str(int(value))
+    if isinstance(value, float | np.floating):
         f = float(value)
-        if math.isnan(f):
-            return None
-        if f.is_integer() and abs(f) < 2**53:
-            return str(int(f))
-        return orjson.dumps(f).decode() if math.isfinite(f) else str(f)
+        return None if math.isnan(f) else agent_category_str(f)
+    if isinstance(value, str):
+        return agent_category_str(str(value))
     return str(value)
 
 
