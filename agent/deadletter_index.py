@@ -8,18 +8,15 @@ metadata field Elasticsearch refuses inside a document), with the rejected docum
 
 from __future__ import annotations
 
-import base64
-import hashlib
-
 import orjson
 
 from agent.deadletter import entry
+from agent.normalize import document_id
 
 
 def dead_letter_id(key: str) -> str:
-    """base64url (no padding) of blake2b-16 of ``dead-letter:<key>``."""
-    digest = hashlib.blake2b(f"dead-letter:{key}".encode(), digest_size=16).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    """The document id rule (base64url of blake2b-16) applied to ``dead-letter:<key>``."""
+    return document_id(f"dead-letter:{key}")
 
 
 def dead_letter_document(
