@@ -19,6 +19,7 @@ from urllib.parse import quote
 import urllib3
 
 from agent.config import KibanaConfig
+from agent.outputs.elasticsearch import authorization_value
 from kibana.rules import ConnectorSpec, RuleSpec
 
 Progress = Callable[[str], None]
@@ -89,12 +90,8 @@ class KibanaClient:
 
     def _auth_headers(self) -> dict[str, str]:
         cfg = self._cfg
-        if cfg.api_key is not None:
-            return {"Authorization": f"ApiKey {cfg.api_key.reveal()}"}
-        if cfg.username is not None:
-            password = cfg.password.reveal() if cfg.password is not None else ""
-            return dict(urllib3.make_headers(basic_auth=f"{cfg.username}:{password}"))
-        return {}
+        value = authorization_value(cfg.api_key, cfg.username, cfg.password)
+        return {"Authorization": value} if value is not None else {}
 
     def request(
         self,

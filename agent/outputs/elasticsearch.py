@@ -39,7 +39,7 @@ from urllib3.util import Timeout, parse_url
 
 from agent import __version__
 from agent.bulkbody import compress
-from agent.config import ElasticsearchConfig
+from agent.config import ElasticsearchConfig, Secret
 from agent.model import ItemResult, Outcome
 from agent.outputs.base import OutputRefused, OutputUnavailable, RequestTooLarge
 from agent.outputs.classify import MalformedResponse, classify_response, error_summary, retry_after
@@ -60,19 +60,22 @@ class Response:
 
 
 def authorization_header(cfg: ElasticsearchConfig) -> str | None:
-    """The ``Authorization`` value for the configured credentials (None when there are none).
+    """The ``Authorization`` value for the configured credentials (None when there are none)."""
+    return authorization_value(cfg.resolved_api_key(), cfg.username, cfg.resolved_password())
+
+
+def authorization_value(api_key: Secret | None, username: str | None, password: Secret | None) -> str | None:
+    """``ApiKey`` or ``Basic`` credentials for Elasticsearch and Kibana alike.
 
     ``api_key`` is the encoded form Elasticsearch returns (``encoded``), or ``id:api_key``.
     """
-    api_key = cfg.resolved_api_key()
     if api_key is not None:
         key = api_key.reveal()
         if ":" in key:  # "id:secret" (base64 has no ':'): encode it as the official client does
             key = base64.b64encode(key.encode()).decode()
         return f"ApiKey {key}"
-    password = cfg.resolved_password()
-    if cfg.username is not None:
-        pair = f"{cfg.username}:{password.reveal() if password else ''}"
+    if username is not None:
+        pair = f"{username}:{password.reveal() if password else ''}"
         return "Basic " + base64.b64encode(pair.encode()).decode()
     return None
 

@@ -212,3 +212,11 @@ def test_api_key_auth_header() -> None:
         cfg = KibanaConfig(url=fake.server.url, api_key=Secret("a2V5OnZhbHVl"))
         KibanaClient(cfg).status_level()
     assert fake.server.requests[0].headers["authorization"] == "ApiKey a2V5OnZhbHVl"
+
+
+def test_an_id_colon_secret_api_key_is_encoded_as_for_elasticsearch() -> None:
+    fake = FakeKibana()
+    with fake.server:
+        cfg = KibanaConfig(url=fake.server.url, api_key=Secret("key:value"))
+        KibanaClient(cfg).status_level()
+    assert fake.server.requests[0].headers["authorization"] == "ApiKey a2V5OnZhbHVl"  # base64("key:value")
