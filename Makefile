@@ -6,13 +6,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SRC := $(wildcard agent analytics kibana tests bench)
+DISTS := agent analytics kibana
 
-.PHONY: demo test lint typecheck pytest bench clean venv
+.PHONY: demo test unit lint typecheck imports pytest bench clean venv
 
-$(STAMP): pyproject.toml
+# The three distributions (agent/, analytics/, kibana/, one `inferwatch` namespace) are installed
+# editable beside the top-level `inferwatch` distribution, which depends on all of them.
+$(STAMP): pyproject.toml agent/pyproject.toml analytics/pyproject.toml kibana/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,demo]'
+	$(BIN)/python -m pip install --quiet $(foreach d,$(DISTS),-e ./$(d)) -e '.[test,demo]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,10 +30,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Which package may import which (agent never imports analytics or kibana; detectors do no I/O):
+# the contracts are in .importlinter.
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
 pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck imports pytest
+
+# The fast loop while editing: unit tests only, no subprocess scenarios or slow statistics.
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -m 'not slow' -q $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_throughput.py

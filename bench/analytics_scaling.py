@@ -31,13 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import orjson
 import pandas as pd
-
-from agent.tokenize import tokenize
-from analytics.baseline import build_baseline
-from analytics.model import Baseline, FeatureKind, Window
-from analytics.queries import dataset_for
-from analytics.sources.elasticsearch import ElasticsearchSource
-from analytics.sources.local import LocalSource
+from inferwatch.analytics.baseline import build_baseline
+from inferwatch.analytics.model import Baseline, FeatureKind, Window
+from inferwatch.analytics.queries import dataset_for
+from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
+from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.core.tokenize import tokenize
 
 MODEL = "bench-model"
 VERSION = "1"
@@ -112,8 +111,8 @@ def write_store(store: Path, events: int, cardinality: int) -> None:
 
 def _detectors() -> Any:
     try:
-        from analytics.detectors import count_series, evaluate_version
-        from analytics.detectors.params import DetectorParams
+        from inferwatch.analytics.detectors import count_series, evaluate_version
+        from inferwatch.analytics.detectors.params import DetectorParams
     except ImportError:
         return None
     return count_series, evaluate_version, DetectorParams

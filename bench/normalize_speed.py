@@ -18,11 +18,10 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 import orjson
-
-from agent.bulkbody import encode
-from agent.config import InputConfig, ModelConfig
-from agent.model import FileId, LineBatch, Source
-from agent.normalize import Normalizer
+from inferwatch.agent.bulkbody import encode
+from inferwatch.agent.model import FileId, LineBatch, Source
+from inferwatch.agent.normalize import Normalizer
+from inferwatch.core.config import InputConfig, ModelConfig
 
 WORDS = [
     "the",

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from agent.config import ElasticsearchConfig, Secret
-from agent.configschema import Duration
-from agent.tokenize import tokenize
-from analytics.queries import dataset_for
+from inferwatch.analytics.queries import dataset_for
+from inferwatch.core.config import ElasticsearchConfig, Secret
+from inferwatch.core.configschema import Duration
+from inferwatch.core.tokenize import tokenize
 
 NAMESPACE = "contract"
 

@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from agent.model import Checkpoint, FileId
-from agent.registry import Registry, RegistryError
+from inferwatch.agent.model import Checkpoint, FileId
+from inferwatch.agent.registry import Registry, RegistryError
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "registry"
 A, B, C = FileId("aa01"), FileId("bb02"), FileId("cc03")

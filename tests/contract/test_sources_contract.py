@@ -12,12 +12,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from pandas.testing import assert_frame_equal
-
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
-from analytics.sources.base import CountSource
-from analytics.sources.local import LocalSource
-from analytics.sources.tables import (
+from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
+from inferwatch.analytics.sources.base import CountSource
+from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.analytics.sources.tables import (
     categories_table,
     numeric_table,
     presence_table,
@@ -26,6 +24,8 @@ from analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from pandas.testing import assert_frame_equal
+
 from tests.contract.sources_fixtures import document, es_config_from_env, indexed, unique_model, write_local
 
 MODEL = unique_model()
@@ -100,8 +100,8 @@ def es_source() -> Iterator[CountSource]:
     cfg = es_config_from_env()
     if cfg is None:
         pytest.skip("set INFERWATCH_TEST_ES_URL to run the Elasticsearch half of the contract")
-    from analytics.es import make_client
-    from analytics.sources.elasticsearch import ElasticsearchSource
+    from inferwatch.analytics.es import make_client
+    from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 
     client = make_client(cfg)
     try:
@@ -221,7 +221,7 @@ def test_sources_agree_when_values_overflow_the_terms_size(
 ) -> None:
     """With a terms size of 1 every unseen value/token set overflows: Elasticsearch must re-count
     those fields exactly with composite pages and still match the local store."""
-    from analytics import queries
+    from inferwatch.analytics import queries
 
     monkeypatch.setattr(queries, "UNSEEN_TERMS_SIZE", 1)
     monkeypatch.setattr(queries, "COMPOSITE_PAGE_SIZE", 2)

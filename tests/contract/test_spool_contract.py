@@ -13,10 +13,9 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from agent.model import SpoolRecord
-from agent.spool import Spool, SpoolFull
-from agent.spoolformat import HEADER_BYTES, encode_record
+from inferwatch.agent.model import SpoolRecord
+from inferwatch.agent.spool import Spool, SpoolFull
+from inferwatch.agent.spoolformat import HEADER_BYTES, encode_record
 
 P = 100  # payload size used by most tests
 REC = HEADER_BYTES + P  # bytes one such record takes on disk

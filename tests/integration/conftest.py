@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from agent.config import ElasticsearchConfig, Secret
-from agent.configschema import Duration
+from inferwatch.core.config import ElasticsearchConfig, Secret
+from inferwatch.core.configschema import Duration
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +42,7 @@ def es_config() -> ElasticsearchConfig:
 
 @pytest.fixture(scope="session")
 def es_client(es_config: ElasticsearchConfig) -> Iterator[Any]:
-    from analytics.es import make_client
+    from inferwatch.analytics.es import make_client
 
     client = make_client(es_config)
     try:

@@ -13,12 +13,17 @@ from typing import Any
 import orjson
 import pytest
 from elasticsearch import BadRequestError, NotFoundError
-
-from agent.bulkbody import encode_items
-from agent.config import Config, ElasticsearchConfig, ModelConfig
-from agent.model import Outcome
-from agent.outputs.elasticsearch import ElasticsearchOutput
-from agent.templates import BASE_COMPONENT, BASE_TEMPLATE, install, model_component_name, model_template_name
+from inferwatch.agent.bulkbody import encode_items
+from inferwatch.agent.model import Outcome
+from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput
+from inferwatch.agent.templates import (
+    BASE_COMPONENT,
+    BASE_TEMPLATE,
+    install,
+    model_component_name,
+    model_template_name,
+)
+from inferwatch.core.config import Config, ElasticsearchConfig, ModelConfig
 
 pytestmark = pytest.mark.integration
 

@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inferwatch.analytics import es
+from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
+from inferwatch.analytics.alerts import apply_window
+from inferwatch.analytics.baseline import build_from_counts
+from inferwatch.analytics.baseline_store import BASELINES_INDEX, ElasticsearchBaselineStore
+from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
+from inferwatch.analytics.queries import dataset_for
+from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
+from inferwatch.analytics.sources.local import LocalSource
 
-from analytics import es
-from analytics.alert_sink import ElasticsearchAlertSink
-from analytics.alerts import apply_window
-from analytics.baseline import build_from_counts
-from analytics.baseline_store import BASELINES_INDEX, ElasticsearchBaselineStore
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
-from analytics.queries import dataset_for
-from analytics.sources.elasticsearch import ElasticsearchSource
-from analytics.sources.local import LocalSource
 from tests.contract.sources_fixtures import document, indexed, unique_model, write_local
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@
 - ``LogWriter`` writes prediction lines whose ``prediction_id`` is a sequence number (``p<n>``)
   and rotates, copies, truncates and deletes its file like the usual tools do.
 - ``AgentProcess`` writes a config into a tmp dir and starts, kills (-9) and stops (SIGTERM) the
-  daemon: ``python -m agent agent run --config <cfg>``.
+  daemon: ``python -m inferwatch.core agent run --config <cfg>``.
 - ``delivered(server)`` counts the prediction ids the fake stored; ``wait_until`` polls a
   condition with a deadline (never a bare sleep as synchronization).
 """
@@ -153,7 +153,7 @@ class AgentProcess:
             log.write(f"--- start {self.starts}\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agent", "agent", "run", "--config", str(self.config)],
+                [sys.executable, "-m", "inferwatch.core", "agent", "run", "--config", str(self.config)],
                 cwd=ROOT,
                 env=env,
                 stdout=log,

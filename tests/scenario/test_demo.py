@@ -37,7 +37,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess
         [
             sys.executable,
             "-m",
-            "agent",
+            "inferwatch.core",
             "demo",
             "--duration",
             "30",
@@ -126,7 +126,7 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "agent",
+            "inferwatch.core",
             "demo",
             "--serve",
             "--log-dir",
@@ -165,7 +165,7 @@ def test_serve_writes_prediction_logs_until_sigterm(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_the_agent_evaluates_once_more_and_leaves_the_report(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "demo", "--speed", "200", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "inferwatch.core", "demo", "--speed", "200", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from agent.config import parse_config
+from inferwatch.core.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from inferwatch.agent.daemon import AgentLocked, take_lock
 
-from agent.daemon import AgentLocked, take_lock
 from tests.fakes.bulk_server import BulkServer
 from tests.scenario.harness import free_port
 
@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run(
-        [sys.executable, "-m", "agent", *args],
+        [sys.executable, "-m", "inferwatch.core", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -48,8 +48,8 @@ def write_config(tmp: Path, elasticsearch: dict[str, object] | None = None, **ag
 def test_the_agent_process_never_imports_the_analytics_stack() -> None:
     code = (
         "import sys\n"
-        "from agent.cli import main\n"
-        "import agent.cli.agent_cmd, agent.daemon, agent.reader, agent.shipper, agent.metrics\n"
+        "from inferwatch.core.cli import main\n"
+        "import inferwatch.agent.cli, inferwatch.agent.daemon, inferwatch.agent.reader, inferwatch.agent.shipper\n"
         "try:\n"
         "    main(['agent', 'run', '--help'])\n"
         "except SystemExit:\n"
@@ -220,8 +220,8 @@ def test_check_summary_names_a_missing_folder_and_says_ready(tmp_path: Path) -> 
 def test_an_unexpected_error_is_one_line_not_a_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import agent.cli.agent_cmd as agent_cmd
-    from agent.cli import main
+    import inferwatch.agent.cli as agent_cmd
+    from inferwatch.core.cli import main
 
     def boom(data_dir: Path) -> str | None:
         raise RuntimeError("disk on fire")

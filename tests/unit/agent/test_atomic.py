@@ -7,8 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from agent.atomic import atomic_write_bytes, read_state_bytes, tmp_path
+from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes, tmp_path
 
 
 def test_write_then_read(tmp_path: Path) -> None:

@@ -8,10 +8,9 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from agent import bulkbody
-from agent.bulkbody import compress, decode, encode, encode_items, raw_body
-from agent.model import Event
+from inferwatch.agent import bulkbody
+from inferwatch.agent.bulkbody import compress, decode, encode, encode_items, raw_body
+from inferwatch.agent.model import Event
 
 EVENTS = [
     Event("id1", "logs-inferwatch.a-default", b'{"x":1}'),

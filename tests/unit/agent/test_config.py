@@ -6,9 +6,15 @@ import typing
 from pathlib import Path
 
 import pytest
-
-from agent.config import Config, ConfigError, ElasticsearchConfig, load_config, model_dataset, parse_config
-from agent.configschema import ByteSize, Duration, Secret
+from inferwatch.core.config import (
+    Config,
+    ConfigError,
+    ElasticsearchConfig,
+    load_config,
+    model_dataset,
+    parse_config,
+)
+from inferwatch.core.configschema import ByteSize, Duration, Secret
 
 EXAMPLE = """
 agent:

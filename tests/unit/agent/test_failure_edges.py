@@ -13,18 +13,17 @@ from pathlib import Path
 
 import orjson
 import pytest
-
-from agent import deadletter as deadletter_module
-from agent import writer as writer_module
-from agent.config import parse_config
-from agent.daemon import Agent, take_lock
-from agent.deadletter import DeadLetter
-from agent.files.tailer import Tailer
-from agent.metrics import HealthStatus, Metrics, MetricsServer
-from agent.model import Outcome
-from agent.outputs.backoff import Backoff
-from agent.outputs.classify import MalformedResponse, classify_response, retry_after
-from agent.writer import PredictionLogger
+from inferwatch.agent import deadletter as deadletter_module
+from inferwatch.agent import writer as writer_module
+from inferwatch.agent.daemon import Agent, take_lock
+from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer
+from inferwatch.agent.model import Outcome
+from inferwatch.agent.outputs.backoff import Backoff
+from inferwatch.agent.outputs.classify import MalformedResponse, classify_response, retry_after
+from inferwatch.agent.writer import PredictionLogger
+from inferwatch.core.config import parse_config
 
 
 def _wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -123,7 +122,7 @@ def test_writer_torn_line_does_not_swallow_the_next_prediction(
 
 _WRITER_SCRIPT = """
 import sys
-from agent.writer import PredictionLogger
+from inferwatch.agent.writer import PredictionLogger
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 logger = PredictionLogger(path, model="m")
 pad = "x" * 3000  # lines longer than a pipe buffer page: interleaving would show
@@ -307,7 +306,7 @@ agent:
 def test_agent_stop_closes_the_spool_and_releases_the_lock_when_closing_the_dead_letter_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent.spool import Spool
+    from inferwatch.agent.spool import Spool
 
     (tmp_path / "logs").mkdir()
     cfg = parse_config(
@@ -350,10 +349,10 @@ def test_dead_letter_reopened_after_a_torn_write_starts_a_new_line(tmp_path: Pat
 def test_local_store_disk_full_is_an_unavailable_output_and_the_resend_completes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agent import bulkbody
-    from agent.outputs import OutputUnavailable
-    from agent.outputs import local as local_module
-    from agent.outputs.local import LocalOutput
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.outputs import OutputUnavailable
+    from inferwatch.agent.outputs import local as local_module
+    from inferwatch.agent.outputs.local import LocalOutput
 
     a, b = "logs-inferwatch.a-default", "logs-inferwatch.b-default"
     body = bulkbody.encode_items([(a, "1", b'{"n":1}'), (b, "2", b'{"n":2}')])
@@ -385,8 +384,8 @@ def test_spool_crash_at_every_point_of_an_ack_neither_loses_nor_reuses_seqs(
     import pathlib
     import shutil
 
-    from agent import spool as spool_module
-    from agent.spool import Spool
+    from inferwatch.agent import spool as spool_module
+    from inferwatch.agent.spool import Spool
 
     live = tmp_path / "live"
     snapshots: list[Path] = []
@@ -548,11 +547,11 @@ def test_elasticsearch_answers_that_leave_the_whole_body_for_a_retry(
     expected_status: int,
     expected_retry_after: float | None,
 ) -> None:
-    from agent import bulkbody
-    from agent.config import ElasticsearchConfig
-    from agent.configschema import Duration
-    from agent.outputs import OutputUnavailable
-    from agent.outputs.elasticsearch import ElasticsearchOutput
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.outputs import OutputUnavailable
+    from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput
+    from inferwatch.core.config import ElasticsearchConfig
+    from inferwatch.core.configschema import Duration
 
     server = _Canned(status, headers, answer)
     out = ElasticsearchOutput(ElasticsearchConfig(hosts=(server.url,), request_timeout=Duration(5.0)))
@@ -575,7 +574,7 @@ def test_elasticsearch_answers_that_leave_the_whole_body_for_a_retry(
 
 
 def test_a_record_larger_than_the_whole_spool_does_not_stall_reading_forever(tmp_path: Path) -> None:
-    from agent.spool import Spool, SpoolFull
+    from inferwatch.agent.spool import Spool, SpoolFull
 
     with Spool(tmp_path / "spool", max_bytes=1000, segment_bytes=500, fsync=False) as spool:
         big = b"B" * 3000  # a batch limit set above the spool's cap
@@ -617,11 +616,11 @@ agent:
 
 
 def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Path) -> None:
-    from agent import bulkbody
-    from agent.metrics import labels
-    from agent.model import ItemResult
-    from agent.shipper import ShipLoop
-    from agent.spool import Spool
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.metrics import labels
+    from inferwatch.agent.model import ItemResult
+    from inferwatch.agent.shipper import ShipLoop
+    from inferwatch.agent.spool import Spool
 
     class Output:
         def __init__(self) -> None:
@@ -664,11 +663,11 @@ def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Pa
 def test_every_dead_letter_the_index_did_not_take_is_counted_once(
     tmp_path: Path, answer: list[Outcome] | OSError, dropped: int
 ) -> None:
-    from agent import bulkbody
-    from agent.metrics import labels
-    from agent.model import ItemResult
-    from agent.shipper import ShipLoop
-    from agent.spool import Spool
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.metrics import labels
+    from inferwatch.agent.model import ItemResult
+    from inferwatch.agent.shipper import ShipLoop
+    from inferwatch.agent.spool import Spool
 
     class Output:
         def __init__(self) -> None:
@@ -706,8 +705,8 @@ def test_every_dead_letter_the_index_did_not_take_is_counted_once(
 def test_a_file_rotated_while_the_agent_was_down_resumes_at_its_offset_under_the_new_name(
     tmp_path: Path,
 ) -> None:
-    from agent.files.identity import fingerprint_of
-    from agent.model import Checkpoint
+    from inferwatch.agent.files.identity import fingerprint_of
+    from inferwatch.agent.model import Checkpoint
 
     log = tmp_path / "a.jsonl"
     log.write_bytes(b"a-1\na-2\na-3\n")
@@ -724,7 +723,7 @@ def test_a_file_rotated_while_the_agent_was_down_resumes_at_its_offset_under_the
 
 
 def test_a_first_line_over_max_line_bytes_gives_a_stable_identity(tmp_path: Path) -> None:
-    from agent.model import Checkpoint
+    from inferwatch.agent.model import Checkpoint
 
     log = tmp_path / "a.jsonl"
     log.write_bytes(b"x" * 3000 + b"\nok-1\n")
@@ -763,12 +762,12 @@ def _dead_letter_index_docs(
     """Run a read loop (the daemon's normalizers, real spool, registry and dead letter) over one
     file holding ``data``; return the documents it spooled for the dead-letter index and the
     bytes of the local dead-letter file."""
-    from agent import bulkbody
-    from agent.daemon import build_normalizers
-    from agent.files.discovery import Discovery
-    from agent.reader import ReadLoop, ReadSettings
-    from agent.registry import Registry
-    from agent.spool import Spool
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.daemon import build_normalizers
+    from inferwatch.agent.files.discovery import Discovery
+    from inferwatch.agent.reader import ReadLoop, ReadSettings
+    from inferwatch.agent.registry import Registry
+    from inferwatch.agent.spool import Spool
 
     monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
     (tmp_path / "logs").mkdir()

@@ -7,8 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-
-from agent.metrics import HealthStatus, Metrics, MetricsServer, labels, progress_line
+from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, labels, progress_line
 
 
 def test_counters_render_with_help_type_and_sorted_labels() -> None:

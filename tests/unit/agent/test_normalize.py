@@ -12,10 +12,9 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.config import FieldPaths, InputConfig, ModelConfig, RedactConfig
-from agent.model import FileId, LineBatch, Rejected, Source
-from agent.normalize import Normalizer, dataset_part, document_id, parse_timestamp
+from inferwatch.agent.model import FileId, LineBatch, Rejected, Source
+from inferwatch.agent.normalize import Normalizer, dataset_part, document_id, parse_timestamp
+from inferwatch.core.config import FieldPaths, InputConfig, ModelConfig, RedactConfig
 
 FID = FileId("f" * 32)
 SOURCE = Source(FID, "/var/log/models/predictions.jsonl", 1234, 0)
@@ -465,7 +464,7 @@ def test_normalize_lines_matches_normalize_batch() -> None:
 
 
 def test_many_model_names_do_not_grow_the_cache_without_bound() -> None:
-    from agent.normalize import MODEL_CACHE_SIZE
+    from inferwatch.agent.normalize import MODEL_CACHE_SIZE
 
     normalizer = make()
     for i in range(MODEL_CACHE_SIZE + 10):
@@ -582,7 +581,7 @@ NORMALIZER_VARIANTS = [
 
 @pytest.mark.parametrize("args", NORMALIZER_VARIANTS, ids=["plain", "redact", "prediction_id", "namespace"])
 def test_bulk_items_are_exactly_the_raw_body_of_the_events(args: dict[str, Any]) -> None:
-    from agent import bulkbody
+    from inferwatch.agent import bulkbody
 
     items, rejects, events, event_rejects = bulk_and_events(args)
     assert len(events) == 5
@@ -596,7 +595,7 @@ def test_bulk_items_are_exactly_the_raw_body_of_the_events(args: dict[str, Any])
 def test_bulk_items_hold_the_right_index_id_and_document_per_line() -> None:
     """Checked against values computed here, not against the normalizer's other paths (they share
     the per-line function)."""
-    from agent import bulkbody
+    from inferwatch.agent import bulkbody
 
     items, _, _, _ = bulk_and_events({})
     decoded = bulkbody.decode(bulkbody.compress(b"".join(items)))
@@ -635,7 +634,7 @@ def test_bulk_items_hold_the_right_index_id_and_document_per_line() -> None:
 
 
 def test_bulk_items_with_redaction_drop_and_hash_before_the_document_is_built() -> None:
-    from agent import bulkbody
+    from inferwatch.agent import bulkbody
 
     args = NORMALIZER_VARIANTS[1]
     items, _, _, _ = bulk_and_events(args)
@@ -661,7 +660,7 @@ def test_bulk_items_and_events_count_repairs_alike() -> None:
 def test_bulk_items_equal_the_events_for_any_lines(
     batch_lines: list[dict[str, Any]], garbage_at: int
 ) -> None:
-    from agent import bulkbody
+    from inferwatch.agent import bulkbody
 
     raw = [orjson.dumps(x) for x in batch_lines]
     raw.insert(min(garbage_at, len(raw)), b"{oops")
@@ -704,7 +703,7 @@ CATEGORY_TABLE: list[tuple[Any, str]] = [
 
 @pytest.mark.parametrize(("value", "expected"), CATEGORY_TABLE)
 def test_category_str_table(value: Any, expected: str) -> None:
-    from agent.normalize import category_str
+    from inferwatch.agent.normalize import category_str
 
     assert category_str(value) == expected
 

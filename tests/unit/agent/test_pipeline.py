@@ -10,21 +10,21 @@ from pathlib import Path
 
 import orjson
 import pytest
+from inferwatch.agent import bulkbody, shipper
+from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.files.discovery import Discovery
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.metrics import Metrics, labels
+from inferwatch.agent.model import Event, ItemResult, Outcome, Rejected, Source
+from inferwatch.agent.normalize import Normalizer
+from inferwatch.agent.outputs import OutputUnavailable, RequestTooLarge
+from inferwatch.agent.outputs.backoff import Backoff
+from inferwatch.agent.reader import Normalize, ReadLoop, ReadSettings
+from inferwatch.agent.registry import Registry
+from inferwatch.agent.shipper import ShipLoop
+from inferwatch.agent.spool import Spool
+from inferwatch.core.config import InputConfig
 
-from agent import bulkbody, shipper
-from agent.config import InputConfig
-from agent.deadletter import DeadLetter
-from agent.files.discovery import Discovery
-from agent.files.tailer import Tailer
-from agent.metrics import Metrics, labels
-from agent.model import Event, ItemResult, Outcome, Rejected, Source
-from agent.normalize import Normalizer
-from agent.outputs import OutputUnavailable, RequestTooLarge
-from agent.outputs.backoff import Backoff
-from agent.reader import Normalize, ReadLoop, ReadSettings
-from agent.registry import Registry
-from agent.shipper import ShipLoop
-from agent.spool import Spool
 from tests.scenario.harness import line
 
 
@@ -595,6 +595,14 @@ def test_the_read_loop_reports_the_item_count_of_each_record(
     assert ship.acked_seq == rig.spool.last_seq == 3
 
 
-@pytest.mark.parametrize("module", ["agent.reader", "agent.shipper", "agent.daemon", "agent.metrics"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "inferwatch.agent.reader",
+        "inferwatch.agent.shipper",
+        "inferwatch.agent.daemon",
+        "inferwatch.agent.metrics",
+    ],
+)
 def test_pipeline_modules_import(module: str) -> None:
     __import__(module)

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+from inferwatch.agent import bulkbody, daemon, reader
+from inferwatch.agent.registry import Registry
+from inferwatch.core.config import ConfigError, parse_config
 
-from agent import bulkbody, daemon, reader
-from agent.config import ConfigError, parse_config
-from agent.registry import Registry
 from tests.unit.agent.test_pipeline import Rig, lines
 
 REAL_ENCODE = reader._encode

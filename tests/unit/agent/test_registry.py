@@ -6,9 +6,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from agent.model import Checkpoint, FileId
-from agent.registry import Registry, RegistryError, decode, encode
+from inferwatch.agent.model import Checkpoint, FileId
+from inferwatch.agent.registry import Registry, RegistryError, decode, encode
 
 
 def cp(offset: int) -> Checkpoint:

@@ -13,12 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import inferwatch.agent.spool as spool_module
 import pytest
-
-import agent.spool as spool_module
-from agent.model import SpoolRecord
-from agent.spool import Spool, SpoolInUse
-from agent.spoolformat import HEADER_BYTES, encode_record
+from inferwatch.agent.model import SpoolRecord
+from inferwatch.agent.spool import Spool, SpoolInUse
+from inferwatch.agent.spoolformat import HEADER_BYTES, encode_record
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "spool"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir())

@@ -4,9 +4,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-
-from agent.config import Config, ElasticsearchConfig, ModelConfig, parse_config
-from agent.templates import (
+from inferwatch.agent.templates import (
     BASE_COMPONENT,
     Capabilities,
     base_component,
@@ -15,6 +13,7 @@ from agent.templates import (
     model_component,
     plan,
 )
+from inferwatch.core.config import Config, ElasticsearchConfig, ModelConfig, parse_config
 
 
 def config(**models: ModelConfig) -> Config:
@@ -204,7 +203,8 @@ models:
 
 
 def test_install_through_the_official_client_over_http() -> None:
-    from analytics.es import make_client
+    from inferwatch.analytics.es import make_client
+
     from tests.fakes.bulk_server import BulkServer
 
     with BulkServer() as srv:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from agent.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS, tokenize, tokenize_reference
+from inferwatch.core.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS, tokenize, tokenize_reference
 
 
 def test_lowercases_and_splits_on_punctuation_whitespace_and_underscore() -> None:

@@ -10,11 +10,10 @@ from typing import Any
 
 import orjson
 import pytest
-
-from agent.config import InputConfig
-from agent.model import FileId, Source
-from agent.normalize import Normalizer
-from agent.writer import PredictionLogger, PredictionLogHandler, format_time, log_prediction
+from inferwatch.agent.model import FileId, Source
+from inferwatch.agent.normalize import Normalizer
+from inferwatch.agent.writer import PredictionLogger, PredictionLogHandler, format_time, log_prediction
+from inferwatch.core.config import InputConfig
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

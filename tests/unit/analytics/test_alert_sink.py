@@ -9,10 +9,14 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-
-from analytics.alert_sink import ALERTS_INDEX, HISTORY_STREAM, ElasticsearchAlertSink, LocalAlertSink
-from analytics.alerts import AlertChange, AlertState, apply_window
-from analytics.model import Finding, Status, Window
+from inferwatch.analytics.alert_sink import (
+    ALERTS_INDEX,
+    HISTORY_STREAM,
+    ElasticsearchAlertSink,
+    LocalAlertSink,
+)
+from inferwatch.analytics.alerts import AlertChange, AlertState, apply_window
+from inferwatch.analytics.model import Finding, Status, Window
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from analytics.alerts import RESOLVE_AFTER, AlertState, alert_id, apply_window, history_document
-from analytics.model import Finding, Status, Window
+from inferwatch.analytics.alerts import RESOLVE_AFTER, AlertState, alert_id, apply_window, history_document
+from inferwatch.analytics.model import Finding, Status, Window
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 PAIR = [("churn", "1")]

@@ -14,10 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from agent.config import ModelConfig
-from agent.tokenize import tokenize
-from analytics.baseline import (
+from inferwatch.analytics.baseline import (
     baseline_from_json,
     baseline_to_json,
     build_baseline,
@@ -29,9 +26,11 @@ from analytics.baseline import (
     read_training,
     summary_table,
 )
-from analytics.model import Baseline, FeatureKind, Window
-from analytics.sources.local import LocalSource
-from analytics.sources.tables import category_str
+from inferwatch.analytics.model import Baseline, FeatureKind, Window
+from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.analytics.sources.tables import category_str
+from inferwatch.core.config import ModelConfig
+from inferwatch.core.tokenize import tokenize
 
 CREATED = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

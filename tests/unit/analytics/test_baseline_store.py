@@ -13,11 +13,14 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
-
-from agent.config import Duration, ElasticsearchConfig, Secret
-from analytics import es
-from analytics.baseline_store import BASELINES_INDEX, ElasticsearchBaselineStore, LocalBaselineStore
-from analytics.model import Baseline, FeatureBaseline
+from inferwatch.analytics import es
+from inferwatch.analytics.baseline_store import (
+    BASELINES_INDEX,
+    ElasticsearchBaselineStore,
+    LocalBaselineStore,
+)
+from inferwatch.analytics.model import Baseline, FeatureBaseline
+from inferwatch.core.config import Duration, ElasticsearchConfig, Secret
 
 BASELINE = Baseline(
     "churn/classifier",

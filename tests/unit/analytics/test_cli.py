@@ -14,9 +14,8 @@ from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
-
-from agent.cli import cli
-from analytics.alert_sink import LocalAlertSink
+from inferwatch.analytics.alert_sink import LocalAlertSink
+from inferwatch.core.cli import cli
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 CONFIG = """
@@ -193,7 +192,7 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
     cfg.write_text(CONFIG.replace("interval: 1h", "interval: 1s"), encoding="utf-8")
     state = tmp_path / "data" / "analytics-state" / "churn.state.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agent", "analytics", "run", "-c", str(cfg)],
+        [sys.executable, "-m", "inferwatch.core", "analytics", "run", "-c", str(cfg)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, "INFERWATCH_LOG_LEVEL": "info"},
@@ -215,12 +214,12 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
 
 
 def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp_path: Path) -> None:
-    from agent.config import parse_config
-    from analytics.alert_sink import ElasticsearchAlertSink
-    from analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
-    from analytics.cli import backends
-    from analytics.sources.elasticsearch import ElasticsearchSource
-    from analytics.sources.local import LocalSource
+    from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
+    from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
+    from inferwatch.analytics.cli import backends
+    from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
+    from inferwatch.analytics.sources.local import LocalSource
+    from inferwatch.core.config import parse_config
 
     local = backends(parse_config(CONFIG, {}, source=tmp_path / "inferwatch.yml"))
     assert isinstance(local.source, LocalSource) and local.source.store_dir == tmp_path / "data" / "store"
@@ -334,7 +333,7 @@ def test_an_unreachable_elasticsearch_is_exit_1_with_the_fix_not_a_traceback(tmp
     url = f"http://127.0.0.1:{free_port()}"
     cfg.write_text(CONFIG + f"elasticsearch:\n  hosts: ['{url}']\n  request_timeout: 2s\n", encoding="utf-8")
     proc = subprocess.run(
-        [sys.executable, "-m", "agent", "analytics", "once", "-c", str(cfg)],
+        [sys.executable, "-m", "inferwatch.core", "analytics", "once", "-c", str(cfg)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -374,7 +373,7 @@ def test_run_logs_a_failing_elasticsearch_in_one_line_per_evaluation(tmp_path: P
     log_file = tmp_path / "stderr.log"
     with log_file.open("wb") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "agent", "analytics", "run", "-c", str(cfg)],
+            [sys.executable, "-m", "inferwatch.core", "analytics", "run", "-c", str(cfg)],
             stdout=subprocess.DEVNULL,
             stderr=err,
             env={**os.environ, "INFERWATCH_LOG_LEVEL": "info"},
@@ -403,8 +402,8 @@ def test_demo_with_an_unusable_data_dir_says_so(tmp_path: Path) -> None:
 
 
 def test_the_evaluator_takes_min_window_docs_from_the_config(tmp_path: Path) -> None:
-    from agent.config import load_config
-    from analytics.cli import build_evaluator
+    from inferwatch.analytics.cli import build_evaluator
+    from inferwatch.core.config import load_config
 
     cfg_path = setup(tmp_path)
     cfg_path.write_text(

@@ -8,13 +8,19 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
-
-from agent.config import parse_config
-from analytics.alert_sink import LocalAlertSink
-from analytics.baseline_store import LocalBaselineStore
-from analytics.jobs import Evaluator, aligned_window, model_features
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, ModelCounts, Status, Window, WindowCounts
-from analytics.sources.tables import (
+from inferwatch.analytics.alert_sink import LocalAlertSink
+from inferwatch.analytics.baseline_store import LocalBaselineStore
+from inferwatch.analytics.jobs import Evaluator, aligned_window, model_features
+from inferwatch.analytics.model import (
+    Baseline,
+    FeatureBaseline,
+    FeatureKind,
+    ModelCounts,
+    Status,
+    Window,
+    WindowCounts,
+)
+from inferwatch.analytics.sources.tables import (
     categories_table,
     numeric_table,
     presence_table,
@@ -23,7 +29,8 @@ from analytics.sources.tables import (
     versions_table,
     volume_table,
 )
-from analytics.state_store import StateStore
+from inferwatch.analytics.state_store import StateStore
+from inferwatch.core.config import parse_config
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 MODEL = "churn"
@@ -198,7 +205,7 @@ def test_params_follow_the_false_alarm_budget(tmp_path: Path, budget: float) -> 
     ev.false_alarms_per_week = budget
     p = ev.params_for(BASELINE)
     windows_per_week = 7 * 24
-    from analytics.detectors import count_series
+    from inferwatch.analytics.detectors import count_series
 
     assert p.alpha == pytest.approx(budget / (count_series(BASELINE) * windows_per_week))
 

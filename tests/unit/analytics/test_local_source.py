@@ -15,12 +15,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pandas.testing import assert_frame_equal
-
-from agent.tokenize import tokenize
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
-from analytics.sources.local import LocalSource
-from analytics.sources.tables import (
+from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
+from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.analytics.sources.tables import (
     categories_table,
     category_str,
     numeric_table,
@@ -30,6 +27,8 @@ from analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from inferwatch.core.tokenize import tokenize
+from pandas.testing import assert_frame_equal
 
 MODEL = "churn-classifier"
 INDEX = "logs-inferwatch.churn_classifier-default"

@@ -9,13 +9,11 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from pandas.testing import assert_frame_equal
-
-from analytics import queries
-from analytics.es import ElasticsearchError
-from analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
-from analytics.sources.elasticsearch import ElasticsearchSource
-from analytics.sources.tables import (
+from inferwatch.analytics import queries
+from inferwatch.analytics.es import ElasticsearchError
+from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
+from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
+from inferwatch.analytics.sources.tables import (
     categories_table,
     numeric_table,
     presence_table,
@@ -24,6 +22,7 @@ from analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from pandas.testing import assert_frame_equal
 
 MODEL = "churn-classifier"
 WINDOW = Window(datetime(2026, 11, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 12, tzinfo=UTC))
@@ -478,7 +477,7 @@ def test_searches_tolerate_a_data_stream_that_does_not_exist_yet() -> None:
 
 
 def test_the_worker_searches_the_data_stream_the_agent_writes_even_for_a_long_model_name() -> None:
-    from agent.normalize import dataset_part
+    from inferwatch.agent.normalize import dataset_part
 
     for model in ("churn-classifier", "Churn Classifier v2", "m" * 150):
         assert queries.index_pattern(model, "default") == f"logs-inferwatch.{dataset_part(model)}-default"

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analytics.alerts import AlertState
-from analytics.state_store import ModelState, StateStore
+from inferwatch.analytics.alerts import AlertState
+from inferwatch.analytics.state_store import ModelState, StateStore
 
 
 def alert(aid: str = "a1") -> AlertState:

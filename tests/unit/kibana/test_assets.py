@@ -19,14 +19,13 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
-
-from agent.config import ConnectorsConfig, ModelConfig
-from agent.configschema import Secret
-from analytics import alert_index
-from kibana import build, objects, rules
+from inferwatch.analytics import alert_index
+from inferwatch.core.config import ConnectorsConfig, ModelConfig
+from inferwatch.core.configschema import Secret
+from inferwatch.kibana import build, objects, rules
 
 ROOT = Path(__file__).resolve().parents[3]
-ASSET = ROOT / "kibana" / "assets" / "inferwatch.ndjson"
+ASSET = ROOT / "kibana" / "src" / "inferwatch" / "kibana" / "assets" / "inferwatch.ndjson"
 
 # --- the bundle as committed ---------------------------------------------------------------
 
@@ -40,7 +39,7 @@ def _objects() -> list[dict[str, Any]]:
 
 
 def test_committed_bundle_is_what_the_definitions_generate() -> None:
-    assert ASSET.read_bytes() == build.generate(), "run: python -m kibana.build"
+    assert ASSET.read_bytes() == build.generate(), "run: python -m inferwatch.kibana.build"
 
 
 def test_every_line_parses_and_ids_are_unique() -> None:
@@ -307,7 +306,7 @@ def _leaf_fields(properties: Mapping[str, Any], prefix: str = "") -> Iterator[st
 
 def _template_log_fields() -> tuple[set[str], list[re.Pattern[str]]]:
     """Fields and path_match patterns of agent/templates.py, when that module provides them."""
-    templates = pytest.importorskip("agent.templates")
+    templates = pytest.importorskip("inferwatch.agent.templates")
     found: set[str] = set()
     patterns: list[re.Pattern[str]] = []
 
@@ -421,7 +420,7 @@ def test_log_fields_match_the_agent_index_template() -> None:
 
 
 def test_alert_mappings_cover_every_alert_document_field() -> None:
-    from analytics.alerts import AlertChange, AlertState, alert_document, history_document
+    from inferwatch.analytics.alerts import AlertChange, AlertState, alert_document, history_document
 
     state = AlertState(
         id="a1",

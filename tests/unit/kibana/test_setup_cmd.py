@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from inferwatch.core.cli import cli
 
-from agent.cli import cli
 from tests.unit.kibana.fakes import FakeElasticsearch, FakeKibana
 
 PASSWORD = "Very-s3cret-pw"
@@ -56,7 +56,7 @@ def _all_output(result: Result, caplog: pytest.LogCaptureFixture) -> str:
 
 @pytest.fixture(autouse=True)
 def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("agent.cli.setup_cmd.STATUS_POLL_SECONDS", 0.01)
+    monkeypatch.setattr("inferwatch.kibana.setup_cmd.STATUS_POLL_SECONDS", 0.01)
     monkeypatch.setenv("IW_TEST_PASSWORD", PASSWORD)
     monkeypatch.setenv("IW_TEST_SLACK", SLACK)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agent.files.tailer import Tailer
-from agent.model import Checkpoint, FileId, LineBatch
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.model import Checkpoint, FileId, LineBatch
 
 
 class FakeClock:

@@ -5,9 +5,8 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from agent.config import InputConfig
-from agent.files.discovery import Discovery, excluded, watch_root
+from inferwatch.agent.files.discovery import Discovery, excluded, watch_root
+from inferwatch.core.config import InputConfig
 
 from .helpers import FakeClock
 

@@ -5,8 +5,8 @@ import io
 import os
 from pathlib import Path
 
-from agent.files.identity import fingerprint, fingerprint_of
-from agent.model import FileId
+from inferwatch.agent.files.identity import fingerprint, fingerprint_of
+from inferwatch.agent.model import FileId
 
 
 def blake(data: bytes) -> FileId:

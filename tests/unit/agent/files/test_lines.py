@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from agent.files.lines import split_lines
-from agent.model import OversizedLine
+from inferwatch.agent.files.lines import split_lines
+from inferwatch.agent.model import OversizedLine
 
 
 def split(

@@ -4,8 +4,8 @@ import os
 import shutil
 from pathlib import Path
 
-from agent.files.identity import fingerprint_of
-from agent.model import Checkpoint, FileId
+from inferwatch.agent.files.identity import fingerprint_of
+from inferwatch.agent.model import Checkpoint, FileId
 
 from .helpers import FakeClock, drain, lines, make_tailer
 

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-
-from agent.files.tailer import Tailer
-from agent.model import Checkpoint, FileId, LineBatch
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.model import Checkpoint, FileId, LineBatch
 
 from .helpers import FakeClock
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
-
-from agent.outputs.backoff import Backoff
+from inferwatch.agent.outputs.backoff import Backoff
 
 
 class Fixed(random.Random):

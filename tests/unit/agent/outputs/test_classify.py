@@ -4,9 +4,8 @@ import email.utils
 
 import orjson
 import pytest
-
-from agent.model import ItemResult, Outcome
-from agent.outputs.classify import (
+from inferwatch.agent.model import ItemResult, Outcome
+from inferwatch.agent.outputs.classify import (
     MalformedResponse,
     classify_item,
     classify_response,

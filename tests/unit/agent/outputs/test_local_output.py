@@ -3,10 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
-
-from agent.bulkbody import encode_items
-from agent.model import Outcome
-from agent.outputs.local import LocalOutput
+from inferwatch.agent.bulkbody import encode_items
+from inferwatch.agent.model import Outcome
+from inferwatch.agent.outputs.local import LocalOutput
 
 A = "logs-inferwatch.churn-default"
 B = "logs-inferwatch.fraud-default"

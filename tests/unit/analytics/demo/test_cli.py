@@ -3,8 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from click.testing import CliRunner
-
-from agent.cli import cli
+from inferwatch.core.cli import cli
 
 
 def test_serve_needs_a_log_dir_and_log_dir_needs_serve(tmp_path: Path) -> None:

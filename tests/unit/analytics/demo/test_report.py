@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analytics.demo.report import Marker, Series, Shade, render, write
+from inferwatch.analytics.demo.report import Marker, Series, Shade, render, write
 
 
 def test_report_has_one_chart_per_series_with_shades_markers_and_escaped_text(tmp_path: Path) -> None:

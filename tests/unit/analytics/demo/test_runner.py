@@ -3,13 +3,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
-
-from agent.config import parse_config
-from analytics.demo.baseline import demo_baseline, heldout_oov, training_frame
-from analytics.demo.data import load_cars, split
-from analytics.demo.runner import DemoOptions, StoreCounter, config_dict, reset, write_config
-from analytics.demo.stream import default_schedule
-from analytics.model import FeatureBaseline
+from inferwatch.analytics.demo.baseline import demo_baseline, heldout_oov, training_frame
+from inferwatch.analytics.demo.data import load_cars, split
+from inferwatch.analytics.demo.runner import DemoOptions, StoreCounter, config_dict, reset, write_config
+from inferwatch.analytics.demo.stream import default_schedule
+from inferwatch.analytics.model import FeatureBaseline
+from inferwatch.core.config import parse_config
 
 
 def test_the_demo_config_is_valid_and_watches_the_local_store(tmp_path: Path) -> None:

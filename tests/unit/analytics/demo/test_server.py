@@ -5,9 +5,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-
-from analytics.demo.server import DemoModel
-from analytics.demo.stream import default_schedule
+from inferwatch.analytics.demo.server import DemoModel
+from inferwatch.analytics.demo.stream import default_schedule
 
 from .test_stream import HELDOUT
 

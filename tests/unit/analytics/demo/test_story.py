@@ -3,8 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-
-from analytics.demo.story import (
+from inferwatch.analytics.demo.story import (
     ChangeLine,
     WindowRecord,
     false_alarms,
@@ -12,8 +11,8 @@ from analytics.demo.story import (
     summary_lines,
     verdicts,
 )
-from analytics.demo.stream import Injection
-from analytics.model import Window, WindowCounts
+from inferwatch.analytics.demo.stream import Injection
+from inferwatch.analytics.model import Window, WindowCounts
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
 SCHEDULE = [

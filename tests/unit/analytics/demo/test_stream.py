@@ -3,8 +3,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-
-from analytics.demo.stream import FOREIGN_NAMES, Injection, active, default_schedule, log_lines, window_rows
+from inferwatch.analytics.demo.stream import (
+    FOREIGN_NAMES,
+    Injection,
+    active,
+    default_schedule,
+    log_lines,
+    window_rows,
+)
 
 HELDOUT = pd.DataFrame(
     {

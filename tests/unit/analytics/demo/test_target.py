@@ -3,9 +3,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.config import parse_config
-from analytics.demo.runner import write_config
-from analytics.demo.target import EsCounter, EsTarget
+from inferwatch.analytics.demo.runner import write_config
+from inferwatch.analytics.demo.target import EsCounter, EsTarget
+from inferwatch.core.config import parse_config
 
 
 def test_no_url_means_the_local_store() -> None:

@@ -22,10 +22,8 @@ from types import MappingProxyType
 
 import numpy as np
 import pytest
-from scipy import stats as sps
-
-from analytics.alerts import AlertState, apply_window
-from analytics.detectors import (
+from inferwatch.analytics.alerts import AlertState, apply_window
+from inferwatch.analytics.detectors import (
     DetectorState,
     count_series,
     drift,
@@ -34,11 +32,12 @@ from analytics.detectors import (
     unseen,
     vocabulary,
 )
-from analytics.detectors.common import Context
-from analytics.detectors.params import DetectorParams
-from analytics.detectors.slices import FeatureCounts
-from analytics.detectors.stats import js_distance
-from analytics.model import Baseline, FeatureBaseline, Finding, Status, WindowCounts
+from inferwatch.analytics.detectors.common import Context
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.slices import FeatureCounts
+from inferwatch.analytics.detectors.stats import js_distance
+from inferwatch.analytics.model import Baseline, FeatureBaseline, Finding, Status, WindowCounts
+from scipy import stats as sps
 
 from .factories import baseline, categorical, counts, numeric, text, window
 

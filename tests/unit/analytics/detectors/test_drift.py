@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from analytics.alerts import AlertState, apply_window
-from analytics.detectors import DetectorState, evaluate_version
-from analytics.detectors.drift import UNSEEN_BIN, bin_labels
-from analytics.detectors.params import DetectorParams
-from analytics.model import Status
+from inferwatch.analytics.alerts import AlertState, apply_window
+from inferwatch.analytics.detectors import DetectorState, evaluate_version
+from inferwatch.analytics.detectors.drift import UNSEEN_BIN, bin_labels
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.model import Status
 
 from .factories import baseline, categorical, counts, firing, numeric, pick, window
 

@@ -7,11 +7,10 @@ import math
 
 import pandas as pd
 import pytest
-
-from analytics.detectors import DetectorState, count_series, evaluate_version, nulls
-from analytics.detectors.params import ALPHA_MAX, DetectorParams
-from analytics.detectors.stats import Cusum
-from analytics.model import Status, WindowCounts
+from inferwatch.analytics.detectors import DetectorState, count_series, evaluate_version, nulls
+from inferwatch.analytics.detectors.params import ALPHA_MAX, DetectorParams
+from inferwatch.analytics.detectors.stats import Cusum
+from inferwatch.analytics.model import Status, WindowCounts
 
 from .factories import MODEL, baseline, categorical, counts, firing, numeric, pick, text, window
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from analytics.detectors import evaluate_version
-from analytics.detectors.common import pct
-from analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors import evaluate_version
+from inferwatch.analytics.detectors.common import pct
+from inferwatch.analytics.detectors.params import DetectorParams
 
 from .factories import baseline, categorical, counts, numeric, text
 

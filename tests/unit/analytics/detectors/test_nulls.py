@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from analytics.alerts import AlertState, apply_window
-from analytics.detectors import DetectorState, evaluate_version
-from analytics.detectors.params import DetectorParams
-from analytics.detectors.stats import Cusum, rate_upper_p
-from analytics.model import Status, WindowCounts
+from inferwatch.analytics.alerts import AlertState, apply_window
+from inferwatch.analytics.detectors import DetectorState, evaluate_version
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.stats import Cusum, rate_upper_p
+from inferwatch.analytics.model import Status, WindowCounts
 
 from .factories import baseline, categorical, counts, firing, pick, window
 

@@ -3,10 +3,10 @@ high-cardinality reclassification."""
 
 from __future__ import annotations
 
-from analytics.detectors import evaluate_version
-from analytics.detectors.params import DetectorParams
-from analytics.detectors.stats import binom_upper_p
-from analytics.model import Status
+from inferwatch.analytics.detectors import evaluate_version
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.stats import binom_upper_p
+from inferwatch.analytics.model import Status
 
 from .factories import baseline, categorical, counts, firing, pick
 

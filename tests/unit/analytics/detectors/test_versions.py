@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from analytics.detectors import evaluate_model, evaluate_version
-from analytics.detectors.params import DetectorParams
-from analytics.model import Status
+from inferwatch.analytics.detectors import evaluate_model, evaluate_version
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.model import Status
 
 from .factories import baseline, categorical, counts, model_counts, pick
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from analytics.detectors import evaluate_version
-from analytics.detectors.params import DetectorParams
-from analytics.detectors.stats import rate_upper_p
-from analytics.detectors.vocabulary import top_tokens
-from analytics.model import Status, WindowCounts
+from inferwatch.analytics.detectors import evaluate_version
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.stats import rate_upper_p
+from inferwatch.analytics.detectors.vocabulary import top_tokens
+from inferwatch.analytics.model import Status, WindowCounts
 
 from .factories import baseline, counts, firing, pick, text
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
-from analytics.detectors import evaluate_model
-from analytics.detectors.params import DetectorParams
-from analytics.detectors.stats import poisson_two_sided_p
-from analytics.detectors.volume import hour_of_week_expected
-from analytics.model import Status, Window
+from inferwatch.analytics.detectors import evaluate_model
+from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.stats import poisson_two_sided_p
+from inferwatch.analytics.detectors.volume import hour_of_week_expected
+from inferwatch.analytics.model import Status, Window
 
 from .factories import T0, baseline, categorical, model_counts, pick, window
 

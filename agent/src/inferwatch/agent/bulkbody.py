@@ -1,0 +1,92 @@
+"""The spool payload: one ready-to-send Elasticsearch ``_bulk`` request body, gzip-compressed.
+
+Serialized and compressed once, when a batch is spooled; shipping is then read-and-send, and a
+retry of some items re-encodes only those (``encode_items``). The body is NDJSON, two lines per
+document::
+
+    {"create":{"_index":"logs-inferwatch.churn_classifier-default","_id":"q1...w"}}
+    {"@timestamp":"2026-11-22T10:48:12.486Z",...}
+
+Every line ends with ``\\n`` (Elasticsearch requires the final newline). Payloads are gzip
+members with ``mtime`` 0, so the same items and level always give the same bytes. Level 0 stores
+without compressing (still a valid gzip stream, so the output can always send
+``Content-Encoding: gzip``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+
+import orjson
+from inferwatch.agent.model import Event
+
+Item = tuple[str, str, bytes]  # (index, id, document)
+
+_GZIP_WBITS = 31  # zlib with a gzip header and trailer
+_CREATE = b'{"create":{"_index":'
+_ID = b',"_id":'
+_END = b"}}\n"
+ACTION_TAIL = b'"' + _END  # after an id that needs no JSON escaping (base64url)
+
+
+def action_head(index: str) -> bytes:
+    """The action line of a document of ``index`` up to its id, opening quote included: an item
+    is ``action_head(index) + id + ACTION_TAIL + document + b"\\n"`` for an id that needs no
+    escaping in JSON (the base64url ids of ``agent.normalize``)."""
+    return _CREATE + orjson.dumps(index) + _ID + b'"'
+
+
+def encode(events: Sequence[Event], level: int = 1) -> bytes:
+    """The gzip-compressed bulk body of ``events`` (``create`` actions, in order)."""
+    return compress(raw_body((e.index, e.doc_id, e.body) for e in events), level)
+
+
+def encode_items(items: Sequence[Item], level: int = 1) -> bytes:
+    """Like ``encode`` for ``(index, id, document)`` tuples, e.g. the items of a payload that
+    must be sent again."""
+    return compress(raw_body(items), level)
+
+
+def raw_body(items: Iterable[Item]) -> bytes:
+    """The uncompressed NDJSON bulk body (its length is what ``batch.max_bytes`` limits)."""
+    dumps = orjson.dumps
+    heads: dict[str, bytes] = {}  # per index: the action line up to the id (few distinct)
+    parts: list[bytes] = []
+    append = parts.append
+    for index, doc_id, document in items:
+        head = heads.get(index)
+        if head is None:
+            head = heads[index] = _CREATE + dumps(index) + _ID
+        append(head + dumps(doc_id) + _END + document + b"\n")
+    return b"".join(parts)
+
+
+def compress(body: bytes, level: int = 1) -> bytes:
+    """One gzip member of ``body`` (deterministic: no file name, mtime 0)."""
+    compressor = zlib.compressobj(level, zlib.DEFLATED, _GZIP_WBITS)
+    return compressor.compress(body) + compressor.flush()
+
+
+def decode(payload: bytes) -> list[Item]:
+    """The items of a payload made by ``encode``; raises ``ValueError`` when it is not one
+    (bad gzip, an odd number of lines, an action that is not ``create``)."""
+    try:
+        body = zlib.decompress(payload, _GZIP_WBITS)
+    except zlib.error as exc:
+        raise ValueError(f"not a gzip bulk body: {exc}") from exc
+    lines = body.split(b"\n")
+    if lines.pop() != b"" or len(lines) % 2:
+        raise ValueError("a bulk body is pairs of lines, each ending with a newline")
+    items: list[Item] = []
+    loads = orjson.loads
+    for i in range(0, len(lines), 2):
+        try:
+            action = loads(lines[i])["create"]
+            items.append((action["_index"], action["_id"], lines[i + 1]))
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"line {i + 1} is not a create action: {lines[i][:200]!r}") from exc
+    return items
+
+
+__all__ = ["ACTION_TAIL", "Item", "action_head", "compress", "decode", "encode", "encode_items", "raw_body"]

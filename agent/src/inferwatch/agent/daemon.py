@@ -1,0 +1,313 @@
+"""The agent: builds the pipeline from the config, owns its threads, starts and stops them.
+
+``<data_dir>`` layout::
+
+    agent.lock            flock: one agent per data_dir
+    registry.json         file offsets (agent.registry)
+    spool/                bulk bodies not yet acknowledged (agent.spool)
+    dead-letter.ndjson    lines and documents that can never be indexed, with the reason
+    store/                the local output's documents, when no elasticsearch section is given
+
+Threads: ``read`` (ReadLoop), ``encode_<n>`` (``agent.workers`` threads that gzip sealed
+batches for the read loop), ``ship`` (ShipLoop), ``progress`` (a summary line every 30 s) and, with
+``agent.metrics.listen``, ``metrics-http``. ``stop(timeout)`` stops reading, spools the open
+batch, lets the ship loop drain the spool until the deadline, checkpoints and closes; it is
+idempotent. Whatever is not delivered by then stays in the spool and goes first at the next start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.files.discovery import Discovery
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, progress_line
+from inferwatch.agent.normalize import Normalizer
+from inferwatch.agent.outputs import Output, OutputRefused, OutputUnavailable
+from inferwatch.agent.outputs.backoff import Backoff
+from inferwatch.agent.reader import Normalize, ReadLoop, ReadSettings, run_read_loop
+from inferwatch.agent.registry import Registry
+from inferwatch.agent.shipper import ShipLoop, run_ship_loop
+from inferwatch.agent.spool import Spool
+from inferwatch.core import __version__
+from inferwatch.core.config import Config
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "agent.lock"
+REGISTRY_FILE = "registry.json"
+SPOOL_DIR = "spool"
+DEAD_LETTER_FILE = "dead-letter.ndjson"
+STORE_DIR = "store"
+PROGRESS_INTERVAL = 30.0
+HEALTH_OUTPUT_GRACE = 30.0  # /health turns 503 when the output has failed for this long
+
+
+class AgentLocked(RuntimeError):
+    """Another agent holds ``<data_dir>/agent.lock``."""
+
+
+def build_output(cfg: Config) -> Output:
+    """Elasticsearch when the config has that section, else the local store under data_dir."""
+    if cfg.elasticsearch is not None:
+        from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput
+
+        return ElasticsearchOutput(cfg.elasticsearch)
+    from inferwatch.agent.outputs.local import LocalOutput
+
+    return LocalOutput(cfg.agent.data_dir / STORE_DIR)
+
+
+def build_normalizers(cfg: Config, host: str) -> list[Normalize]:
+    a = cfg.agent
+    key = os.environ.get(a.redact.hash_key_env)
+    hash_key = key.encode() if key else None
+    return [
+        Normalizer(inp, cfg.models, inp.namespace or a.namespace, a.redact, hash_key, host, __version__)
+        for inp in a.inputs
+    ]
+
+
+def encoder_threads(cfg: Config) -> int:
+    """``agent.workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
+    if cfg.agent.workers is not None:
+        return cfg.agent.workers
+    return min(2, os.cpu_count() or 1) - 1
+
+
+def compression_level(cfg: Config) -> int:
+    return cfg.elasticsearch.compression_level if cfg.elasticsearch is not None else 1
+
+
+def take_lock(data_dir: Path) -> int:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise AgentLocked(
+            f"another agent is running with data_dir {data_dir} (it holds {data_dir / LOCK_FILE}); "
+            "stop it, or give this agent its own agent.data_dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+class Agent:
+    def __init__(self, cfg: Config, output: Output | None = None, host: str | None = None) -> None:
+        self._cfg = cfg
+        self._given_output = output
+        self._host = host or socket.gethostname()
+        self.metrics = Metrics()
+        self._read_stop = threading.Event()
+        self._ship_stop = threading.Event()
+        self._progress_stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock_fd: int | None = None
+        self._stopped = False
+        self._server: MetricsServer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take the data_dir lock, build the pipeline and start its threads. Whatever fails
+        (the lock, the output refusing us, the metrics port in use, a thread that cannot start)
+        raises with nothing left running and the lock released."""
+        a = self._cfg.agent
+        self._lock_fd = take_lock(a.data_dir)
+        try:
+            self._build()
+        except BaseException:
+            self._release_lock()
+            raise
+        try:
+            try:
+                log.info("output: %s", self.output.check())
+            except OutputRefused:
+                raise  # credentials, privileges, TLS trust: retrying cannot help until a person acts
+            except OutputUnavailable as e:
+                log.warning("output not reachable yet (%s); reading goes on and shipping retries", e)
+            if a.metrics.listen:
+                # Binds here: a port in use fails before any thread runs.
+                self._server = MetricsServer(a.metrics.listen, self.metrics, self.health)
+        except BaseException:
+            self._close_built()
+            raise
+        self._reader_thread = threading.Thread(
+            target=run_read_loop, args=(self.reader, self._read_stop, self.metrics), name="read", daemon=True
+        )
+        self._ship_thread = threading.Thread(
+            target=run_ship_loop, args=(self.shipper, self._ship_stop, self.metrics), name="ship", daemon=True
+        )
+        progress = threading.Thread(target=self._progress, name="progress", daemon=True)
+        try:
+            self.discovery.start()
+            for t in (self._reader_thread, self._ship_thread, progress):
+                t.start()
+                self._threads.append(t)
+            if self._server is not None:
+                self._server.start()
+        except BaseException:
+            self._abort_start()
+            raise
+        log.info(
+            "agent %s started: %d inputs, data_dir %s, output %s",
+            __version__,
+            len(a.inputs),
+            a.data_dir,
+            type(self.output).__name__,
+        )
+
+    def _abort_start(self) -> None:
+        """Undo a start that failed after threads began: stop and join them, then close."""
+        self._stopped = True
+        for event in (self._read_stop, self._ship_stop, self._progress_stop):
+            event.set()
+        self.discovery.wake.set()
+        self.shipper.wake.set()
+        for t in self._threads:
+            t.join(self._cfg.agent.shutdown_timeout)
+        if any(t.is_alive() for t in self._threads):
+            log.warning("a loop did not stop after a failed start; leaving its state to the next start")
+            self._release_lock()
+            return
+        self._close_built()
+
+    def _build(self) -> None:
+        a = self._cfg.agent
+        fsync = a.spool.fsync
+        self.registry = Registry(a.data_dir / REGISTRY_FILE, fsync=fsync)
+        self.spool = Spool(a.data_dir / SPOOL_DIR, a.spool.max_bytes, a.spool.segment_bytes, fsync=fsync)
+        self.dead_letter = DeadLetter(a.data_dir / DEAD_LETTER_FILE, fsync=fsync)
+        self.output = self._given_output or build_output(self._cfg)
+        self.discovery = Discovery(a.inputs, a.scan_interval)
+        self.tailer = Tailer(a.max_line_bytes, a.read_buffer_bytes, lookup=self.registry.get)
+        level = compression_level(self._cfg)
+        settings = ReadSettings(
+            max_docs=a.batch.max_docs,
+            max_bytes=a.batch.max_bytes,
+            max_wait=a.batch.max_wait,
+            compression_level=level,
+            max_line_bytes=a.max_line_bytes,
+            step_bytes=max(a.read_buffer_bytes, min(a.batch.max_bytes, 4 * a.read_buffer_bytes)),
+            dead_letter_index=a.dead_letter_index,
+            encoders=encoder_threads(self._cfg),
+        )
+        self.shipper = ShipLoop(
+            self.spool,
+            self.output,
+            self.dead_letter,
+            self.metrics,
+            Backoff(initial=1.0, cap=60.0, rng=random.Random()),
+            compression_level=level,
+            dead_letter_index=a.dead_letter_index,
+            on_ack=self.discovery.wake.set,  # room in the spool: a paused reader goes on
+        )
+        self.reader = ReadLoop(
+            a.inputs,
+            self.discovery,
+            self.tailer,
+            build_normalizers(self._cfg, self._host),
+            self.registry,
+            self.spool,
+            self.dead_letter,
+            self.metrics,
+            settings,
+            wake=self.discovery.wake,
+            on_spooled=self.shipper.spooled,
+        )
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop reading, spool the open batch, drain the spool until the deadline, checkpoint,
+        close. True when everything read was delivered. Idempotent."""
+        if self._stopped or not self._threads:
+            return True
+        self._stopped = True
+        budget = self._cfg.agent.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        log.info("stopping: draining the spool for up to %.1fs", budget)
+        self._read_stop.set()
+        self.discovery.wake.set()
+        self._reader_thread.join(max(deadline - time.monotonic(), 0.1))
+        self.discovery.stop()
+        self.shipper.wake.set()
+        drained = self.shipper.wait_acked(self.spool.last_seq, max(deadline - time.monotonic(), 0.0))
+        self._ship_stop.set()
+        self.shipper.wake.set()
+        self._progress_stop.set()
+        self._ship_thread.join(max(deadline - time.monotonic(), 1.0))
+        if self._server is not None:
+            self._server.stop()
+        self._close(drained)
+        return drained
+
+    def _close(self, drained: bool) -> None:
+        if self._reader_thread.is_alive() or self._ship_thread.is_alive():
+            # A thread is stuck in I/O (a request to a hung output); the process is exiting, and
+            # what it holds is in the spool or still unread in the files.
+            log.warning("a loop did not stop in time; leaving its state to the next start")
+            self._release_lock()
+            return
+        with contextlib.suppress(OSError):
+            self.registry.flush()
+        pending = self.spool.pending
+        # Every close runs even when one before it raised (the error is raised after them all):
+        # the spool is closed and the lock released whatever the tailer or dead letter did.
+        with contextlib.ExitStack() as closing:
+            closing.callback(self._release_lock)
+            closing.callback(self.spool.close)
+            closing.callback(self.output.close)
+            closing.callback(self.dead_letter.close)
+            closing.callback(self.tailer.close)
+        log.info(
+            "stopped: %s; %s",
+            progress_line(self.metrics),
+            "spool drained" if drained else f"{pending} records stay in the spool for the next start",
+        )
+
+    def _close_built(self) -> None:
+        """Close what ``_build`` opened (no thread ever ran, or every one has stopped)."""
+        with contextlib.ExitStack() as closing:
+            closing.callback(self._release_lock)
+            closing.callback(self.spool.close)
+            closing.callback(self.dead_letter.close)
+            closing.callback(self.output.close)
+            closing.callback(self.tailer.close)
+            closing.callback(self.discovery.stop)
+            closing.callback(self.reader.close)
+            if self._server is not None:
+                closing.callback(self._server.stop)
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # -- observability ---------------------------------------------------------------------------
+
+    def health(self) -> HealthStatus:
+        for t in self._threads[:2]:
+            if not t.is_alive() and not self._stopped:
+                return HealthStatus(False, f"the {t.name} loop is not running")
+        down = self.shipper.down_since
+        if down is not None:
+            for_s = time.monotonic() - down
+            if for_s >= HEALTH_OUTPUT_GRACE:
+                return HealthStatus(False, f"output unreachable for {for_s:.0f}s: {self.shipper.last_error}")
+        return HealthStatus(True, "ok")
+
+    def _progress(self) -> None:
+        while not self._progress_stop.wait(PROGRESS_INTERVAL):
+            log.info("%s", progress_line(self.metrics))

@@ -1,0 +1,184 @@
+"""The dead letter: lines and documents that can never be indexed, kept with the reason.
+
+One NDJSON line per item, appended to ``<data_dir>/dead-letter.ndjson``::
+
+    {"@timestamp": "2026-11-22T22:15:00.123Z", "reason": "invalid_json", "detail": "...",
+     "log": {"file": {"path": "/var/log/m/a.jsonl"}, "offset": 4096},
+     "raw": "<the line, utf-8 with replacement, at most 64 KiB>", "raw_bytes": 70000,
+     "document": {...}, "_id": "..."}
+
+``log``, ``raw``/``raw_bytes``, ``document`` and ``_id`` appear when given. ``raw_truncated`` is
+true when the line was cut at 64 KiB. Each line is one ``write`` to an O_APPEND file (so a crash
+loses at most the lines of the current call, never corrupts earlier ones); ``flush`` fsyncs.
+A write that fails half-way (disk full) is cut back off the file, so the next entry starts on a
+line of its own. Creating or rotating the file fsyncs the directory, so the entries fsynced
+afterwards are not lost with a file name a power cut forgot.
+When the file passes ``max_bytes`` it is renamed to ``dead-letter.ndjson.1`` (replacing the
+previous one), so a flood of bad input cannot fill the disk; ``counts`` still tells how many.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from inferwatch.core.atomic import fsync_dir
+
+RAW_CAP = 64 * 1024
+DEFAULT_MAX_BYTES = 256 * 1024**2
+
+
+def iso_ms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def entry(
+    reason: str,
+    detail: str,
+    ts: float,
+    *,
+    source: str | None = None,
+    offset: int | None = None,
+    raw: bytes | None = None,
+    document: bytes | None = None,
+    doc_id: str | None = None,
+) -> dict[str, Any]:
+    """The dead-letter document for one item (pure)."""
+    doc: dict[str, Any] = {"@timestamp": iso_ms(ts), "reason": reason, "detail": detail}
+    if source is not None or offset is not None:
+        log_field: dict[str, Any] = {}
+        if source is not None:
+            log_field["file"] = {"path": source}
+        if offset is not None:
+            log_field["offset"] = offset
+        doc["log"] = log_field
+    if raw is not None:
+        doc["raw"] = raw[:RAW_CAP].decode("utf-8", errors="replace")
+        doc["raw_bytes"] = len(raw)
+        if len(raw) > RAW_CAP:
+            doc["raw_truncated"] = True
+    if document is not None:
+        try:
+            doc["document"] = orjson.loads(document)
+        except orjson.JSONDecodeError:  # keep it readable even if it is not JSON
+            doc["document"] = document[:RAW_CAP].decode("utf-8", errors="replace")
+    if doc_id is not None:
+        doc["_id"] = doc_id
+    return doc
+
+
+class DeadLetter:
+    """An append-only NDJSON file of rejected items, with counts by reason. Thread-safe."""
+
+    def __init__(
+        self,
+        path: Path,
+        fsync: bool = True,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.max_bytes = max_bytes
+        self.counts: Counter[str] = Counter()
+        self.rotations = 0
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._unsynced = False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        created = not path.exists()
+        self._fd: int | None = self._open()
+        self._size = os.fstat(self._fd).st_size
+        if created and fsync:
+            fsync_dir(path.parent)  # fsyncing the file alone does not make its name durable
+        # A piece of a line left by a failed write that could not be cut away, or by a crash
+        # (power cut) in the middle of a write: the next entry first ends it with a newline.
+        self._torn = self._size > 0 and os.pread(self._fd, 1, self._size - 1) != b"\n"
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)  # read: the last byte
+
+    def write(
+        self,
+        reason: str,
+        detail: str,
+        *,
+        source: str | None = None,
+        offset: int | None = None,
+        raw: bytes | None = None,
+        document: bytes | None = None,
+        doc_id: str | None = None,
+    ) -> None:
+        doc = entry(
+            reason,
+            detail,
+            self._clock(),
+            source=source,
+            offset=offset,
+            raw=raw,
+            document=document,
+            doc_id=doc_id,
+        )
+        line = orjson.dumps(doc) + b"\n"
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"dead letter {self.path} is closed")
+            if self._size > 0 and self._size + len(line) > self.max_bytes:
+                self._rotate()
+            if self._torn:
+                line = b"\n" + line  # end the torn piece: it must not swallow this entry
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(self._fd, view) :]
+            except OSError:
+                self._cut_back()
+                raise
+            self._size += len(line)
+            self._torn = False
+            self._unsynced = True
+            self.counts[reason] += 1
+
+    def _cut_back(self) -> None:
+        """After a failed write (disk full), remove the part of the line that was written: this
+        object is the file's only writer, so ``_size`` is where the last whole entry ends."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:
+            self._torn = True
+
+    def _rotate(self) -> None:
+        assert self._fd is not None
+        if self.fsync:
+            os.fsync(self._fd)
+        os.close(self._fd)
+        os.replace(self.path, self.path.with_name(self.path.name + ".1"))
+        self._fd = self._open()
+        self._size = 0
+        self._torn = False
+        self.rotations += 1
+        if self.fsync:
+            fsync_dir(self.path.parent)  # the rename and the new name, before entries rely on them
+
+    def flush(self) -> None:
+        """Make every written line durable (fsync when ``fsync``)."""
+        with self._lock:
+            if self._fd is not None and self._unsynced and self.fsync:
+                os.fsync(self._fd)
+            self._unsynced = False
+
+    def close(self) -> None:
+        self.flush()
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -1,0 +1,42 @@
+"""Dead letters as Elasticsearch documents, for the optional ``agent.dead_letter_index``.
+
+The local ``dead-letter.ndjson`` (``agent.deadletter``) is the record that counts; the index is a
+convenience for looking at rejects in Kibana. The document is the local entry without ``_id`` (a
+metadata field Elasticsearch refuses inside a document), with the rejected document's id as
+``document_id`` and its target index as ``index``. Ids are deterministic, so a replay answers 409.
+"""
+
+from __future__ import annotations
+
+import orjson
+from inferwatch.agent.deadletter import entry
+from inferwatch.agent.normalize import document_id
+
+
+def dead_letter_id(key: str) -> str:
+    """The document id rule (base64url of blake2b-16) applied to ``dead-letter:<key>``."""
+    return document_id(f"dead-letter:{key}")
+
+
+def dead_letter_document(
+    reason: str,
+    detail: str,
+    ts: float,
+    *,
+    source: str | None = None,
+    offset: int | None = None,
+    raw: bytes | None = None,
+    document: bytes | None = None,
+    doc_id: str | None = None,
+    index: str | None = None,
+) -> bytes:
+    doc = entry(reason, detail, ts, source=source, offset=offset, raw=raw, document=document)
+    if doc_id is not None:
+        doc["document_id"] = doc_id
+    if index is not None:
+        doc["index"] = index
+    if isinstance(doc.get("document"), dict):
+        # Keep the rejected document as text: as an object it would hit the very mapping
+        # conflict that rejected it.
+        doc["document"] = orjson.dumps(doc["document"]).decode()
+    return orjson.dumps(doc)

@@ -1,0 +1,474 @@
+"""The one YAML config shared by agent, analytics worker and setup: the public contract.
+
+Each component receives its own section as a frozen object. ``load_config(path)`` expands
+``${ENV}`` (and ``${ENV:-default}``), validates everything, and raises ``ConfigError`` with
+every offending key path and the reason. Secrets may also be read from files
+(``api_key_file``, ``password_file``) so they never sit in the YAML.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+import yaml
+from inferwatch.core.configschema import ByteSize, ConfigError, Duration, Secret, build, expand_env
+
+FeatureKind = Literal["categorical", "numeric", "text"]
+Problems = Iterator[tuple[str, str]]
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.]{0,99}$")
+_DATASET_RE = re.compile(r"[^a-z0-9_.]")
+
+
+def data_stream_part_problem(name: str) -> str | None:
+    """Why ``name`` can't be a data stream dataset/namespace part, or None if it can."""
+    if "-" in name:
+        return "must not contain '-' (it separates type, dataset and namespace of a data stream)"
+    if not _NAME_RE.match(name.lower()):
+        return "must be 1-100 characters of letters, digits, '_' and '.'"
+    return None
+
+
+def model_dataset(model: str) -> str:
+    """The data stream dataset part of a model name: lowercased, every character outside
+    ``[a-z0-9_.]`` replaced by ``_`` (``churn-classifier`` -> ``churn_classifier``). The agent's
+    normalizer applies the same rule to the names it reads in log lines."""
+    return _DATASET_RE.sub("_", model.lower())[:100]
+
+
+def model_name_problem(name: str) -> str | None:
+    """Model names are free text in the log lines; only their dataset part must be usable."""
+    if not name or not _NAME_RE.match(model_dataset(name)):
+        return (
+            "must start with a letter or digit (it names the data stream logs-inferwatch.<model>-<namespace>)"
+        )
+    return None
+
+
+_CREDENTIALS_IN_URL = (
+    "must not carry a user or password (they would show in logs and messages): give {url} "
+    "and put the credentials in username + password (or password_file) or api_key"
+)
+
+
+def url_has_credentials(url: str) -> bool:
+    """``user:password@`` (or ``user@``) before the host of ``url``, with or without a scheme."""
+    authority = url.split("://", 1)[-1].split("/", 1)[0]
+    return "@" in authority
+
+
+def url_without_credentials(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, for messages and logs."""
+    if not url_has_credentials(url):
+        return url
+    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
+    authority, slash, tail = rest.partition("/")
+    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{tail}"
+
+
+@dataclass(frozen=True)
+class FieldPaths:
+    """Where each part of a prediction lives in the log line (dotted paths)."""
+
+    timestamp: str = "timestamp"
+    model: str = "model"
+    version: str = "model_version"
+    prediction_id: str = "prediction_id"
+    inputs: str = "inputs"
+    outputs: str = "outputs"
+    latency: str = "latency_ms"
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    paths: tuple[str, ...]
+    model: str | None = None  # used when a line names no model
+    version: str | None = None  # used when a line names no version
+    fields: FieldPaths = field(default_factory=FieldPaths)
+    exclude: tuple[str, ...] = ()  # globs never read (e.g. "*.gz")
+    start_at: Literal["beginning", "end"] = "beginning"  # for files found at the first start
+    document_id: Literal["offset", "prediction_id"] = "offset"
+    namespace: str | None = None  # overrides agent.namespace
+
+    def validate(self) -> Problems:
+        if not self.paths:
+            yield "paths", "needs at least one glob"
+        for i, p in enumerate(self.paths):
+            if not os.path.isabs(p) and not p.startswith(("./", "../")) and "/" not in p:
+                continue
+            if p.endswith("/"):
+                yield f"paths[{i}]", "is a directory; give a glob such as /var/log/models/*.jsonl"
+
+
+@dataclass(frozen=True)
+class RedactConfig:
+    """Fields of the log line (dotted paths, e.g. ``inputs.email``) removed or hashed on the host."""
+
+    drop: tuple[str, ...] = ()
+    hash: tuple[str, ...] = ()
+    hash_key_env: str = "INFERWATCH_HASH_KEY"  # HMAC-SHA256 key, read from the environment
+
+    def validate(self) -> Problems:
+        if self.hash and not os.environ.get(self.hash_key_env):
+            yield "hash", f"hashing needs a key in the environment variable {self.hash_key_env}"
+        both = set(self.drop) & set(self.hash)
+        if both:
+            yield "hash", f"fields both dropped and hashed: {', '.join(sorted(both))}"
+
+
+@dataclass(frozen=True)
+class SpoolConfig:
+    max_bytes: ByteSize = ByteSize(1024**3)  # when full, reading pauses and the log files buffer
+    segment_bytes: ByteSize = ByteSize(16 * 1024**2)
+    fsync: bool = True
+
+    def validate(self) -> Problems:
+        if self.segment_bytes < 64 * 1024:
+            yield "segment_bytes", "must be at least 64KiB"
+        if self.max_bytes < 2 * self.segment_bytes:
+            yield "max_bytes", "must be at least two segments"
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    max_docs: int = 2000
+    max_bytes: ByteSize = ByteSize(4 * 1024**2)  # uncompressed bulk body
+    max_wait: Duration = Duration(1.0)
+
+    def validate(self) -> Problems:
+        if self.max_docs < 1:
+            yield "max_docs", "must be at least 1"
+        if self.max_bytes < 1024:
+            yield "max_bytes", "must be at least 1KiB"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    listen: str | None = None  # "127.0.0.1:9464" serves /metrics and /health
+
+    def validate(self) -> Problems:
+        if self.listen is not None:
+            host, _, port = self.listen.rpartition(":")
+            if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+                yield "listen", "expected host:port such as 127.0.0.1:9464"
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    inputs: tuple[InputConfig, ...] = ()
+    data_dir: Path = Path("./data")
+    namespace: str = "default"
+    max_line_bytes: ByteSize = ByteSize(1024**2)
+    scan_interval: Duration = Duration(10.0)  # periodic glob scan beside watchdog events
+    read_buffer_bytes: ByteSize = ByteSize(256 * 1024)
+    shutdown_timeout: Duration = Duration(10.0)
+    redact: RedactConfig = field(default_factory=RedactConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    dead_letter_index: str | None = None  # also index dead letters in Elasticsearch
+    # Threads that gzip sealed batches beside the read thread (zlib runs without the GIL, so
+    # compression uses a second core); 0: the read thread compresses; null: one per CPU beyond
+    # the first, at most 1.
+    workers: int | None = None
+
+    def validate(self) -> Problems:
+        problem = data_stream_part_problem(self.namespace)
+        if problem:
+            yield "namespace", problem
+        for i, inp in enumerate(self.inputs):
+            if inp.namespace and (problem := data_stream_part_problem(inp.namespace)):
+                yield f"inputs[{i}].namespace", problem
+            if inp.model is not None and (problem := model_name_problem(inp.model)):
+                yield f"inputs[{i}].model", problem
+        if self.max_line_bytes < 1024:
+            yield "max_line_bytes", "must be at least 1KiB"
+        if self.workers is not None and not 0 <= self.workers <= 8:
+            yield "workers", "must be 0 (compress in the read thread) to 8, or null for automatic"
+
+
+@dataclass(frozen=True)
+class ElasticsearchConfig:
+    hosts: tuple[str, ...] = ()
+    api_key: Secret | None = None
+    api_key_file: Path | None = None
+    username: str | None = None
+    password: Secret | None = None
+    password_file: Path | None = None
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    ssl_assert_fingerprint: str | None = None
+    request_timeout: Duration = Duration(30.0)
+    compression_level: int = 1
+    retention: str = "30d"  # data stream lifecycle data_retention of prediction logs
+    alerts_retention: str = "365d"
+
+    def validate(self) -> Problems:
+        if not self.hosts:
+            yield "hosts", "needs at least one URL such as https://127.0.0.1:9200"
+        for i, h in enumerate(self.hosts):
+            if url_has_credentials(h):
+                yield f"hosts[{i}]", _CREDENTIALS_IN_URL.format(url=url_without_credentials(h))
+            elif not h.startswith(("http://", "https://")):
+                yield f"hosts[{i}]", f"must start with http:// or https://, got {h!r}"
+        if (self.api_key or self.api_key_file) and (self.username or self.password or self.password_file):
+            yield "api_key", "give either api_key or username/password, not both"
+        if (self.password or self.password_file) and not self.username:
+            yield "username", "a password needs a username"
+        if not 0 <= self.compression_level <= 9:
+            yield "compression_level", "must be 0 (off) to 9"
+        if not re.fullmatch(r"[0-9]+[dhms]", self.retention):
+            yield "retention", "expected a time such as 30d"
+
+    def resolved_api_key(self) -> Secret | None:
+        return self.api_key or _read_secret(self.api_key_file, "elasticsearch.api_key_file")
+
+    def resolved_password(self) -> Secret | None:
+        return self.password or _read_secret(self.password_file, "elasticsearch.password_file")
+
+
+@dataclass(frozen=True)
+class ConnectorsConfig:
+    """Optional notification channels. Slack, webhook and email need a Kibana gold license."""
+
+    slack_webhook_url: Secret | None = None
+    webhook_url: Secret | None = None
+    email_to: tuple[str, ...] = ()
+    email_connector_id: str | None = None  # a preconfigured email connector in kibana.yml
+
+
+@dataclass(frozen=True)
+class KibanaConfig:
+    url: str = "http://127.0.0.1:5601"
+    space: str | None = None
+    api_key: Secret | None = None
+    username: str | None = None
+    password: Secret | None = None
+    ca_certs: Path | None = None
+    verify_certs: bool = True
+    wait_timeout: Duration = Duration(300.0)
+    connectors: ConnectorsConfig = field(default_factory=ConnectorsConfig)
+
+    def validate(self) -> Problems:
+        if url_has_credentials(self.url):
+            yield "url", _CREDENTIALS_IN_URL.format(url=url_without_credentials(self.url))
+        elif not self.url.startswith(("http://", "https://")):
+            yield "url", f"must start with http:// or https://, got {self.url!r}"
+
+
+@dataclass(frozen=True)
+class AnalyticsConfig:
+    interval: Duration = Duration(300.0)  # how often each model is evaluated
+    window: Duration = Duration(3600.0)  # the span of logs one evaluation looks at
+    false_alarms_per_week: float = 1.0  # per model, across all its detectors and features
+    baselines_dir: Path | None = None  # default: <agent.data_dir>/baselines
+    shard: str = "0/1"  # this worker takes models whose hash % n == i
+    min_window_docs: int = 200  # smaller windows are merged with the preceding ones
+
+    def validate(self) -> Problems:
+        m = re.fullmatch(r"([0-9]+)/([0-9]+)", self.shard)
+        if not m or int(m.group(2)) < 1 or int(m.group(1)) >= int(m.group(2)):
+            yield "shard", "expected i/n with 0 <= i < n, e.g. 0/1 or 2/4"
+        if self.false_alarms_per_week <= 0:
+            yield "false_alarms_per_week", "must be positive"
+        if self.interval <= 0 or self.window <= 0:
+            yield "window", "interval and window must be positive"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    features: Mapping[str, FeatureKind] = field(default_factory=lambda: MappingProxyType({}))
+    outputs: Mapping[str, FeatureKind] = field(default_factory=lambda: MappingProxyType({}))
+    categorical_closed: tuple[str, ...] = ()  # closed vocabularies: one unseen value is enough
+
+    def validate(self) -> Problems:
+        if not self.features:  # kinds inferred from the baseline: nothing to check against
+            return
+        for i, name in enumerate(self.categorical_closed):
+            kind = self.features.get(name)
+            if kind is None:
+                yield (
+                    f"categorical_closed[{i}]",
+                    f"{name!r} is not one of the model's features ({', '.join(self.features)}); "
+                    "a closed vocabulary names a categorical feature",
+                )
+            elif kind != "categorical":
+                yield (
+                    f"categorical_closed[{i}]",
+                    f"{name!r} is a {kind} feature; only categorical features have a closed vocabulary",
+                )
+
+
+@dataclass(frozen=True)
+class Config:
+    agent: AgentConfig = field(default_factory=AgentConfig)
+    elasticsearch: ElasticsearchConfig | None = None
+    kibana: KibanaConfig | None = None
+    analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
+    models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
+    source: Path | None = None  # the file this was loaded from (not a YAML key)
+
+    def validate(self) -> Problems:
+        datasets: dict[str, str] = {}
+        for name in self.models:
+            if problem := model_name_problem(name):
+                yield f"models.{name}", problem
+            elif (other := datasets.setdefault(model_dataset(name), name)) != name:
+                yield f"models.{name}", f"writes to the same data stream as model {other!r}; rename one"
+
+    def model_config(self, model: str) -> ModelConfig | None:
+        """The ``models`` entry of a model named as in the config or as its dataset part."""
+        found = self.models.get(model)
+        if found is None:
+            dataset = model_dataset(model)
+            found = next((m for name, m in self.models.items() if model_dataset(name) == dataset), None)
+        return found
+
+    def text_features(self, model: str) -> frozenset[str]:
+        m = self.model_config(model)
+        return frozenset(k for k, v in m.features.items() if v == "text") if m else frozenset()
+
+    @property
+    def baselines_dir(self) -> Path:
+        return self.analytics.baselines_dir or self.agent.data_dir / "baselines"
+
+
+def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path | None = None) -> Config:
+    """Parse YAML text into a validated Config (raises ConfigError)."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError([("", yaml_problem(exc))]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError([("", "the config must be a YAML mapping with sections agent, elasticsearch, ...")])
+    raw.pop("source", None)
+    expanded, problems = expand_env(raw, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(problems)
+    cfg = build(Config, expanded)
+    if source is not None:
+        object.__setattr__(cfg, "source", source)
+        # Relative paths are taken from the config file's folder, not the daemon's cwd.
+        base = source.parent
+        if not cfg.agent.data_dir.is_absolute():
+            object.__setattr__(cfg.agent, "data_dir", (base / cfg.agent.data_dir).resolve())
+        for inp in cfg.agent.inputs:
+            absolute = tuple(p if os.path.isabs(p) else str(base / p) for p in inp.paths)
+            object.__setattr__(inp, "paths", absolute)
+        for section, key in _FILE_KEYS:
+            obj = getattr(cfg, section)
+            value = getattr(obj, key, None) if obj is not None else None
+            if isinstance(value, Path) and not value.is_absolute():
+                object.__setattr__(obj, key, (base / value).resolve())
+    if problems := list(_file_problems(cfg)):
+        raise ConfigError(problems)
+    return cfg
+
+
+# Keys naming files, as (section, key): relative values are taken from the config's folder.
+_FILE_KEYS = (
+    ("elasticsearch", "api_key_file"),
+    ("elasticsearch", "password_file"),
+    ("elasticsearch", "ca_certs"),
+    ("kibana", "ca_certs"),
+    ("analytics", "baselines_dir"),
+)
+_SECRET_FILE_KEYS = frozenset({"api_key_file", "password_file"})
+
+
+def _file_problems(cfg: Config) -> Problems:
+    """Files the config names must be readable now, not at the first request (a secret file that
+    is missing would otherwise surface as a traceback deep in a command)."""
+    for section, key in _FILE_KEYS:
+        obj = getattr(cfg, section)
+        value = getattr(obj, key, None) if obj is not None else None
+        if not isinstance(value, Path) or key == "baselines_dir":
+            continue
+        problem = _file_problem(value, secret=key in _SECRET_FILE_KEYS)
+        if problem:
+            yield f"{section}.{key}", problem
+
+
+def _file_problem(path: Path, secret: bool) -> str | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return f"file {path} does not exist; create it or correct the path"
+    except IsADirectoryError:
+        return f"{path} is a directory; give the path of a file"
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror}; check its permissions for this user"
+    if secret and not data.strip():
+        return f"file {path} is empty; write the secret into it (one line)"
+    return None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line: where the YAML breaks and why (PyYAML's own message spans several lines)."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    what = ", ".join(
+        str(part) for part in (getattr(exc, "context", None), getattr(exc, "problem", None)) if part
+    )
+    return (
+        f"not valid YAML{where}: {what or exc}; check the indentation (spaces, not tabs) and quote "
+        "values that contain ': ', '#', '{' or '['"
+    )
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([("", f"config file {p} does not exist")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([("", f"{p} is not a UTF-8 text file")]) from None
+    except OSError as exc:
+        raise ConfigError([("", f"cannot read {p}: {exc.strerror}")]) from None
+    return parse_config(text, env, source=p.resolve())
+
+
+def _read_secret(path: Path | None, key: str) -> Secret | None:
+    """The secret in ``path`` (stripped). A file that vanished or became unreadable since the
+    config was loaded is a ConfigError naming the key and the path, never a bare OSError."""
+    if path is None:
+        return None
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError([(key, f"cannot read {path}: {reason}")]) from None
+    if not value:
+        raise ConfigError([(key, f"file {path} is empty; write the secret into it (one line)")])
+    return Secret(value)
+
+
+__all__ = [
+    "AgentConfig",
+    "AnalyticsConfig",
+    "BatchConfig",
+    "ByteSize",
+    "Config",
+    "ConfigError",
+    "Duration",
+    "ElasticsearchConfig",
+    "FeatureKind",
+    "FieldPaths",
+    "InputConfig",
+    "KibanaConfig",
+    "ModelConfig",
+    "RedactConfig",
+    "Secret",
+    "SpoolConfig",
+    "load_config",
+    "parse_config",
+]

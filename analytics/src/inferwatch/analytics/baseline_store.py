@@ -1,0 +1,131 @@
+"""Where baselines live: JSON files ``<model>@<version>.json`` in a directory (written atomically),
+and optionally the ``inferwatch-baselines`` index (id ``<model>:<version>``).
+
+The index stores the baseline JSON under ``baseline`` in an object mapped ``enabled: false``:
+it is kept in ``_source`` but never parsed into fields, so thousands of category values or
+tokens cannot explode the mapping. ``model``, ``version``, ``created``, ``source`` and ``rows``
+are indexed beside it for Kibana and people.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+from typing import Any, Protocol
+
+from elasticsearch import Elasticsearch
+from inferwatch.analytics import es
+from inferwatch.analytics.baseline import (
+    baseline_from_dict,
+    baseline_from_json,
+    baseline_to_dict,
+    baseline_to_json,
+)
+from inferwatch.analytics.model import Baseline
+from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
+
+log = logging.getLogger(__name__)
+
+BASELINES_INDEX = "inferwatch-baselines"
+BASELINES_MAPPINGS: dict[str, Any] = {
+    "dynamic": False,
+    "properties": {
+        "model": {"type": "keyword"},
+        "version": {"type": "keyword"},
+        "created": {"type": "date"},
+        "source": {"type": "keyword"},
+        "rows": {"type": "long"},
+        "format": {"type": "integer"},
+        "baseline": {"type": "object", "enabled": False},
+    },
+}
+
+# One replica when there is a second node, none on a single node (else the index stays yellow),
+# as the alert indices (analytics.alert_index).
+BASELINES_SETTINGS: dict[str, Any] = {"index": {"auto_expand_replicas": "0-1"}}
+
+
+class BaselineStore(Protocol):
+    def load(self, model: str, version: str) -> Baseline | None: ...
+
+    def save(self, baseline: Baseline) -> None: ...
+
+
+def _safe(part: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", part)
+
+
+class LocalBaselineStore:
+    def __init__(self, directory: Path, fsync: bool = True) -> None:
+        self.directory = directory
+        self.fsync = fsync
+
+    def _legacy_path(self, model: str, version: str) -> Path:
+        return self.directory / f"{_safe(model)}@{_safe(version)}.json"
+
+    def path(self, model: str, version: str) -> Path:
+        """``<model>@<version>.json``; when a name had to be made safe, a hash of the exact
+        names is appended, so ``churn/classifier`` and ``churn_classifier`` keep two files."""
+        legacy = self._legacy_path(model, version)
+        if legacy.name == f"{model}@{version}.json":
+            return legacy
+        digest = hashlib.blake2b(f"{model}\x1f{version}".encode(), digest_size=4).hexdigest()
+        return legacy.with_name(f"{legacy.stem}-{digest}.json")
+
+    def load(self, model: str, version: str) -> Baseline | None:
+        for path in dict.fromkeys([self.path(model, version), self._legacy_path(model, version)]):
+            data = read_state_bytes(path)
+            if data is None:
+                continue
+            baseline = baseline_from_json(data)
+            if (baseline.model, baseline.version) == (model, version):  # else another name's file
+                return baseline
+        return None
+
+    def save(self, baseline: Baseline) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(
+            self.path(baseline.model, baseline.version), baseline_to_json(baseline), self.fsync
+        )
+
+
+class ElasticsearchBaselineStore:
+    """Reads the index first and falls back to the local directory; writes both (the file first,
+    so a baseline is never only in a place the worker may not reach)."""
+
+    def __init__(self, client: Elasticsearch, directory: Path, fsync: bool = True) -> None:
+        self.client = client
+        self.local = LocalBaselineStore(directory, fsync)
+        self._index_ready = False
+
+    def load(self, model: str, version: str) -> Baseline | None:
+        try:
+            doc = es.get_document(self.client, BASELINES_INDEX, f"{model}:{version}")
+        except es.ElasticsearchError as exc:
+            log.warning(
+                "baseline %s:%s from Elasticsearch failed, using the local copy: %s", model, version, exc
+            )
+            doc = None
+        if doc is not None and isinstance(doc.get("baseline"), dict):
+            baseline = baseline_from_dict(doc["baseline"])
+            if (baseline.model, baseline.version) == (model, version):  # "a:b"+"1" is "a"+"b:1"
+                return baseline
+        return self.local.load(model, version)
+
+    def save(self, baseline: Baseline) -> None:
+        self.local.save(baseline)
+        if not self._index_ready:
+            es.ensure_index(self.client, BASELINES_INDEX, BASELINES_MAPPINGS, BASELINES_SETTINGS)
+            self._index_ready = True
+        document = {
+            "model": baseline.model,
+            "version": baseline.version,
+            "created": baseline.created.isoformat(),
+            "source": baseline.source,
+            "rows": baseline.rows,
+            "format": baseline_to_dict(baseline)["format"],
+            "baseline": baseline_to_dict(baseline),
+        }
+        es.index_document(self.client, BASELINES_INDEX, baseline.doc_id, document)

@@ -1,0 +1,21 @@
+"""The commands ``inferwatch-analytics`` adds to ``inferwatch`` (entry point ``inferwatch.commands``)."""
+
+from inferwatch.core.commands import CommandSpec
+
+COMMANDS = (
+    CommandSpec(
+        "baseline",
+        "inferwatch.analytics.cli:baseline",
+        "Build and show the reference a model version is compared with.",
+    ),
+    CommandSpec(
+        "analytics",
+        "inferwatch.analytics.cli:analytics",
+        "Run the drift worker on a schedule, or one evaluation now.",
+    ),
+    CommandSpec(
+        "demo",
+        "inferwatch.analytics.demo.cli:demo",
+        "Run the whole loop on this machine with a demo model, no servers.",
+    ),
+)

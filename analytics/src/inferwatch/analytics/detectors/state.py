@@ -1,0 +1,70 @@
+"""What the detectors remember of one model version between windows, JSON-able.
+
+- ``pending``: counts of windows too small for a test's power, per series
+  (``<detector>|<feature>``), merged with the next window instead of tested: rate series hold
+  ``{"windows", "k", "n"}``, distribution series ``{"windows", "counts": {bin: count}}``.
+- ``cusum``: the null-creep CUSUM per feature, ``{"s", "m", "n", "alarm"}``.
+- ``high_cardinality``: features whose unseen values exploded; watched by rate only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from inferwatch.analytics.detectors.stats import Cusum
+
+FORMAT = 1
+
+
+@dataclass
+class DetectorState:
+    pending: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cusum: dict[str, Cusum] = field(default_factory=dict)
+    high_cardinality: set[str] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "pending": {k: _plain(v) for k, v in sorted(self.pending.items())},
+            "cusum": {
+                k: {"s": c.s, "m": c.m, "n": c.n, "alarm": c.alarm} for k, c in sorted(self.cusum.items())
+            },
+            "high_cardinality": sorted(self.high_cardinality),
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> DetectorState:
+        """Tolerant: a missing, older or damaged state starts the affected series afresh."""
+        if not isinstance(d, Mapping):
+            return cls()
+        pending: dict[str, dict[str, Any]] = {}
+        for key, value in dict(d.get("pending") or {}).items():
+            if isinstance(value, Mapping) and int(value.get("windows", 0) or 0) > 0:
+                pending[str(key)] = _plain(value)
+        cusum: dict[str, Cusum] = {}
+        for key, value in dict(d.get("cusum") or {}).items():
+            try:
+                s = float(value["s"])
+                alarm = value.get("alarm") is True
+                if math.isfinite(s) and (s > 0 or alarm):
+                    cusum[str(key)] = Cusum(max(s, 0.0), int(value["m"]), int(value["n"]), alarm)
+            except (KeyError, TypeError, ValueError):
+                continue
+        high = {str(x) for x in (d.get("high_cardinality") or [])}
+        return cls(pending, cusum, high)
+
+    def copy(self) -> DetectorState:
+        return DetectorState.from_dict(self.to_dict())
+
+
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if isinstance(v, Mapping):
+            out[str(k)] = {str(a): float(b) for a, b in v.items()}
+        else:
+            out[str(k)] = v
+    return out

@@ -1,0 +1,60 @@
+"""Count tables from Elasticsearch aggregations: ``1 + V`` searches per evaluation of a model
+(V versions in the window), plus composite pages only for fields whose unseen values outnumber
+``UNSEEN_TERMS_SIZE`` and extra parts only for baselines too large for one request's bucket
+budget (see ``analytics.queries``). Never pulls documents."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from inferwatch.analytics import queries
+from inferwatch.analytics.es import SearchClient, search
+from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
+
+
+class ElasticsearchSource:
+    def __init__(self, client: SearchClient, namespace: str = "*") -> None:
+        self.client = client
+        self.namespace = namespace
+
+    def _index(self, model: str) -> str:
+        return queries.index_pattern(model, self.namespace)
+
+    def model_counts(self, model: str, window: Window) -> ModelCounts:
+        response = search(self.client, self._index(model), queries.model_body(model, window))
+        return queries.parse_model(response, model, window)
+
+    def window_counts(
+        self,
+        model: str,
+        version: str,
+        window: Window,
+        baseline: Baseline | None,
+        kinds: Mapping[str, FeatureKind],
+    ) -> WindowCounts:
+        index = self._index(model)
+        bodies = queries.window_bodies(model, version, window, baseline, kinds)
+        response = queries.merge_responses([search(self.client, index, body) for body in bodies])
+        complete = {
+            field: self._all_values(index, model, version, window, field)
+            for field in queries.incomplete_fields(response, kinds)
+        }
+        return queries.parse_window(response, model, version, window, baseline, kinds, complete)
+
+    def _all_values(self, index: str, model: str, version: str, window: Window, field: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        after: dict[str, Any] | None = None
+        while True:
+            body = queries.composite_body(model, version, window, field, after)
+            page, after = queries.parse_composite(search(self.client, index, body))
+            counts.update(page)
+            if after is None:
+                return counts
+
+    def percentiles(
+        self, model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float]
+    ) -> pd.DataFrame:
+        body = queries.percentiles_body(model, version, window, features, percents)
+        return queries.parse_percentiles(search(self.client, self._index(model), body), features)

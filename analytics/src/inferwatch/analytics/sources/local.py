@@ -1,0 +1,331 @@
+"""Count tables from the local store: pandas over the agent's NDJSON segments.
+
+The store is ``<store>/<index>/<segment>.ndjson`` (written by ``agent/outputs/local.py``), each
+line a document exactly as it would be indexed plus a top-level ``_id``. The semantics follow the
+Elasticsearch path (``analytics.queries``) so that both give equal tables for the same documents:
+
+- A document counts once per index and ``_id`` (the first one written wins, as ``create`` in
+  Elasticsearch; a document without ``_id`` is one document, as auto ids are); a line that does not parse is skipped and counted in ``dropped``.
+- A field is present when it has at least one non-null value (null, absent and ``[]`` are
+  missing, as ``exists``). Numeric features need a number or a numeric string (Elasticsearch
+  coerces those and ignores malformed values); categorical strings longer than 1024 characters
+  are not keywords (the template's ``ignore_above``) and count as missing.
+- Array values count the document once per distinct value or bin (as terms and range
+  aggregations do); categorical values are compared as ``category_str``.
+
+Parsed segments are cached by (path, mtime, size) with their time span, so a repeated evaluation
+re-reads only what changed and skips segments outside the window.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
+from inferwatch.analytics.queries import index_pattern
+from inferwatch.analytics.sources.tables import (
+    KEYWORD_IGNORE_ABOVE,
+    bin_bounds,
+    categories_table,
+    category_str,
+    hour_starts,
+    numeric_table,
+    presence_table,
+    text_docs_table,
+    tokens_table,
+    versions_table,
+    volume_table,
+)
+
+log = logging.getLogger(__name__)
+
+_META = ("_index", "_id", "_ts", "_model", "_version")
+_SCALAR_KINDS = frozenset(
+    {"string", "floating", "integer", "mixed-integer-float", "boolean", "decimal", "empty"}
+)
+
+
+@dataclass(frozen=True)
+class _Segment:
+    stamp: tuple[int, int]  # (mtime_ns, size) when parsed
+    frame: pd.DataFrame | None  # None: rows dropped from memory (the segment ends before the window)
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+
+
+def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
+    for k, v in value.items():
+        if type(v) is dict:
+            _flatten(f"{prefix}{k}.", v, out)
+        else:
+            out[prefix + k] = v
+
+
+def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
+    ml = doc.get("ml") or {}
+    model = ml.get("model") or {}
+    rec: dict[str, Any] = {
+        "_index": index,
+        "_id": doc.get("_id"),
+        "_ts": doc.get("@timestamp"),
+        "_model": model.get("name"),
+        "_version": category_str(model.get("version")),
+    }
+    for section in ("inputs", "outputs"):
+        part = ml.get(section)
+        if isinstance(part, dict):
+            _flatten(section + ".", part, rec)
+    tokens = ml.get("tokens")
+    if isinstance(tokens, dict):
+        for name, toks in tokens.items():
+            rec[f"tokens.{name}"] = toks
+    return rec
+
+
+def _values(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The non-null leaf values of ``column``, one row per (document, value); the index is the
+    document's row label (repeated when a document holds an array)."""
+    if column not in frame.columns:
+        return pd.Series([], dtype="object")
+    s = frame[column]
+    if s.dtype != object:  # numbers or strings only: no arrays, no objects
+        return s[s.notna()]
+    if pd.api.types.infer_dtype(s, skipna=True) in _SCALAR_KINDS:
+        return s[s.notna()]
+    s = _explode(s)
+    s = s[s.notna()]
+    if pd.api.types.infer_dtype(s, skipna=True) in _SCALAR_KINDS:
+        return s
+    return s[[not isinstance(v, dict | list) for v in s.to_numpy()]]
+
+
+def _explode(s: pd.Series) -> pd.Series:
+    """``Series.explode`` for columns of lists and scalars, several times faster on token lists."""
+    lists = [v if isinstance(v, list) else [v] for v in s.to_numpy()]
+    lengths = np.array([len(v) for v in lists], dtype=np.int64)
+    flat = list(chain.from_iterable(lists))
+    return pd.Series(flat, index=np.repeat(s.index.to_numpy(), lengths), dtype="object")
+
+
+def _numbers(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values):  # booleans are not numbers (as in Elasticsearch)
+        return pd.Series([], dtype="float64")
+    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return values.astype("float64")
+    values = values[[not isinstance(v, bool) for v in values.to_numpy()]]
+    out = pd.to_numeric(values, errors="coerce")
+    return out[out.notna()].astype("float64")
+
+
+def _category_values(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_string_dtype(values) and values.dtype != object:
+        out = values
+    else:
+        out = values.map(category_str).astype("object")
+        out = out[out.notna()]
+    return out[out.str.len() <= KEYWORD_IGNORE_ABOVE]
+
+
+def _doc_counts(values: pd.Series) -> dict[Any, int]:
+    """value -> number of documents holding it (each document counted once per value)."""
+    if values.empty:
+        return {}
+    if values.index.is_unique:  # one value per document
+        counts = values.value_counts(sort=False)
+        return {k: int(n) for k, n in counts.items()}
+    codes, uniques = pd.factorize(values, sort=False)
+    docs = np.asarray(values.index, dtype=np.int64)
+    keys = np.sort(docs * len(uniques) + codes)
+    pairs = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]  # each (document, value) once
+    per_value = np.bincount(pairs % len(uniques), minlength=len(uniques))
+    return {k: int(n) for k, n in zip(uniques, per_value, strict=True) if n}
+
+
+class LocalSource:
+    def __init__(self, store_dir: Path, namespace: str = "*") -> None:
+        self.store_dir = store_dir
+        self.namespace = namespace
+        self.dropped: Counter[str] = Counter()
+        self._cache: dict[str, dict[str, _Segment]] = {}  # model -> segment path -> parsed
+        self._joined: tuple[tuple[tuple[str, tuple[int, int]], ...], pd.DataFrame] | None = None
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _paths(self, model: str) -> list[str]:
+        pattern = os.path.join(
+            glob.escape(str(self.store_dir)), index_pattern(model, self.namespace), "*.ndjson"
+        )
+        return sorted(glob.glob(pattern))
+
+    def _parse(self, path: str, stamp: tuple[int, int]) -> _Segment:
+        index = Path(path).parent.name
+        records: list[dict[str, Any]] = []
+        with open(path, "rb") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                try:
+                    doc = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.dropped["invalid_json"] += 1
+                    continue
+                if not isinstance(doc, dict):
+                    self.dropped["not_an_object"] += 1
+                    continue
+                records.append(_record(index, doc))
+        frame = (
+            pd.DataFrame.from_records(records, columns=None) if records else pd.DataFrame(columns=list(_META))
+        )
+        frame["_ts"] = pd.to_datetime(frame["_ts"], utc=True, format="ISO8601", errors="coerce")
+        bad = frame["_ts"].isna()
+        if bad.any():
+            self.dropped["bad_timestamp"] += int(bad.sum())
+            frame = frame[~bad]
+        first = frame["_ts"].min() if len(frame) else None
+        last = frame["_ts"].max() if len(frame) else None
+        return _Segment(stamp, frame, first, last)
+
+    def _segments(self, model: str) -> dict[str, _Segment]:
+        """The model's segments (parsed when new or changed); segments that vanished are
+        forgotten."""
+        known = self._cache.get(model, {})
+        current: dict[str, _Segment] = {}
+        for path in self._paths(model):
+            try:
+                st = Path(path).stat()
+                stamp = (st.st_mtime_ns, st.st_size)
+                cached = known.get(path)
+                if cached is None or cached.stamp != stamp:
+                    cached = self._parse(path, stamp)
+            except FileNotFoundError:  # removed by retention between listing and reading
+                continue
+            current[path] = cached
+        self._cache[model] = current
+        return current
+
+    def _docs(self, model: str, window: Window, version: str | None = None) -> pd.DataFrame:
+        """The window's documents, one per (index, _id). Segments wholly before the window keep
+        only their time span (their rows are dropped from memory and re-read if ever needed), so
+        the cache holds what the current and later windows need, not the whole store."""
+        start, end = pd.Timestamp(window.start), pd.Timestamp(window.end)
+        segments = self._segments(model)
+        selected: list[tuple[str, _Segment]] = []
+        for path, seg in segments.items():
+            if seg.first is None or seg.last is None or seg.first >= end:
+                continue
+            if seg.last < start:
+                if seg.frame is not None:
+                    segments[path] = replace(seg, frame=None)
+                continue
+            if seg.frame is None:
+                seg = segments[path] = self._parse(path, seg.stamp)
+            selected.append((path, seg))
+        if not selected:
+            return pd.DataFrame(columns=list(_META))
+        key = tuple((path, seg.stamp) for path, seg in selected)
+        if self._joined is not None and self._joined[0] == key:
+            docs = self._joined[1]
+        else:
+            frames = [seg.frame for _, seg in selected if seg.frame is not None]
+            docs = pd.concat(frames, ignore_index=True, sort=False) if len(frames) > 1 else frames[0]
+            # Only documents with an id are deduplicated: without one, Elasticsearch gives
+            # each its own (and drop_duplicates would take every null id for the same one).
+            docs = docs[~(docs.duplicated(subset=["_index", "_id"], keep="first") & docs["_id"].notna())]
+            self._joined = (key, docs)
+        mask = (docs["_model"] == model) & (docs["_ts"] >= start) & (docs["_ts"] < end)
+        if version is not None:
+            mask &= docs["_version"] == version
+        return docs[mask].reset_index(drop=True)
+
+    # --- tables --------------------------------------------------------------------------------
+
+    def model_counts(self, model: str, window: Window) -> ModelCounts:
+        docs = self._docs(model, window)
+        versions = docs["_version"].dropna().value_counts() if len(docs) else pd.Series(dtype="int64")
+        hours = hour_starts(pd.Timestamp(window.start), pd.Timestamp(window.end))
+        per_hour = docs["_ts"].dt.floor("h").value_counts() if len(docs) else pd.Series(dtype="int64")
+        volume = [(h, int(per_hour.get(h, 0))) for h in hours]
+        return ModelCounts(
+            model=model,
+            window=window,
+            versions=versions_table((str(v), int(n)) for v, n in versions.items()),
+            volume=volume_table(volume),
+        )
+
+    def window_counts(
+        self,
+        model: str,
+        version: str,
+        window: Window,
+        baseline: Baseline | None,
+        kinds: Mapping[str, FeatureKind],
+    ) -> WindowCounts:
+        docs = self._docs(model, window, version)
+        features = baseline.features if baseline is not None else {}
+        presence: list[tuple[str, int, int]] = []
+        cats: list[tuple[str, str, int, bool]] = []
+        nums: list[tuple[str, int, float, float, int]] = []
+        toks: list[tuple[str, str, int, bool]] = []
+        texts: list[tuple[str, int, int]] = []
+        for key in sorted(kinds):
+            kind = kinds[key]
+            fb = features.get(key)
+            values = _values(docs, key)
+            if kind == "numeric":
+                values = _numbers(values)
+                edges = fb.edges if fb is not None else ()
+                bins = pd.Series(
+                    np.searchsorted(np.asarray(edges, dtype="float64"), values.to_numpy(), side="right")
+                )
+                bins.index = values.index
+                per_bin = _doc_counts(bins)
+                nums += [(key, b, lo, up, per_bin.get(b, 0)) for b, (lo, up) in enumerate(bin_bounds(edges))]
+            elif kind == "categorical":
+                values = _category_values(values)
+                known = fb.categories if fb is not None else {}
+                cats += [(key, v, n, v in known) for v, n in _doc_counts(values).items()]
+            elif kind == "text":
+                vocab = fb.vocabulary if fb is not None else {}
+                tokens = _values(docs, "tokens." + key.split(".", 1)[1])
+                toks += [(key, t, n, t in vocab) for t, n in _doc_counts(tokens).items()]
+                oov = ~tokens.isin(list(vocab)).astype(bool)
+                texts.append((key, int(tokens.index.nunique()), int(oov.groupby(level=0).any().sum())))
+            present = int(values.index.nunique())
+            presence.append((key, present, len(docs) - present))
+        return WindowCounts(
+            model=model,
+            version=version,
+            window=window,
+            docs=len(docs),
+            presence=presence_table(presence),
+            categories=categories_table(cats),
+            numeric=numeric_table(nums),
+            tokens=tokens_table(toks),
+            text_docs=text_docs_table(texts),
+        )
+
+    def percentiles(
+        self, model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float]
+    ) -> pd.DataFrame:
+        docs = self._docs(model, window, version)
+        rows: list[tuple[str, float, float]] = []
+        for key in sorted(features):
+            values = _numbers(_values(docs, key))
+            if values.empty:
+                continue
+            qs = np.percentile(values.to_numpy(), list(percents))
+            rows += [(key, float(p), float(q)) for p, q in zip(percents, qs, strict=True)]
+        df = pd.DataFrame(rows, columns=["feature", "percent", "value"])
+        df = df.astype({"feature": "object", "percent": "float64", "value": "float64"})
+        return df.sort_values(["feature", "percent"], kind="stable").reset_index(drop=True)
