@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import orjson
 import pandas as pd
+
 from inferwatch.analytics.baseline import build_baseline
 from inferwatch.analytics.model import Baseline, FeatureKind, Window
 from inferwatch.analytics.queries import dataset_for

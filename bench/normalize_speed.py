@@ -18,6 +18,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 
 import orjson
+
 from inferwatch.agent.bulkbody import encode
 from inferwatch.agent.model import FileId, LineBatch, Source
 from inferwatch.agent.normalize import Normalizer

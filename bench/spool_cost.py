@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
+
 from inferwatch.agent.spool import Spool
 
 MB = 1024**2

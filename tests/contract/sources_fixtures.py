@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from inferwatch.analytics.queries import dataset_for
 from inferwatch.core.config import ElasticsearchConfig, Secret
 from inferwatch.core.configschema import Duration

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from inferwatch.agent.model import Checkpoint, FileId
 from inferwatch.agent.registry import Registry, RegistryError
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
+
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
 from inferwatch.analytics.sources.base import CountSource
 from inferwatch.analytics.sources.local import LocalSource
@@ -24,8 +26,6 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
-from pandas.testing import assert_frame_equal
-
 from tests.contract.sources_fixtures import document, es_config_from_env, indexed, unique_model, write_local
 
 MODEL = unique_model()

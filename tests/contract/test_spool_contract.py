@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from inferwatch.agent.model import SpoolRecord
 from inferwatch.agent.spool import Spool, SpoolFull
 from inferwatch.agent.spoolformat import HEADER_BYTES, encode_record

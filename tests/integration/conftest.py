@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from inferwatch.core.config import ElasticsearchConfig, Secret
 from inferwatch.core.configschema import Duration
 

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 import pytest
 from elasticsearch import BadRequestError, NotFoundError
+
 from inferwatch.agent.bulkbody import encode_items
 from inferwatch.agent.model import Outcome
 from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput

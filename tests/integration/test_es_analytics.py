@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from inferwatch.analytics import es
 from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
 from inferwatch.analytics.alerts import apply_window
@@ -20,7 +21,6 @@ from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, F
 from inferwatch.analytics.queries import dataset_for
 from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 from inferwatch.analytics.sources.local import LocalSource
-
 from tests.contract.sources_fixtures import document, indexed, unique_model, write_local
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from inferwatch.agent import bulkbody
 from inferwatch.agent.spool import Spool
-
 from tests.fakes.bulk_server import BulkServer
 from tests.scenario.harness import (
     AgentProcess,

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from inferwatch.core.config import parse_config
 
 ROOT = Path(__file__).resolve().parents[2]

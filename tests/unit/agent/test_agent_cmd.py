@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from inferwatch.agent.daemon import AgentLocked, take_lock
 
+from inferwatch.agent.daemon import AgentLocked, take_lock
 from tests.fakes.bulk_server import BulkServer
 from tests.scenario.harness import free_port
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes, tmp_path
 
 

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from inferwatch.agent import bulkbody
 from inferwatch.agent.bulkbody import compress, decode, encode, encode_items, raw_body
 from inferwatch.agent.model import Event

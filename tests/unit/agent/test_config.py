@@ -6,6 +6,7 @@ import typing
 from pathlib import Path
 
 import pytest
+
 from inferwatch.core.config import (
     Config,
     ConfigError,

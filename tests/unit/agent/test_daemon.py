@@ -8,13 +8,13 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from inferwatch.agent import daemon
 from inferwatch.agent.daemon import Agent, AgentLocked, take_lock
 from inferwatch.agent.metrics import labels
 from inferwatch.agent.model import ItemResult
 from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.core.config import parse_config
-
 from tests.scenario.harness import LogWriter
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, entry
 
 T = 1_763_850_000.123  # 2025-11-22T22:20:00.123Z

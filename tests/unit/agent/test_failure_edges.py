@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from inferwatch.agent import deadletter as deadletter_module
 from inferwatch.agent import writer as writer_module
 from inferwatch.agent.daemon import Agent, take_lock

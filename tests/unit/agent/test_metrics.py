@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+
 from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, labels, progress_line
 
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from inferwatch.agent.model import FileId, LineBatch, Rejected, Source
 from inferwatch.agent.normalize import Normalizer, dataset_part, document_id, parse_timestamp
 from inferwatch.core.config import FieldPaths, InputConfig, ModelConfig, RedactConfig

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from inferwatch.agent import bulkbody, shipper
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
@@ -24,7 +25,6 @@ from inferwatch.agent.registry import Registry
 from inferwatch.agent.shipper import ShipLoop
 from inferwatch.agent.spool import Spool
 from inferwatch.core.config import InputConfig
-
 from tests.scenario.harness import line
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 import orjson
 import pytest
+
 from inferwatch.agent import bulkbody, daemon, reader
 from inferwatch.agent.registry import Registry
 from inferwatch.core.config import ConfigError, parse_config
-
 from tests.unit.agent.test_pipeline import Rig, lines
 
 REAL_ENCODE = reader._encode

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 
 import pytest
+
 from inferwatch.agent.redact import Redactor, hash_key_from
 
 KEY = b"secret-key"

@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from inferwatch.agent.model import Checkpoint, FileId
 from inferwatch.agent.registry import Registry, RegistryError, decode, encode
 

@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import inferwatch.agent.spool as spool_module
 import pytest
+
+import inferwatch.agent.spool as spool_module
 from inferwatch.agent.model import SpoolRecord
 from inferwatch.agent.spool import Spool, SpoolInUse
 from inferwatch.agent.spoolformat import HEADER_BYTES, encode_record

@@ -4,6 +4,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+
 from inferwatch.agent.templates import (
     BASE_COMPONENT,
     Capabilities,
@@ -204,7 +205,6 @@ models:
 
 def test_install_through_the_official_client_over_http() -> None:
     from inferwatch.analytics.es import make_client
-
     from tests.fakes.bulk_server import BulkServer
 
     with BulkServer() as srv:

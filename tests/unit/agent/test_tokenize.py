@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from inferwatch.core.tokenize import MAX_TOKEN_CHARS, MAX_TOKENS, tokenize, tokenize_reference
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from inferwatch.agent.model import FileId, Source
 from inferwatch.agent.normalize import Normalizer
 from inferwatch.agent.writer import PredictionLogger, PredictionLogHandler, format_time, log_prediction

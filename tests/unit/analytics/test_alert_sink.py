@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+
 from inferwatch.analytics.alert_sink import (
     ALERTS_INDEX,
     HISTORY_STREAM,

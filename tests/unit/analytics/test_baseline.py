@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from inferwatch.analytics.baseline import (
     baseline_from_json,
     baseline_to_json,

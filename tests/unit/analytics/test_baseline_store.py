@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+
 from inferwatch.analytics import es
 from inferwatch.analytics.baseline_store import (
     BASELINES_INDEX,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
+
 from inferwatch.analytics.alert_sink import LocalAlertSink
 from inferwatch.core.cli import cli
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 import pytest
+
 from inferwatch.analytics.alert_sink import LocalAlertSink
 from inferwatch.analytics.baseline_store import LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, aligned_window, model_features

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pandas.testing import assert_frame_equal
+
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
 from inferwatch.analytics.sources.local import LocalSource
 from inferwatch.analytics.sources.tables import (
@@ -28,7 +30,6 @@ from inferwatch.analytics.sources.tables import (
     volume_table,
 )
 from inferwatch.core.tokenize import tokenize
-from pandas.testing import assert_frame_equal
 
 MODEL = "churn-classifier"
 INDEX = "logs-inferwatch.churn_classifier-default"

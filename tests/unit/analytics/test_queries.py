@@ -9,6 +9,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from pandas.testing import assert_frame_equal
+
 from inferwatch.analytics import queries
 from inferwatch.analytics.es import ElasticsearchError
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
@@ -22,7 +24,6 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
-from pandas.testing import assert_frame_equal
 
 MODEL = "churn-classifier"
 WINDOW = Window(datetime(2026, 11, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 12, tzinfo=UTC))

@@ -7,6 +7,7 @@ from datetime import datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from inferwatch.analytics.scheduler import Worker, my_models, owns, parse_shard
 
 MODELS = [f"model_{i}" for i in range(40)]

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+
 from inferwatch.analytics import alert_index
 from inferwatch.core.config import ConnectorsConfig, ModelConfig
 from inferwatch.core.configschema import Secret

@@ -7,12 +7,12 @@ import json
 from types import MappingProxyType
 
 import pytest
+
 from inferwatch.core.config import ConnectorsConfig, KibanaConfig
 from inferwatch.core.configschema import Duration, Secret
 from inferwatch.kibana import rules as kr
 from inferwatch.kibana.objects import bundle, to_ndjson
 from inferwatch.kibana.setup_client import ImportFailed, KibanaClient, KibanaError, KibanaUnavailable
-
 from tests.unit.kibana.fakes import FakeKibana
 
 PASSWORD = "s3cret-Pa55"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from inferwatch.core.cli import cli
 
+from inferwatch.core.cli import cli
 from tests.unit.kibana.fakes import FakeElasticsearch, FakeKibana
 
 PASSWORD = "Very-s3cret-pw"

@@ -19,6 +19,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 
 import orjson
+
 from inferwatch.agent.model import Event
 
 Item = tuple[str, str, bytes]  # (index, id, document)

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 import click
+
 from inferwatch.core.clitools import EXIT_CONFIG, EXIT_FAILED, config_option, fail, hosts_text, load_or_exit
 from inferwatch.core.config import Config, InputConfig
 

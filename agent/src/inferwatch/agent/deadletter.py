@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from inferwatch.core.atomic import fsync_dir
 
 RAW_CAP = 64 * 1024

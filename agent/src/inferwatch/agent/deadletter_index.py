@@ -9,6 +9,7 @@ metadata field Elasticsearch refuses inside a document), with the rejected docum
 from __future__ import annotations
 
 import orjson
+
 from inferwatch.agent.deadletter import entry
 from inferwatch.agent.normalize import document_id
 

@@ -67,6 +67,7 @@ from types import MappingProxyType
 from typing import Any
 
 import orjson
+
 from inferwatch.agent.bulkbody import ACTION_TAIL, action_head
 from inferwatch.agent.model import Event, FileId, LineBatch, Rejected, Source
 from inferwatch.agent.redact import Redactor

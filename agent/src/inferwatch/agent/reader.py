@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
+
 from inferwatch.agent import bulkbody
 from inferwatch.agent.deadletter import DeadLetter, entry
 from inferwatch.agent.deadletter_index import dead_letter_id

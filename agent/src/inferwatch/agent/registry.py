@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from inferwatch.agent.model import Checkpoint, FileId
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 

@@ -64,6 +64,7 @@ from pathlib import Path
 from types import TracebackType
 
 import orjson
+
 from inferwatch.agent.model import SpoolRecord
 from inferwatch.agent.spoolformat import (
     HEADER_BYTES,

@@ -17,6 +17,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import click
+
 from inferwatch.core import __version__
 from inferwatch.core.clitools import EXIT_CONFIG, EXIT_FAILED
 from inferwatch.core.commands import CommandSpec

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
+
 from inferwatch.core.config import Config, ConfigError, load_config, url_without_credentials
 
 EXIT_FAILED = 1  # the command ran and failed: a server unreachable, a file unusable

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import Literal
 
 import yaml
+
 from inferwatch.core.configschema import ByteSize, ConfigError, Duration, Secret, build, expand_env
 
 FeatureKind = Literal["categorical", "numeric", "text"]

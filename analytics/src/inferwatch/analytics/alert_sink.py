@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+
 from inferwatch.analytics.alerts import AlertChange, alert_document, history_document
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 

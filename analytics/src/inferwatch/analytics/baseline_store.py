@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from elasticsearch import Elasticsearch
+
 from inferwatch.analytics import es
 from inferwatch.analytics.baseline import (
     baseline_from_dict,

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 import click
+
 from inferwatch.analytics.alert_sink import AlertSink, LocalAlertSink, json_safe
 from inferwatch.analytics.baseline_store import BaselineStore, LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluation, Evaluator, aligned_window, model_features
@@ -83,6 +84,7 @@ def elasticsearch_errors(cfg: Config) -> Iterator[None]:
             raise
         from elastic_transport import TransportError
         from elasticsearch import ApiError
+
         from inferwatch.analytics.es import ElasticsearchError
 
         if not isinstance(exc, ElasticsearchError | ApiError | TransportError):

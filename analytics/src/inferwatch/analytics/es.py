@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
+
 from inferwatch.core.config import ElasticsearchConfig
 
 log = logging.getLogger(__name__)

@@ -57,6 +57,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics.model import (
     Baseline,
     FeatureBaseline,

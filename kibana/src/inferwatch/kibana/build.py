@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from inferwatch.core.config import Config, ModelConfig
 from inferwatch.core.configschema import build
 from inferwatch.kibana.objects import bundle, to_ndjson

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 from inferwatch.core.clitools import config_option, load_or_exit
 from inferwatch.core.config import Config
 from inferwatch.core.configschema import Secret
@@ -51,6 +52,7 @@ def _elasticsearch_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]
         return
     from elastic_transport import TransportError
     from elasticsearch import ApiError
+
     from inferwatch.agent import templates
     from inferwatch.analytics import alert_index
     from inferwatch.analytics.es import make_client

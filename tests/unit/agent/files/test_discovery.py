@@ -5,6 +5,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from inferwatch.agent.files.discovery import Discovery, excluded, watch_root
 from inferwatch.core.config import InputConfig
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.model import Checkpoint, FileId, LineBatch
 

@@ -4,6 +4,7 @@ import email.utils
 
 import orjson
 import pytest
+
 from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs.classify import (
     MalformedResponse,

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from inferwatch.agent.model import Outcome
 from inferwatch.agent.outputs.base import OutputRefused, OutputUnavailable
 from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput, authorization_header
 from inferwatch.core.config import ElasticsearchConfig, Secret
 from inferwatch.core.configschema import Duration
-
 from tests.fakes.bulk_server import BulkServer
 
 INDEX = "logs-inferwatch.churn-default"

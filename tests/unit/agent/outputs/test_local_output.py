@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import orjson
+
 from inferwatch.agent.bulkbody import encode_items
 from inferwatch.agent.model import Outcome
 from inferwatch.agent.outputs.local import LocalOutput

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from inferwatch.analytics.demo.clock import VirtualClock, floor_time
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+
 from inferwatch.analytics.demo.baseline import demo_baseline, heldout_oov, training_frame
 from inferwatch.analytics.demo.data import load_cars, split
 from inferwatch.analytics.demo.runner import DemoOptions, StoreCounter, config_dict, reset, write_config

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics.demo.server import DemoModel
 from inferwatch.analytics.demo.stream import default_schedule
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
+
 from inferwatch.analytics.demo.stream import (
     FOREIGN_NAMES,
     Injection,

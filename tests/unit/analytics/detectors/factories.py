@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 
 import pandas as pd
+
 from inferwatch.analytics.model import (
     CATEGORY_COLUMNS,
     NUMERIC_COLUMNS,

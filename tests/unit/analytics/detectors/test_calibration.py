@@ -22,6 +22,8 @@ from types import MappingProxyType
 
 import numpy as np
 import pytest
+from scipy import stats as sps
+
 from inferwatch.analytics.alerts import AlertState, apply_window
 from inferwatch.analytics.detectors import (
     DetectorState,
@@ -37,7 +39,6 @@ from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.slices import FeatureCounts
 from inferwatch.analytics.detectors.stats import js_distance
 from inferwatch.analytics.model import Baseline, FeatureBaseline, Finding, Status, WindowCounts
-from scipy import stats as sps
 
 from .factories import baseline, categorical, counts, numeric, text, window
 

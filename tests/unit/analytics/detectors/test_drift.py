@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from inferwatch.analytics.alerts import AlertState, apply_window
 from inferwatch.analytics.detectors import DetectorState, evaluate_version
 from inferwatch.analytics.detectors.drift import UNSEEN_BIN, bin_labels

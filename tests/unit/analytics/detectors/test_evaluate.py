@@ -7,6 +7,7 @@ import math
 
 import pandas as pd
 import pytest
+
 from inferwatch.analytics.detectors import DetectorState, count_series, evaluate_version, nulls
 from inferwatch.analytics.detectors.params import ALPHA_MAX, DetectorParams
 from inferwatch.analytics.detectors.stats import Cusum

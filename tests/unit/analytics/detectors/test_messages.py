@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from inferwatch.analytics.detectors import evaluate_version
 from inferwatch.analytics.detectors.common import pct
 from inferwatch.analytics.detectors.params import DetectorParams

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from inferwatch.analytics.alerts import AlertState, apply_window
 from inferwatch.analytics.detectors import DetectorState, evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams

@@ -8,6 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats as sps
+from scipy.spatial.distance import jensenshannon
+
 from inferwatch.analytics.detectors.stats import (
     Cusum,
     binom_upper_p,
@@ -23,8 +26,6 @@ from inferwatch.analytics.detectors.stats import (
     poisson_two_sided_p,
     rate_upper_p,
 )
-from scipy import stats as sps
-from scipy.spatial.distance import jensenshannon
 
 
 def test_binomial_upper_tail_is_scipy_sf_of_k_minus_one() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from inferwatch.analytics.detectors import evaluate_model
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.stats import poisson_two_sided_p

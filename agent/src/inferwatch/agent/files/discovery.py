@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-from inferwatch.core.config import InputConfig
 from watchdog.events import (
     DirCreatedEvent,
     DirMovedEvent,
@@ -29,6 +28,8 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+
+from inferwatch.core.config import InputConfig
 
 log = logging.getLogger(__name__)
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
+
 from inferwatch.agent.model import ItemResult, Outcome
 
 MAX_REASON_CHARS = 2000  # an error reason can quote a whole document; the dead letter keeps the start

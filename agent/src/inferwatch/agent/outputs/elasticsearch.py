@@ -34,14 +34,15 @@ from typing import Any
 
 import orjson
 import urllib3
+from urllib3.exceptions import HTTPError, InsecureRequestWarning, ProtocolError, SSLError
+from urllib3.util import Timeout, parse_url
+
 from inferwatch.agent.bulkbody import compress
 from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs.base import OutputRefused, OutputUnavailable, RequestTooLarge
 from inferwatch.agent.outputs.classify import MalformedResponse, classify_response, error_summary, retry_after
 from inferwatch.core import __version__
 from inferwatch.core.config import ElasticsearchConfig, Secret
-from urllib3.exceptions import HTTPError, InsecureRequestWarning, ProtocolError, SSLError
-from urllib3.util import Timeout, parse_url
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,7 @@ import threading
 from pathlib import Path
 
 import orjson
+
 from inferwatch.agent.bulkbody import decode
 from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs.base import OutputUnavailable

@@ -11,6 +11,7 @@ from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
+
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind
 from inferwatch.analytics.sources.tables import category_str
 from inferwatch.core.tokenize import tokenize

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics.baseline.builder import QUANTILES, good_turing_unseen, top_vocabulary
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Window
 from inferwatch.analytics.sources.base import BaselineCountSource

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
+
 from inferwatch.analytics.baseline.builder import build_baseline_chunks
 from inferwatch.analytics.model import Baseline, FeatureKind
 from inferwatch.core.config import ModelConfig

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics.baseline import build_baseline
 from inferwatch.analytics.demo.data import FEATURES, MODEL, OUTPUTS, VERSION, Split
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind

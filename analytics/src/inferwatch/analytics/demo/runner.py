@@ -32,6 +32,7 @@ from typing import Any
 import click
 import orjson
 import yaml
+
 from inferwatch.agent.writer import PredictionLogger
 from inferwatch.analytics.alerts import RESOLVE_AFTER
 from inferwatch.analytics.cli import Backends, backends, build_evaluator

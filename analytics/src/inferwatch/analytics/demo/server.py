@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics.demo import model as demo_model
 from inferwatch.analytics.demo.stream import Injection, active, log_lines, window_rows
 

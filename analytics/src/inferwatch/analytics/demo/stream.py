@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from inferwatch.analytics.demo.data import MODEL, VERSION
 
 # Car names from makers the training data never saw: the "texts shift to a new vocabulary" failure.

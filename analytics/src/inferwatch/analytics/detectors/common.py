@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.state import DetectorState
 from inferwatch.analytics.detectors.stats import (

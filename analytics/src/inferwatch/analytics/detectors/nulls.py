@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from scipy import special
+
 from inferwatch.analytics.detectors.common import Context, num, pct, rate_fields, rate_series, rate_severity
 from inferwatch.analytics.detectors.slices import FeatureCounts
 from inferwatch.analytics.detectors.stats import (
@@ -27,7 +29,6 @@ from inferwatch.analytics.detectors.stats import (
     rate_upper_p,
 )
 from inferwatch.analytics.model import FeatureBaseline, Finding, Status
-from scipy import special
 
 
 def evaluate(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts, docs: int) -> list[Finding]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import pandas as pd
+
 from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
 
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+
 from inferwatch.analytics import queries
 from inferwatch.analytics.es import SearchClient, search
 from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts

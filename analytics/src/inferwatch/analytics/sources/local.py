@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
+
 from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
 from inferwatch.analytics.queries import index_pattern
 from inferwatch.analytics.sources.tables import (

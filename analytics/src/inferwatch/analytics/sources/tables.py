@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from inferwatch.agent.normalize import category_str as agent_category_str
 from inferwatch.analytics.model import (
     CATEGORY_COLUMNS,
