@@ -245,3 +245,106 @@ def test_a_closed_vocabulary_must_name_a_categorical_feature() -> None:
     assert parse_config(text + "    categorical_closed: [country]\n", {}).models[
         "churn"
     ].categorical_closed == ("country",)
+
+
+# -- the YAML as written: environment-typed values, numbers kept as text, duplicate keys ---------
+
+
+def test_an_environment_variable_sets_numbers_and_booleans() -> None:
+    text = (
+        "agent:\n  batch:\n    max_docs: ${MAXDOCS:-500}\n  workers: ${WORKERS}\n"
+        "  spool:\n    fsync: ${FSYNC:-true}\n"
+        "analytics:\n  false_alarms_per_week: '${FALSE_ALARMS}'\n"
+    )
+    cfg = parse_config(text, {"WORKERS": "2", "FSYNC": "false", "FALSE_ALARMS": "0.5"})
+    assert cfg.agent.batch.max_docs == 500 and type(cfg.agent.batch.max_docs) is int
+    assert cfg.agent.workers == 2
+    assert cfg.agent.spool.fsync is False
+    assert cfg.analytics.false_alarms_per_week == 0.5
+    assert parse_config(text, {"MAXDOCS": "7", "WORKERS": "0", "FALSE_ALARMS": "1"}).agent.batch.max_docs == 7
+
+
+def test_an_environment_value_that_is_not_a_number_names_the_key() -> None:
+    found = dict(problems("agent:\n  batch:\n    max_docs: ${MAXDOCS}\n", {"MAXDOCS": "lots"}))
+    assert found == {"agent.batch.max_docs": "expected an integer, got 'lots'"}
+
+
+def test_an_empty_environment_value_leaves_an_optional_key_unset() -> None:
+    cfg = parse_config("agent:\n  workers: ${WORKERS:-}\n  namespace: ${NS:-007}\n", {})
+    assert cfg.agent.workers is None
+    assert cfg.agent.namespace == "007"  # a string stays as written, leading zero included
+
+
+def test_a_bare_number_where_a_string_is_expected_keeps_its_text() -> None:
+    text = "agent:\n  inputs:\n    - paths: [a.jsonl]\n      version: 1.10\n      model: 0012\n"
+    inp = parse_config(text, {}).agent.inputs[0]
+    assert inp.version == "1.10"  # not the float 1.1 printed back
+    assert inp.model == "0012"
+    env = parse_config("agent:\n  inputs:\n    - paths: [a.jsonl]\n      version: ${V}\n", {"V": "2.0"})
+    assert env.agent.inputs[0].version == "2.0"
+
+
+def test_a_null_where_a_string_is_required_is_refused_and_an_optional_one_is_unset() -> None:
+    assert (
+        parse_config("agent:\n  inputs:\n    - paths: [a.jsonl]\n      version: ~\n", {})
+        .agent.inputs[0]
+        .version
+        is None
+    )
+    found = dict(problems("agent:\n  namespace:\n"))
+    assert found == {"agent.namespace": "is empty; give a value (or remove the key for its default)"}
+
+
+def test_a_key_given_twice_is_refused_naming_both_lines() -> None:
+    text = "agent:\n  inputs:\n    - paths: [a.jsonl]\nelasticsearch:\n  hosts: [http://x:9200]\nagent:\n  namespace: prod\n"
+    assert problems(text) == [
+        ("agent", "given twice, at line 1 and line 6 (YAML would keep only the last); merge the two into one")
+    ]
+    nested = problems("agent:\n  inputs:\n    - paths: [a.jsonl]\n      model: a\n      model: b\n")
+    assert [path for path, _ in nested] == ["agent.inputs[0].model"]
+    assert "line 4 and line 5" in nested[0][1]
+
+
+def test_a_yaml_merge_key_is_not_a_duplicate() -> None:
+    text = (
+        "x-input: &base {model: churn, start_at: end}\n"
+        "agent:\n  inputs:\n    - <<: *base\n      paths: [a.jsonl]\n      model: other\n"
+    )
+    found = dict(problems(text))
+    assert list(found) == ["x-input"] and "unknown key" in found["x-input"]
+
+
+def test_the_internal_source_field_is_not_a_key() -> None:
+    found = dict(problems("source: /etc/passwd\n"))
+    assert "unknown key" in found["source"]
+    assert "source" not in found["source"].partition("known keys: ")[2]
+    assert "source" not in unknown_keys_listed("kibana:\n  usrname: u\n")
+
+
+def unknown_keys_listed(text: str) -> list[str]:
+    (_, reason), *_ = problems(text)
+    return reason.partition("known keys: ")[2].rstrip(")").split(", ")
+
+
+def test_kibana_secrets_can_be_read_from_files(tmp_path: Path) -> None:
+    (tmp_path / "kb-key").write_text("kb-s3cret\n")
+    (tmp_path / "kb-pw").write_text("pw\n")
+    cfg_file = tmp_path / "inferwatch.yml"
+    cfg_file.write_text("kibana:\n  api_key_file: kb-key\n")
+    cfg = load_config(cfg_file, env={})
+    assert cfg.kibana is not None and cfg.kibana.resolved_api_key() == Secret("kb-s3cret")
+    assert "api_key_file" in unknown_keys_listed("kibana:\n  usrname: u\n")
+
+    cfg_file.write_text("kibana:\n  username: setup\n  password_file: kb-pw\n")
+    cfg = load_config(cfg_file, env={})
+    assert cfg.kibana is not None and cfg.kibana.resolved_password() == Secret("pw")
+
+    cfg_file.write_text("kibana:\n  username: setup\n  password_file: absent\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(cfg_file, env={})
+    assert info.value.problems == [
+        ("kibana.password_file", f"file {tmp_path / 'absent'} does not exist; create it or correct the path")
+    ]
+    found = dict(problems("kibana:\n  api_key: a\n  api_key_file: f\n  password_file: p\n"))
+    assert "not both" in found["kibana.api_key_file"]
+    assert "a password needs a username" in found["kibana.username"]

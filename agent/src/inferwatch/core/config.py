@@ -19,6 +19,7 @@ from typing import Literal
 import yaml
 
 from inferwatch.core.configschema import ByteSize, ConfigError, Duration, Secret, build, expand_env
+from inferwatch.core.configyaml import Scalar, load_yaml
 
 FeatureKind = Literal["categorical", "numeric", "text"]
 Problems = Iterator[tuple[str, str]]
@@ -249,8 +250,10 @@ class KibanaConfig:
     url: str = "http://127.0.0.1:5601"
     space: str | None = None
     api_key: Secret | None = None
+    api_key_file: Path | None = None
     username: str | None = None
     password: Secret | None = None
+    password_file: Path | None = None
     ca_certs: Path | None = None
     verify_certs: bool = True
     wait_timeout: Duration = Duration(300.0)
@@ -261,6 +264,20 @@ class KibanaConfig:
             yield "url", _CREDENTIALS_IN_URL.format(url=url_without_credentials(self.url))
         elif not self.url.startswith(("http://", "https://")):
             yield "url", f"must start with http:// or https://, got {self.url!r}"
+        if self.api_key and self.api_key_file:
+            yield "api_key_file", "give either api_key or api_key_file, not both"
+        if self.password and self.password_file:
+            yield "password_file", "give either password or password_file, not both"
+        if (self.api_key or self.api_key_file) and (self.username or self.password or self.password_file):
+            yield "api_key", "give either api_key or username/password, not both"
+        if (self.password or self.password_file) and not self.username:
+            yield "username", "a password needs a username"
+
+    def resolved_api_key(self) -> Secret | None:
+        return self.api_key or _read_secret(self.api_key_file, "kibana.api_key_file")
+
+    def resolved_password(self) -> Secret | None:
+        return self.password or _read_secret(self.password_file, "kibana.password_file")
 
 
 @dataclass(frozen=True)
@@ -313,7 +330,7 @@ class Config:
     kibana: KibanaConfig | None = None
     analytics: AnalyticsConfig = field(default_factory=AnalyticsConfig)
     models: Mapping[str, ModelConfig] = field(default_factory=lambda: MappingProxyType({}))
-    source: Path | None = None  # the file this was loaded from (not a YAML key)
+    source: Path | None = field(default=None, init=False)  # the file loaded from (not a YAML key)
 
     def validate(self) -> Problems:
         datasets: dict[str, str] = {}
@@ -343,14 +360,17 @@ class Config:
 def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path | None = None) -> Config:
     """Parse YAML text into a validated Config (raises ConfigError)."""
     try:
-        raw = yaml.safe_load(text)
+        raw, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigError([("", yaml_problem(exc))]) from None
+    if duplicates:
+        raise ConfigError(duplicates)
+    if isinstance(raw, Scalar):
+        raw = raw.value
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError([("", "the config must be a YAML mapping with sections agent, elasticsearch, ...")])
-    raw.pop("source", None)
     expanded, problems = expand_env(raw, os.environ if env is None else env)
     if problems:
         raise ConfigError(problems)
@@ -379,6 +399,8 @@ _FILE_KEYS = (
     ("elasticsearch", "api_key_file"),
     ("elasticsearch", "password_file"),
     ("elasticsearch", "ca_certs"),
+    ("kibana", "api_key_file"),
+    ("kibana", "password_file"),
     ("kibana", "ca_certs"),
     ("analytics", "baselines_dir"),
 )

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
+from inferwatch.core.configyaml import Scalar
+
 T = TypeVar("T")
 
 
@@ -118,7 +120,8 @@ _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 def expand_env(data: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, list[tuple[str, str]]]:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; unknown names are errors."""
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in every string; unknown names are errors. A
+    string that changed becomes a ``Scalar`` typed by YAML's rules for plain scalars."""
     problems: list[tuple[str, str]] = []
 
     def walk(node: Any, at: str) -> Any:
@@ -139,7 +142,13 @@ def expand_env(data: Any, env: Mapping[str, str], path: str = "") -> tuple[Any, 
                 )
                 return ""
 
-            return _ENV_RE.sub(sub, node)
+            expanded = _ENV_RE.sub(sub, node)
+            if expanded == node:
+                return node
+            # Expand first, then type: the expanded text is read as a plain YAML scalar, so
+            # ``max_docs: ${MAXDOCS:-500}`` is the integer 500 where a number is expected (and
+            # the text "500" where a string is).
+            return Scalar.typed(expanded)
         if isinstance(node, dict):
             return {k: walk(v, f"{at}.{k}" if at else str(k)) for k, v in node.items()}
         if isinstance(node, list):
@@ -165,9 +174,12 @@ def _convert(tp: Any, value: Any, path: str, problems: list[tuple[str, str]]) ->
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in get_args(tp) if a is not type(None)]
-        if value is None:
+        if _typed(value) is None:
             return None
         return _convert(args[0], value, path, problems)
+    if origin is tuple and isinstance(value, str) and _typed(value) is not None:
+        value = [value]  # one string where a list is expected: a list of one
+    value = _text(value) if tp in (str, Secret, Path) else _typed(value)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:
@@ -175,8 +187,6 @@ def _convert(tp: Any, value: Any, path: str, problems: list[tuple[str, str]]) ->
         return value
     if origin is tuple:
         (item_tp, _ellipsis) = get_args(tp)
-        if isinstance(value, str):
-            value = [value]
         if not isinstance(value, list):
             problems.append((path, f"expected a list, got {type(value).__name__}"))
             return ()
@@ -225,12 +235,28 @@ def _convert(tp: Any, value: Any, path: str, problems: list[tuple[str, str]]) ->
         return float(value)
     if tp is str:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return str(value)
+            return str(value)  # plain data (not from load_yaml): the number's own text
+        if value is None:
+            problems.append((path, "is empty; give a value (or remove the key for its default)"))
+            return ""
         if not isinstance(value, str):
             problems.append((path, f"expected a string, got {type(value).__name__}"))
             return ""
         return value
     raise TypeError(f"unsupported config type {tp!r} at {path}")
+
+
+def _typed(value: Any) -> Any:
+    """What YAML makes of ``value`` (a ``Scalar``'s value; anything else as it is)."""
+    return value.value if isinstance(value, Scalar) else value
+
+
+def _text(value: Any) -> Any:
+    """A scalar as written, where a string is expected: ``version: 1.10`` is ``"1.10"``, not the
+    float 1.1 turned back into ``"1.1"``. Null stays None; non-scalars stay as they are."""
+    if isinstance(value, Scalar):
+        return None if value.value is None else str(value)
+    return value
 
 
 def _convert_dataclass(cls: type, value: Any, path: str, problems: list[tuple[str, str]]) -> Any:

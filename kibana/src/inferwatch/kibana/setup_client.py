@@ -90,7 +90,7 @@ class KibanaClient:
 
     def _auth_headers(self) -> dict[str, str]:
         cfg = self._cfg
-        value = authorization_value(cfg.api_key, cfg.username, cfg.password)
+        value = authorization_value(cfg.resolved_api_key(), cfg.username, cfg.resolved_password())
         return {"Authorization": value} if value is not None else {}
 
     def request(

@@ -148,7 +148,8 @@ def _secret_values(cfg: Config) -> list[str]:
         values += [cfg.elasticsearch.resolved_api_key(), cfg.elasticsearch.resolved_password()]
     if cfg.kibana is not None:
         k = cfg.kibana
-        values += [k.api_key, k.password, k.connectors.slack_webhook_url, k.connectors.webhook_url]
+        values += [k.resolved_api_key(), k.resolved_password()]
+        values += [k.connectors.slack_webhook_url, k.connectors.webhook_url]
     return sorted({v.reveal() for v in values if v is not None and v.reveal()}, key=len, reverse=True)
 
 
