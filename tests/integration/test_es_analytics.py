@@ -16,11 +16,12 @@ from inferwatch.analytics import es
 from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
 from inferwatch.analytics.alerts import apply_window
 from inferwatch.analytics.baseline import build_from_counts
-from inferwatch.analytics.baseline_store import BASELINES_INDEX, ElasticsearchBaselineStore
+from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
-from inferwatch.analytics.queries import dataset_for
 from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.core.contract import BASELINES_INDEX
+from inferwatch.core.contract import dataset as dataset_for
 from tests.contract.sources_fixtures import document, indexed, unique_model, write_local
 
 pytestmark = pytest.mark.integration
@@ -127,7 +128,7 @@ def test_a_model_without_a_data_stream_gives_empty_tables(es_client: Any) -> Non
     Elasticsearch must answer with empty results (``ignore_unavailable``), not 404."""
     model = unique_model()
     window = Window(START, START + timedelta(hours=2))
-    source = ElasticsearchSource(es_client, namespace="default")
+    source = ElasticsearchSource(es_client, "default")
     counts = source.window_counts(model, "1", window, None, KINDS)
     assert counts.docs == 0
     assert counts.presence["present"].tolist() == [0, 0, 0]

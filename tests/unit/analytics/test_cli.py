@@ -217,7 +217,7 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
 def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp_path: Path) -> None:
     from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
     from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
-    from inferwatch.analytics.cli import backends
+    from inferwatch.analytics.wiring import backends
     from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
     from inferwatch.analytics.sources.local import LocalSource
     from inferwatch.core.config import parse_config
@@ -403,7 +403,7 @@ def test_demo_with_an_unusable_data_dir_says_so(tmp_path: Path) -> None:
 
 
 def test_the_evaluator_takes_min_window_docs_from_the_config(tmp_path: Path) -> None:
-    from inferwatch.analytics.cli import build_evaluator
+    from inferwatch.analytics.wiring import build_evaluator
     from inferwatch.core.config import load_config
 
     cfg_path = setup(tmp_path)

@@ -24,6 +24,7 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from inferwatch.core import contract
 
 MODEL = "churn-classifier"
 WINDOW = Window(datetime(2026, 11, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 12, tzinfo=UTC))
@@ -71,9 +72,13 @@ QUERY = {
 
 
 def test_names_follow_the_data_stream_rules() -> None:
-    assert queries.dataset_for("Churn-Classifier v2") == "inferwatch.churn_classifier_v2"
-    assert queries.index_pattern(MODEL) == "logs-inferwatch.churn_classifier-*"
-    assert queries.index_pattern(MODEL, "prod") == "logs-inferwatch.churn_classifier-prod"
+    assert contract.dataset("Churn-Classifier v2") == "inferwatch.churn_classifier_v2"
+    assert queries.search_target(MODEL) == "logs-inferwatch.churn_classifier-*"
+    assert queries.search_target(MODEL, ["prod"]) == "logs-inferwatch.churn_classifier-prod"
+    assert (
+        queries.search_target(MODEL, ["default", "prod", "default"])
+        == "logs-inferwatch.churn_classifier-default,logs-inferwatch.churn_classifier-prod"
+    )
     assert queries.field_of("inputs.user.age") == "ml.inputs.user.age"
     assert queries.tokens_field("inputs.review") == "ml.tokens.review"
 
@@ -478,8 +483,8 @@ def test_searches_tolerate_a_data_stream_that_does_not_exist_yet() -> None:
 
 
 def test_the_worker_searches_the_data_stream_the_agent_writes_even_for_a_long_model_name() -> None:
-    from inferwatch.agent.normalize import dataset_part
+    from inferwatch.core.contract import data_stream, model_dataset
 
     for model in ("churn-classifier", "Churn Classifier v2", "m" * 150):
-        assert queries.index_pattern(model, "default") == f"logs-inferwatch.{dataset_part(model)}-default"
-    assert len(queries.dataset_for("m" * 150)) == len("inferwatch.") + 100
+        assert data_stream(model, "default") == f"logs-inferwatch.{model_dataset(model)}-default"
+    assert len(contract.dataset("m" * 150)) == len("inferwatch.") + 100

@@ -5,12 +5,12 @@ from inferwatch.core.commands import CommandSpec
 COMMANDS = (
     CommandSpec(
         "baseline",
-        "inferwatch.analytics.cli:baseline",
+        "inferwatch.analytics.cli.baselines:baseline",
         "Build and show the reference a model version is compared with.",
     ),
     CommandSpec(
         "analytics",
-        "inferwatch.analytics.cli:analytics",
+        "inferwatch.analytics.cli.worker:analytics",
         "Run the drift worker on a schedule, or one evaluation now.",
     ),
     CommandSpec(

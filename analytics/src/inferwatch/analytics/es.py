@@ -25,7 +25,10 @@ class SearchClient(Protocol):
 
 
 class ElasticsearchError(Exception):
-    """A request to Elasticsearch failed; ``status`` is the HTTP status when there was an answer."""
+    """A request to Elasticsearch failed; ``status`` is the HTTP status when there was an answer;
+    ``reason`` names the kind of failure in the worker's error counts."""
+
+    reason = "elasticsearch"
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -75,21 +78,92 @@ def _status(exc: Exception) -> int | None:
 # index_not_found_exception unless ``ignore_unavailable`` is true (it defaults to false for
 # search). ``allow_no_indices`` (true by default) is sent too, so that a pattern or a name that
 # resolves to nothing gives an empty response (no hits, no ``aggregations``) on every version.
-SEARCH_PARAMS: Mapping[str, Any] = {"ignore_unavailable": True, "allow_no_indices": True}
+# ``allow_partial_search_results`` is false: a shard that fails (a backing index whose older
+# mapping has a feature as keyword refuses a ``range`` aggregation on it) fails the whole search
+# with ``search_phase_execution_exception`` instead of answering 200 with the other shards' counts,
+# which the detectors would take for the whole window.
+SEARCH_PARAMS: Mapping[str, Any] = {
+    "ignore_unavailable": True,
+    "allow_no_indices": True,
+    "allow_partial_search_results": False,
+}
+
+
+class PartialResultsError(ElasticsearchError):
+    """Elasticsearch answered (or would have answered) with the counts of only some shards: a
+    failed shard, or a timeout. Evaluating them would report findings as if the window were whole."""
+
+    reason = "partial_results"
+
+
+def _shard_failures(failures: Any) -> str:
+    """``index[shard]: type: reason`` of each failed shard (what to fix: usually a mapping)."""
+    parts: list[str] = []
+    for failure in failures if isinstance(failures, list) else []:
+        if not isinstance(failure, Mapping):
+            continue
+        cause = failure.get("reason")
+        if isinstance(cause, Mapping):
+            cause = f"{cause.get('type')}: {cause.get('reason')}"
+        parts.append(f"{failure.get('index', '?')}[{failure.get('shard', '?')}]: {cause}")
+    return "; ".join(parts)
+
+
+_PARTIAL_FIX = (
+    "the window was not evaluated (its counts would be partial); fix the failing index (its "
+    "mapping, or roll the data stream over) and the next interval evaluates it again"
+)
+
+
+def check_complete(index: str, response: Mapping[str, Any]) -> None:
+    """Raise ``PartialResultsError`` unless every shard answered in time. Kept beside
+    ``allow_partial_search_results=false``: a search that times out still answers 200 with
+    ``timed_out: true``, and a server or proxy that ignores the parameter still reports
+    ``_shards.failed``."""
+    shards = response.get("_shards")
+    shards = shards if isinstance(shards, Mapping) else {}
+    failed = int(shards.get("failed") or 0)
+    if failed:
+        detail = _shard_failures(shards.get("failures"))
+        raise PartialResultsError(
+            f"search on {index} answered with {failed} of {shards.get('total', '?')} shards failed"
+            f"{': ' + detail if detail else ''}; {_PARTIAL_FIX}"
+        )
+    if response.get("timed_out"):
+        raise PartialResultsError(
+            f"search on {index} timed out: only the shards that answered in time were counted; "
+            "the window was not evaluated; raise search.default_search_timeout or "
+            "elasticsearch.request_timeout"
+        )
+
+
+def _search_error(index: str, exc: Exception) -> ElasticsearchError:
+    """A failed search as an ``ElasticsearchError``; one refused because some shards failed
+    (``search_phase_execution_exception`` with ``failed_shards``, what
+    ``allow_partial_search_results=false`` answers) as a ``PartialResultsError`` naming them."""
+    status = _status(exc)
+    info = exc.info if isinstance(exc, ApiError) and isinstance(exc.info, Mapping) else {}
+    err = info.get("error") if isinstance(info, Mapping) else None
+    if isinstance(err, Mapping) and err.get("type") == "search_phase_execution_exception":
+        detail = _shard_failures(err.get("failed_shards"))
+        if detail:
+            return PartialResultsError(
+                f"search on {index} failed ({status}): shards failed: {detail}; {_PARTIAL_FIX}", status
+            )
+    return ElasticsearchError(f"search on {index} failed ({status or 'no answer'}): {_reason(exc)}", status)
 
 
 def search(client: SearchClient, index: str, body: Mapping[str, Any]) -> dict[str, Any]:
     """Run one search; the response body as a dict (empty tables when ``index`` does not exist).
-    Raises ``ElasticsearchError``."""
+    Raises ``ElasticsearchError``, and ``PartialResultsError`` when some shards failed or the
+    search timed out (never the counts of part of the window)."""
     try:
         response = client.search(index=index, **SEARCH_PARAMS, **body)
     except (ApiError, TransportError) as exc:
-        status = _status(exc)
-        raise ElasticsearchError(
-            f"search on {index} failed ({status or 'no answer'}): {_reason(exc)}", status
-        ) from exc
-    raw = getattr(response, "body", response)
-    return dict(raw)
+        raise _search_error(index, exc) from exc
+    raw = dict(getattr(response, "body", response))
+    check_complete(index, raw)
+    return raw
 
 
 def get_document(client: Elasticsearch, index: str, doc_id: str) -> dict[str, Any] | None:
@@ -143,7 +217,9 @@ def index_document(client: Elasticsearch, index: str, doc_id: str, document: Map
 __all__ = [
     "SEARCH_PARAMS",
     "ElasticsearchError",
+    "PartialResultsError",
     "SearchClient",
+    "check_complete",
     "ensure_index",
     "get_document",
     "index_document",

@@ -1,6 +1,6 @@
 """Elasticsearch request bodies (pure builders) and their parsers (response dict -> count tables).
 
-Nothing here talks to Elasticsearch; ``analytics.sources.elasticsearch`` sends the bodies through
+Nothing here talks to Elasticsearch; ``inferwatch.analytics.sources.elasticsearch`` sends the bodies through
 ``analytics.es``. The tables and their columns are documented in ``analytics.model``.
 
 Every request filters on ``ml.model.name`` (term), ``ml.model.version`` (term, except the
@@ -78,7 +78,7 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
-from inferwatch.core.config import model_dataset
+from inferwatch.core.contract import data_stream
 
 UNSEEN_TERMS_SIZE = 1000
 COMPOSITE_PAGE_SIZE = 5000
@@ -96,15 +96,10 @@ OOV_SCRIPT = (
 # --- names ---------------------------------------------------------------------------------------
 
 
-def dataset_for(model: str) -> str:
-    """The data stream dataset of a model: ``inferwatch.<m>``, ``<m>`` the name lowercased with
-    every character outside [a-z0-9_.] replaced by ``_``, at most 100 characters (the agent's rule,
-    ``agent.config.model_dataset``)."""
-    return "inferwatch." + model_dataset(model)
-
-
-def index_pattern(model: str, namespace: str = "*") -> str:
-    return f"logs-{dataset_for(model)}-{namespace}"
+def search_target(model: str, namespaces: Sequence[str] = ("*",)) -> str:
+    """What one model's searches cover: its data stream in each namespace the agent may ship it
+    into (``agent.namespace`` and every ``agent.inputs[].namespace``), comma-separated."""
+    return ",".join(data_stream(model, ns) for ns in dict.fromkeys(namespaces))
 
 
 def field_of(key: str) -> str:
@@ -478,10 +473,8 @@ __all__ = [
     "UNSEEN_TERMS_SIZE",
     "base_query",
     "composite_body",
-    "dataset_for",
     "field_of",
     "incomplete_fields",
-    "index_pattern",
     "merge_responses",
     "model_body",
     "parse_composite",
@@ -489,6 +482,7 @@ __all__ = [
     "parse_percentiles",
     "parse_window",
     "percentiles_body",
+    "search_target",
     "tokens_field",
     "window_bodies",
     "window_body",

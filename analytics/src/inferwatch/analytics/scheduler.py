@@ -23,6 +23,13 @@ log = logging.getLogger(__name__)
 RunModel = Callable[[str, datetime], object]
 
 
+def error_reason(exc: BaseException) -> str:
+    """The kind of a failed evaluation, for the error counts: an exception's ``reason`` attribute
+    (``partial_results``, ``elasticsearch``) or its class name."""
+    reason = getattr(exc, "reason", None)
+    return reason if isinstance(reason, str) and reason else type(exc).__name__
+
+
 def parse_shard(shard: str) -> tuple[int, int]:
     """``"i/n"`` -> ``(i, n)``; raises ValueError unless 0 <= i < n."""
     i_text, sep, n_text = shard.partition("/")
@@ -59,7 +66,8 @@ class Worker:
         self._lock = threading.Lock()
         self._started = False
         self._shut = False
-        self.counts: Counter[str] = Counter()  # "runs" and "errors"
+        # "runs", "errors", and "errors:<reason>" per kind of failure (``error_reason``)
+        self.counts: Counter[str] = Counter()
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
         for model in self.models:
@@ -82,6 +90,7 @@ class Worker:
     def _on_event(self, event: JobExecutionEvent) -> None:
         if event.exception is not None:
             self.counts["errors"] += 1
+            self.counts[f"errors:{error_reason(event.exception)}"] += 1
             log.error("job %s failed: %r", event.job_id, event.exception)
         else:
             self.counts["runs"] += 1

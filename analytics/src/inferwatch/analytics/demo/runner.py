@@ -35,7 +35,7 @@ import yaml
 
 from inferwatch.agent.writer import PredictionLogger
 from inferwatch.analytics.alerts import RESOLVE_AFTER
-from inferwatch.analytics.cli import Backends, backends, build_evaluator
+from inferwatch.analytics.wiring import Backends, backends, build_evaluator
 from inferwatch.analytics.demo import data as demo_data
 from inferwatch.analytics.demo import model as demo_model
 from inferwatch.analytics.demo.baseline import demo_baseline
@@ -53,6 +53,7 @@ from inferwatch.analytics.demo.stream import Injection, default_schedule
 from inferwatch.analytics.demo.target import ES_URL, EsCounter, EsTarget
 from inferwatch.analytics.model import Window
 from inferwatch.core.config import Config, ConfigError, load_config
+from inferwatch.core.layout import DataDir
 
 Echo = Callable[[str], None]
 
@@ -65,14 +66,7 @@ AGENT_STOP_TIMEOUT = 20.0
 RUN_ENTRIES = (
     "inferwatch.yml",
     "logs",
-    "store",
-    "spool",
-    "registry.json",
-    "dead-letter.ndjson",
-    "agent.lock",
-    "baselines",
-    "alerts",
-    "analytics-state",
+    *DataDir.NAMES,
     "agent.log",
     "demo.json",
     "summary.txt",
@@ -375,11 +369,11 @@ class Demo:
 
     def _counter(self, cfg: Config) -> StoreCounter | EsCounter:
         if cfg.elasticsearch is None:
-            return StoreCounter(cfg.agent.data_dir / "store")
+            return StoreCounter(DataDir(cfg.agent.data_dir).store)
         from inferwatch.analytics.es import make_client
-        from inferwatch.analytics.queries import index_pattern
+        from inferwatch.core.contract import data_stream
 
-        return EsCounter(make_client(cfg.elasticsearch), index_pattern(demo_data.MODEL, cfg.agent.namespace))
+        return EsCounter(make_client(cfg.elasticsearch), data_stream(demo_data.MODEL, cfg.agent.namespace))
 
     def _write_until(self, clock: VirtualClock, model: DemoModel, end: datetime, agent: AgentProcess) -> bool:
         """Write lines as virtual time passes until ``end``; False when asked to stop."""

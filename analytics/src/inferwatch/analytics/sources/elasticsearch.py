@@ -16,12 +16,15 @@ from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Windo
 
 
 class ElasticsearchSource:
-    def __init__(self, client: SearchClient, namespace: str = "*") -> None:
+    """``namespaces``: every namespace the agent ships into (one name, a pattern, or several);
+    each search covers the model's data stream in all of them."""
+
+    def __init__(self, client: SearchClient, namespaces: str | Sequence[str] = "*") -> None:
         self.client = client
-        self.namespace = namespace
+        self.namespaces = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
 
     def _index(self, model: str) -> str:
-        return queries.index_pattern(model, self.namespace)
+        return queries.search_target(model, self.namespaces)
 
     def model_counts(self, model: str, window: Window) -> ModelCounts:
         response = search(self.client, self._index(model), queries.model_body(model, window))

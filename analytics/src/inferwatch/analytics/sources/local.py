@@ -1,6 +1,6 @@
 """Count tables from the local store: pandas over the agent's NDJSON segments.
 
-The store is ``<store>/<index>/<segment>.ndjson`` (written by ``agent/outputs/local.py``), each
+The store is ``<store>/<index>/<segment>.ndjson`` (written by ``inferwatch.agent.outputs.local``), each
 line a document exactly as it would be indexed plus a top-level ``_id``. The semantics follow the
 Elasticsearch path (``analytics.queries``) so that both give equal tables for the same documents:
 
@@ -34,7 +34,6 @@ import orjson
 import pandas as pd
 
 from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
-from inferwatch.analytics.queries import index_pattern
 from inferwatch.analytics.sources.tables import (
     KEYWORD_IGNORE_ABOVE,
     bin_bounds,
@@ -48,6 +47,7 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from inferwatch.core.contract import data_stream
 
 log = logging.getLogger(__name__)
 
@@ -154,9 +154,9 @@ def _doc_counts(values: pd.Series) -> dict[Any, int]:
 
 
 class LocalSource:
-    def __init__(self, store_dir: Path, namespace: str = "*") -> None:
+    def __init__(self, store_dir: Path, namespaces: str | Sequence[str] = "*") -> None:
         self.store_dir = store_dir
-        self.namespace = namespace
+        self.namespaces = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
         self.dropped: Counter[str] = Counter()
         self._cache: dict[str, dict[str, _Segment]] = {}  # model -> segment path -> parsed
         self._joined: tuple[tuple[tuple[str, tuple[int, int]], ...], pd.DataFrame] | None = None
@@ -164,10 +164,12 @@ class LocalSource:
     # --- reading -------------------------------------------------------------------------------
 
     def _paths(self, model: str) -> list[str]:
-        pattern = os.path.join(
-            glob.escape(str(self.store_dir)), index_pattern(model, self.namespace), "*.ndjson"
-        )
-        return sorted(glob.glob(pattern))
+        """The segments of the model's data stream in every namespace searched."""
+        paths: set[str] = set()
+        for namespace in self.namespaces:
+            stream = data_stream(model, namespace)
+            paths.update(glob.glob(os.path.join(glob.escape(str(self.store_dir)), stream, "*.ndjson")))
+        return sorted(paths)
 
     def _parse(self, path: str, stamp: tuple[int, int]) -> _Segment:
         index = Path(path).parent.name
