@@ -34,9 +34,9 @@ import pandas as pd
 
 from inferwatch.analytics.baseline import build_baseline
 from inferwatch.analytics.model import Baseline, FeatureKind, Window
-from inferwatch.analytics.queries import dataset_for
 from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 from inferwatch.analytics.sources.local import LocalSource
+from inferwatch.core.contract import dataset as dataset_for
 from inferwatch.core.tokenize import tokenize
 
 MODEL = "bench-model"

@@ -13,9 +13,9 @@ from typing import Any
 
 import orjson
 
-from inferwatch.analytics.queries import dataset_for
 from inferwatch.core.config import ElasticsearchConfig, Secret
 from inferwatch.core.configschema import Duration
+from inferwatch.core.contract import dataset as dataset_for
 from inferwatch.core.tokenize import tokenize
 
 NAMESPACE = "contract"
@@ -96,7 +96,7 @@ def _numbers(path: str, json_type: str) -> dict[str, Any]:
 
 
 def template_body(model: str, text_features: Sequence[str] = ("review",)) -> dict[str, Any]:
-    """A minimal stand-in for ``inferwatch setup``'s templates: the field conventions of PLAN.md
+    """A minimal stand-in for ``inferwatch setup``'s templates: the field conventions of docs/architecture.md
     (strings keyword with ignore_above 1024, numbers double, text match_only_text, tokens keyword)
     on one shard so that terms counts are exact."""
     inputs: dict[str, Any] = {f: {"type": "match_only_text"} for f in text_features}

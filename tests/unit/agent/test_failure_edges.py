@@ -270,7 +270,7 @@ def test_bulk_answers_that_must_not_be_acked() -> None:
             classify_response(body)
 
 
-# -- bugs fixed in agent/daemon.py, agent/reader.py and agent/shipper.py -------------------------
+# -- bugs fixed in the daemon, the read loop and the ship loop -------------------------------------
 
 
 def test_agent_start_with_the_metrics_port_in_use_leaves_nothing_running(tmp_path: Path) -> None:

@@ -14,8 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferwatch.agent.model import FileId, LineBatch, Rejected, Source
-from inferwatch.agent.normalize import Normalizer, dataset_part, document_id, parse_timestamp
+from inferwatch.agent.normalize import Normalizer, parse_timestamp
 from inferwatch.core.config import FieldPaths, InputConfig, ModelConfig, RedactConfig
+from inferwatch.core.contract import document_id
+from inferwatch.core.contract import model_dataset as dataset_part
 
 FID = FileId("f" * 32)
 SOURCE = Source(FID, "/var/log/models/predictions.jsonl", 1234, 0)
@@ -704,7 +706,7 @@ CATEGORY_TABLE: list[tuple[Any, str]] = [
 
 @pytest.mark.parametrize(("value", "expected"), CATEGORY_TABLE)
 def test_category_str_table(value: Any, expected: str) -> None:
-    from inferwatch.agent.normalize import category_str
+    from inferwatch.core.contract import category_str
 
     assert category_str(value) == expected
 

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferwatch.agent.normalize import category_str as agent_category_str
 from inferwatch.analytics.sources.tables import category_str as analytics_category_str
+from inferwatch.core.contract import category_str as agent_category_str
 from tests.unit.agent.test_normalize import CATEGORY_TABLE
 
 

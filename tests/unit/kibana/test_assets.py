@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
-from inferwatch.analytics import alert_index
+from inferwatch.analytics.alerts import index as alert_index
 from inferwatch.core.config import ConnectorsConfig, ModelConfig
 from inferwatch.core.configschema import Secret
-from inferwatch.kibana import build, objects, rules
+from inferwatch.kibana import build, rules
+from inferwatch.kibana.bundle import bundle
 
 ROOT = Path(__file__).resolve().parents[3]
 ASSET = ROOT / "kibana" / "src" / "inferwatch" / "kibana" / "assets" / "inferwatch.ndjson"
@@ -269,7 +270,7 @@ def test_the_issue_dashboards_exist() -> None:
 
 # --- fields exist in our mappings ----------------------------------------------------------
 
-# The prediction-log document (PLAN.md "Elasticsearch field names" and the normalizer's
+# The prediction-log document (docs/architecture.md "Documents in Elasticsearch" and the normalizer's
 # document): fixed fields plus the dynamic ml.inputs.* / ml.outputs.* / ml.tokens.* families.
 LOG_FIELDS = {
     "@timestamp",
@@ -306,7 +307,7 @@ def _leaf_fields(properties: Mapping[str, Any], prefix: str = "") -> Iterator[st
 
 
 def _template_log_fields() -> tuple[set[str], list[re.Pattern[str]]]:
-    """Fields and path_match patterns of agent/templates.py, when that module provides them."""
+    """Fields and path_match patterns of inferwatch.agent.templates, when that module provides them."""
     templates = pytest.importorskip("inferwatch.agent.templates")
     found: set[str] = set()
     patterns: list[re.Pattern[str]] = []
@@ -651,10 +652,10 @@ def test_secrets_stay_hidden_until_the_request_body_is_built() -> None:
 
 
 def test_bundle_without_models_has_only_the_shared_dashboards() -> None:
-    objs = objects.bundle(MappingProxyType({}))
+    objs = bundle(MappingProxyType({}))
     titles = sorted(o["attributes"]["title"] for o in objs if o["type"] == "dashboard")
     assert titles == ["inferwatch: Alerts", "inferwatch: Overview"]
-    text_only = objects.bundle({"m": ModelConfig(features=MappingProxyType({"t": "text"}))})
+    text_only = bundle({"m": ModelConfig(features=MappingProxyType({"t": "text"}))})
     titles = sorted(o["attributes"]["title"] for o in text_only if o["type"] == "dashboard")
     assert titles == ["inferwatch: Alerts", "inferwatch: Overview", "inferwatch: Text (m)"]
 

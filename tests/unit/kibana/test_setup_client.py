@@ -11,7 +11,8 @@ import pytest
 from inferwatch.core.config import ConnectorsConfig, KibanaConfig
 from inferwatch.core.configschema import Duration, Secret
 from inferwatch.kibana import rules as kr
-from inferwatch.kibana.objects import bundle, to_ndjson
+from inferwatch.kibana.bundle import bundle
+from inferwatch.kibana.saved_objects import to_ndjson
 from inferwatch.kibana.setup_client import ImportFailed, KibanaClient, KibanaError, KibanaUnavailable
 from tests.unit.kibana.fakes import FakeKibana
 

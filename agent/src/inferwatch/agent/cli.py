@@ -21,7 +21,6 @@ import click
 from inferwatch.core.clitools import EXIT_CONFIG, EXIT_FAILED, config_option, fail, hosts_text, load_or_exit
 from inferwatch.core.config import Config, InputConfig
 
-EXIT_UNREACHABLE = EXIT_FAILED
 _GLOB_CHARS = frozenset("*?[")
 
 
@@ -86,7 +85,7 @@ def run(config_path: Path) -> None:
             # consistent on disk at every moment; what was in flight is sent again at the next
             # start and answered 409.
             click.echo("second signal: exiting without waiting for the drain", err=True)
-            os._exit(EXIT_UNREACHABLE)
+            os._exit(EXIT_FAILED)
         stop.set()
 
     signal.signal(signal.SIGTERM, on_signal)
@@ -95,7 +94,7 @@ def run(config_path: Path) -> None:
         daemon.start()
     except (AgentLocked, SpoolInUse) as e:
         click.echo(f"cannot start: {e}", err=True)
-        sys.exit(EXIT_UNREACHABLE)
+        sys.exit(EXIT_FAILED)
     except OutputRefused as e:
         fail(f"cannot start: the output refuses this agent: {e}", _fix_hint(cfg, e))
     except OSError as e:
@@ -223,10 +222,10 @@ def plural(n: int, word: str) -> str:
 
 def agent_running(data_dir: Path) -> bool:
     """Whether an agent holds the lock of ``data_dir`` now (probed without writing anything)."""
-    from inferwatch.agent.daemon import LOCK_FILE
+    from inferwatch.core.layout import DataDir
 
     try:
-        fd = os.open(data_dir / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(DataDir(data_dir).lock, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
     try:

@@ -41,13 +41,9 @@ from inferwatch.agent.spool import Spool
 from inferwatch.core import __version__
 from inferwatch.core.config import Config
 
+from inferwatch.core.layout import DataDir
 log = logging.getLogger(__name__)
 
-LOCK_FILE = "agent.lock"
-REGISTRY_FILE = "registry.json"
-SPOOL_DIR = "spool"
-DEAD_LETTER_FILE = "dead-letter.ndjson"
-STORE_DIR = "store"
 PROGRESS_INTERVAL = 30.0
 HEALTH_OUTPUT_GRACE = 30.0  # /health turns 503 when the output has failed for this long
 
@@ -64,7 +60,7 @@ def build_output(cfg: Config) -> Output:
         return ElasticsearchOutput(cfg.elasticsearch)
     from inferwatch.agent.outputs.local import LocalOutput
 
-    return LocalOutput(cfg.agent.data_dir / STORE_DIR)
+    return LocalOutput(DataDir(cfg.agent.data_dir).store)
 
 
 def build_normalizers(cfg: Config, host: str) -> list[Normalize]:
@@ -90,13 +86,13 @@ def compression_level(cfg: Config) -> int:
 
 def take_lock(data_dir: Path) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = os.open(DataDir(data_dir).lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise AgentLocked(
-            f"another agent is running with data_dir {data_dir} (it holds {data_dir / LOCK_FILE}); "
+            f"another agent is running with data_dir {data_dir} (it holds {DataDir(data_dir).lock}); "
             "stop it, or give this agent its own agent.data_dir"
         ) from None
     os.ftruncate(fd, 0)
@@ -187,9 +183,9 @@ class Agent:
     def _build(self) -> None:
         a = self._cfg.agent
         fsync = a.spool.fsync
-        self.registry = Registry(a.data_dir / REGISTRY_FILE, fsync=fsync)
-        self.spool = Spool(a.data_dir / SPOOL_DIR, a.spool.max_bytes, a.spool.segment_bytes, fsync=fsync)
-        self.dead_letter = DeadLetter(a.data_dir / DEAD_LETTER_FILE, fsync=fsync)
+        self.registry = Registry(DataDir(a.data_dir).registry, fsync=fsync)
+        self.spool = Spool(DataDir(a.data_dir).spool, a.spool.max_bytes, a.spool.segment_bytes, fsync=fsync)
+        self.dead_letter = DeadLetter(DataDir(a.data_dir).dead_letter, fsync=fsync)
         self.output = self._given_output or build_output(self._cfg)
         self.discovery = Discovery(a.inputs, a.scan_interval)
         self.tailer = Tailer(a.max_line_bytes, a.read_buffer_bytes, lookup=self.registry.get)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 
 from inferwatch.agent.deadletter import entry
-from inferwatch.agent.normalize import document_id
+from inferwatch.core.contract import document_id
 
 
 def dead_letter_id(key: str) -> str:

@@ -8,7 +8,7 @@ ingested)`` is the per-line function itself. Everything that depends only on the
 computed in ``__post_init__``; everything that depends only on the model name (dataset, index,
 coercions, text features) is computed once per name and cached.
 
-The document (contract of PLAN.md / ARCHITECTURE.md)::
+The document (docs/architecture.md, "Documents in Elasticsearch")::
 
     {"@timestamp": "2026-11-22T10:48:12.486Z",
      "event": {"ingested": <ingested>, "dataset": "inferwatch.<m>"},
@@ -43,12 +43,12 @@ Rules, in the order they run:
 6. Kinds of ``models.<name>.features`` (inputs) and ``.outputs``, keyed by dotted path
    (``user.age`` finds ``{"user": {"age": ..}}`` or a literal ``"user.age"`` key): numeric ->
    float (numeric strings too; anything else becomes null and ``inputs.<f>`` is listed in
-   ``ml.invalid``); categorical -> string (``category_str``: ``true`` -> ``"true"``, ``4`` and
-   ``4.0`` -> ``"4"``, ``2.5`` -> ``"2.5"``; objects and arrays invalid); text -> string, plus ``ml.tokens.<f>`` = ``agent.tokenize.tokenize(value)``
+   ``ml.invalid``); categorical -> string by ``inferwatch.core.contract.category_str`` (objects and arrays
+   invalid); text -> string, plus ``ml.tokens.<f>`` = ``inferwatch.core.tokenize.tokenize(value)``
    for input features. Null stays null and absent stays absent. Features the config does not
    name keep their JSON types.
-7. Document id (``InputConfig.document_id``): ``offset`` -> base64url (no padding) of
-   blake2b-16 of ``"<file fingerprint>:<offset>"``; ``prediction_id`` -> the same of
+7. Document id (``InputConfig.document_id``, by ``inferwatch.core.contract.document_id``):
+   ``offset`` -> the id of ``"<file fingerprint>:<offset>"``; ``prediction_id`` -> the id of
    ``"<m>:<prediction id>"``, falling back to the offset form when the line has no id.
 
 Other fields of the line are not shipped: the document holds what the contract names.
@@ -56,9 +56,7 @@ Other fields of the line are not shipped: the document holds what the contract n
 
 from __future__ import annotations
 
-import hashlib
 import math
-from binascii import b2a_base64
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,18 +69,17 @@ import orjson
 from inferwatch.agent.bulkbody import ACTION_TAIL, action_head
 from inferwatch.agent.model import Event, FileId, LineBatch, Rejected, Source
 from inferwatch.agent.redact import Redactor
-from inferwatch.core.config import FeatureKind, InputConfig, ModelConfig, RedactConfig, model_dataset
+from inferwatch.core.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
+from inferwatch.core.contract import category_str, data_stream_of_dataset, document_id_bytes, model_dataset
 from inferwatch.core.tokenize import tokenize
 
 JsonObject = dict[str, Any]
 _Item = tuple["_ModelInfo", bytes, bytes]  # (model info, document id, bulk item)
 
 MODEL_CACHE_SIZE = 1024  # distinct model names remembered; a flood of names only costs CPU
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _INVALID: Any = object()  # what a coercion returns for a value of the wrong kind
 
-_BLAKE2B_16 = hashlib.blake2b(digest_size=16)
 _loads = orjson.loads
 _dumps = orjson.dumps
 _fromisoformat = datetime.fromisoformat
@@ -95,22 +92,6 @@ class RejectedLine:
     offset: int
     line: bytes
     error: Rejected
-
-
-# ``<m>``: the model name as a data stream dataset part (``churn-classifier`` -> ``churn_classifier``);
-# the rule lives with the config, which validates model names by it.
-dataset_part = model_dataset
-
-
-def document_id(key: str) -> str:
-    """base64url without padding of the 16-byte blake2b digest of ``key`` (22 characters)."""
-    return _document_id_bytes(key.encode()).decode()
-
-
-def _document_id_bytes(key: bytes) -> bytes:
-    hasher = _BLAKE2B_16.copy()  # cheaper than passing digest_size on every call
-    hasher.update(key)
-    return b2a_base64(hasher.digest(), newline=False).translate(_URLSAFE, b"=")
 
 
 def format_timestamp(dt: datetime) -> str:
@@ -201,28 +182,6 @@ def _to_float(value: Any) -> Any:
             return _INVALID
         return number if math.isfinite(number) else _INVALID
     return _INVALID  # bool, object, array
-
-
-def category_str(value: bool | int | float | str) -> str:
-    """A JSON scalar as the string of a categorical feature: bool -> ``"true"``/``"false"``, an
-    integral number -> its integer digits (``4`` and ``4.0`` -> ``"4"``), other floats as orjson
-    writes them (``2.5``, ``1e-7``, ``1e+20``), strings unchanged.
-
-    The one rule: ``analytics.sources.tables.category_str`` applies it to what the baseline and the
-    count sources read back (after turning numpy scalars into Python ones), so a baseline's
-    categories match the documents. tests/unit/analytics/test_str_rule_agreement.py holds both
-    to one table."""
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        return str(value)
-    if type(value) is float:
-        if value.is_integer() and abs(value) < 2**53:
-            return str(int(value))
-        return _dumps(value).decode() if math.isfinite(value) else str(value)
-    return str(value)
 
 
 def _to_str(value: Any) -> Any:
@@ -482,16 +441,16 @@ class Normalizer:
         return info
 
     def _derive(self, name: str) -> _ModelInfo:
-        m = dataset_part(name)
+        m = model_dataset(name)
         dataset = f"inferwatch.{m}"
         namespace = (self.input_config.namespace or self.namespace).lower()  # index names are lowercase
         config = self.models.get(name) or self.models.get(m) or ModelConfig()
         return _ModelInfo(
             name=name,
             dataset=dataset,
-            index=f"logs-{dataset}-{namespace}",
+            index=data_stream_of_dataset(dataset, namespace),
             id_prefix=f"{m}:",
-            action=action_head(f"logs-{dataset}-{namespace}"),
+            action=action_head(data_stream_of_dataset(dataset, namespace)),
             data_stream={"type": "logs", "dataset": dataset, "namespace": namespace},
             inputs=_Kinds.build(config.features, "inputs", tokens=True),
             outputs=_Kinds.build(config.outputs, "outputs", tokens=False),
@@ -609,9 +568,9 @@ class Normalizer:
                 ml["invalid"] = invalid
 
             if by_prediction_id and pid is not None:
-                doc_id = _document_id_bytes((info.id_prefix + pid).encode())
+                doc_id = document_id_bytes((info.id_prefix + pid).encode())
             else:
-                doc_id = _document_id_bytes(f"{fingerprint}:{offset}".encode())
+                doc_id = document_id_bytes(f"{fingerprint}:{offset}".encode())
             # The document is spliced: everything but the timestamp, the offset and "ml" is the
             # same for a model, a file and an ingest time, so it is serialized once per change.
             memo = last_middle[0]
@@ -644,9 +603,6 @@ __all__ = [
     "MODEL_CACHE_SIZE",
     "Normalizer",
     "RejectedLine",
-    "category_str",
-    "dataset_part",
-    "document_id",
     "format_timestamp",
     "parse_timestamp",
 ]

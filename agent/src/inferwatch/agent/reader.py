@@ -2,7 +2,7 @@
 
 One ``step()`` finds files (when a scan is due), reads what they have, normalizes every line,
 dead-letters what can't be indexed, and seals a batch when it is full (documents or bytes) or old
-(``max_wait``). Sealing is the first delivery point of ARCHITECTURE.md: the batch's bulk body is
+(``max_wait``). Sealing is the first delivery point of docs/architecture.md: the batch's bulk body is
 appended to the spool (fsynced) and the dead letter is fsynced, and only then do the files'
 offsets move in the registry. The registry file is written at most every second: a crash loses
 at most that second of offsets, and the lines read again get the same document ids, so the

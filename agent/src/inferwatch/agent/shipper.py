@@ -1,18 +1,32 @@
-"""The ship loop: spool record -> bulk request(s) -> one final outcome per item -> spool ack.
+"""The ship loop: spool records -> bulk requests, several in flight -> one final outcome per item ->
+spool ack, in spool order.
 
-This is the second delivery point of ARCHITECTURE.md. A record (one bulk body, written by the read
-loop) is sent as it is; each item's answer puts it in one of libbeat's buckets: created and
-duplicate (409) are done, rejected (other 4xx) goes to the dead letter with its reason, retry
-(429/5xx) stays. Only the items that must retry are re-encoded and sent again, after a jittered
-backoff. When every item of the record has a final outcome, the dead letter is fsynced and the
-spool is acknowledged up to the record, in spool order.
+This is the second delivery point of ARCHITECTURE.md. Each record (one bulk body written by the
+read loop, with its item count) is sent as it is, on one of ``max_in_flight`` sender threads. Each
+item's answer puts it in one of libbeat's buckets: created and duplicate (409) are done, rejected
+(other 4xx) goes to the dead letter with its reason, retry (429/5xx) is kept aside and sent again
+after a jittered backoff that grows with that item's attempts, re-encoded together with the other
+items due then, in a request of its own. Meanwhile new records keep flowing (as Filebeat and Vector
+do): a few refused items never hold up the records behind them.
 
-A whole request that fails (``OutputUnavailable``: refused, timed out, 5xx, 429 for the request)
-is retried forever with backoff, honouring ``Retry-After``; a request that is too large is split in
-halves until it fits (a single item that still doesn't fit is dead-lettered).
+Acknowledgement keeps spool order: records enter a window when they are read, and the spool is
+acknowledged up to the last record of the window's done prefix, so its position moves only when
+every earlier item has a final outcome (after the dead letter is fsynced). A crash replays what
+was not acknowledged; the deterministic document ids turn what got in into 409 duplicates.
 
-``step()`` never sleeps: it returns how long to wait before the next step, and the thread waits
-that long on its stop event, so shutdown interrupts a backoff at once.
+A request that fails as a whole (``OutputUnavailable``: refused, timed out, 5xx, 429 for the
+request, an answer of the wrong length) is sent again with the same body after the shared backoff,
+honouring ``Retry-After``; while the output fails (no success since), only one request is in
+flight, and only retries that are due are sent: a probe, not a flood. A success restores full
+concurrency at once. A request too large for the server is the output's business
+(``ElasticsearchOutput`` splits it; a single document over the limit comes back rejected).
+
+Memory is bounded: at most ``WINDOW_RECORDS`` records are read ahead of the acknowledged
+position, and new records wait while more than ``RETRY_BACKLOG_BATCHES`` batches of items wait for
+a retry; a record's payload is held only while a request carries it.
+
+``step()`` never sleeps: it takes the answers that arrived, acknowledges, starts requests and
+returns how long the thread may wait (on ``wake``, set by the read loop and by every answer).
 """
 
 from __future__ import annotations
@@ -100,55 +114,60 @@ class ShipLoop:
         """Send one request. Returns seconds to wait before the next step (0.0: go on at once),
         or None when the spool holds nothing to send."""
         self._publish_gauges()
-        work = self._work or self._next_work()
-        if work is None:
-            return None
-        chunk = work.pending[: work.limit]
-        if work.fresh and len(chunk) == work.count:
-            body = work.payload  # the happy path: read and send, nothing parsed
-        else:
-            items = work.items()
-            body = bulkbody.encode_items([items[i] for i in chunk], self._level)
-        try:
-            results = self._output.send(body, len(chunk))
-        except RequestTooLarge as e:  # before its base class OutputUnavailable
-            return self._too_large(work, chunk, str(e))
-        except OutputUnavailable as e:
-            return self._unavailable(e)
-        if len(results) != len(chunk):
-            return self._unavailable(
-                OutputUnavailable(f"answer has {len(results)} items for a request of {len(chunk)}")
-            )
-        self._reached()
-        work.fresh = False
-        self._metrics.inc("bulk_requests_total", 1, labels(result="ok"))
-        retry = self._apply(work, chunk, results)
-        work.pending = retry + work.pending[len(chunk) :]
-        if not work.pending:
-            self._finish(work)
-            return 0.0
-        if not retry:
-            return 0.0
-        # Items answered 429/5xx: the output is busy, wait before sending them again. When part
-        # of the request got through, the output is working: the wait does not grow.
-        if len(retry) < len(chunk):
-            self._backoff.reset()
-        return self._backoff.next(None)
+        return self._wait(now)
 
-    def spooled(self, seq: int, items: int) -> None:
-        """The read loop appended record ``seq`` holding ``items`` documents (any thread)."""
-        with self._counts_lock:
-            if seq > self._cursor:
-                self._counts[seq] = items
-        self.wake.set()
+    def _dispatch(self, now: float) -> None:
+        while self._in_flight < self._max_in_flight:
+            if self.down_since is not None and self._in_flight:
+                return  # the output fails: one probe at a time
+            request = self._next_request(now)
+            if request is None:
+                return
+            self._in_flight += 1
+            self._senders.submit(request)
 
-    def _next_work(self) -> _Work | None:
-        records = self._spool.read(self._cursor, 1)
-        if not records:
+    def _next_request(self, now: float) -> _Request | None:
+        """Oldest data first: a request that failed whole, then items due for a retry, then the
+        next record (not while the output fails)."""
+        due = [r for r in self._delayed if r.due <= now]
+        if due:
+            request = min(due, key=lambda r: r.due)
+            self._delayed.remove(request)
+            return request
+        if self._retries and self._retries[0].due <= now or any(r.due <= now for r in self._retries):
+            return self._retry_request(now)
+        if self.down_since is not None:
             return None
-        rec = records[0]
-        with self._counts_lock:
-            known = self._counts.pop(rec.seq, None)
+        return self._fresh()
+
+    def _retry_request(self, now: float) -> _Request:
+        batch: list[_Retry] = []
+        rest: list[_Retry] = []
+        for r in self._retries:
+            (batch if r.due <= now and len(batch) < self._batch_items else rest).append(r)
+        self._retries = rest
+        body = bulkbody.encode_items([r.item for r in batch], self._level)
+        return _Request(body, len(batch), retries=batch)
+
+    def _fresh(self) -> _Request | None:
+        while (
+            len(self._window) < WINDOW_RECORDS
+            and len(self._retries) <= RETRY_BACKLOG_BATCHES * self._batch_items
+        ):
+            records = self._spool.read(self._read_seq, 1)
+            if not records:
+                return None
+            rec = records[0]
+            self._read_seq = rec.seq
+            count = self._count(rec.seq, rec.payload) if rec.items is None else rec.items
+            record = _Record(rec.seq, count)
+            self._window.append(record)
+            if count:
+                return _Request(rec.payload, count, record=record)
+        return None
+
+    def _count(self, seq: int, payload: bytes) -> int:
+        """Items of a record spooled without its count (written before counts were kept)."""
         try:
             count = _count_items(rec.payload) if known is None else known
         except (ValueError, OSError, EOFError, zlib.error) as e:
@@ -158,13 +177,9 @@ class ShipLoop:
             self._dead.write("undecodable_record", f"spool record {rec.seq}: {e}", raw=rec.payload)
             self._dead_unflushed = True
             self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
-            count = 0
-        work = _Work(rec.seq, rec.payload, count, list(range(count)), max(count, 1))
-        if not count:
-            self._finish(work)
-            return None
-        self._work = work
-        return work
+            return 0
+
+    # -- answers ---------------------------------------------------------------------------------
 
     def _apply(self, work: _Work, chunk: list[int], results: list[ItemResult]) -> list[int]:
         created = duplicate = 0
@@ -326,3 +341,13 @@ def run_ship_loop(loop: ShipLoop, stop: threading.Event, metrics: Metrics) -> No
             loop.wake.wait(IDLE_POLL)
         elif delay > 0:
             stop.wait(delay)
+    def _wait(self, now: float) -> float | None:
+        pending = [r.due for r in self._delayed] + [r.due for r in self._retries]
+        if not pending and not self._in_flight and not self._window:
+            return None  # idle: the read loop's wake (or the idle poll) starts the next step
+        if self._in_flight >= self._max_in_flight or (self.down_since is not None and self._in_flight):
+            return IDLE_POLL if not pending else max(0.0, min(min(pending) - now, IDLE_POLL))
+        if pending:
+            return max(0.0, min(pending) - now)
+        return IDLE_POLL
+

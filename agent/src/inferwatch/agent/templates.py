@@ -4,7 +4,7 @@ What ``inferwatch setup`` puts into Elasticsearch, in this order (all PUTs, so i
 
 1. component template ``inferwatch-logs@mappings``: dynamic templates for ``ml.inputs.*`` and
    ``ml.outputs.*`` (strings -> keyword, ignore_above 1024; long and double -> double),
-   ``ml.tokens.*`` -> keyword, and the fixed fields of PLAN.md "Elasticsearch field names";
+   ``ml.tokens.*`` -> keyword, and the fixed fields of docs/architecture.md "Documents in Elasticsearch";
 2. per configured model ``inferwatch-logs.<m>@mappings``: its features by kind (text ->
    ``match_only_text``, categorical -> keyword, numeric -> double), as explicit properties;
 3. index template ``logs-inferwatch`` for ``logs-inferwatch.*-*`` at priority 500 (above the
@@ -37,13 +37,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from inferwatch.agent.normalize import dataset_part
 from inferwatch.core.config import Config, FeatureKind, ModelConfig
+from inferwatch.core.contract import LOGS_PATTERN, LOGS_TEMPLATE, model_dataset, model_pattern
 
 TEMPLATE_VERSION = 1
 BASE_COMPONENT = "inferwatch-logs@mappings"
-BASE_TEMPLATE = "logs-inferwatch"
-BASE_PATTERN = "logs-inferwatch.*-*"
+BASE_TEMPLATE = LOGS_TEMPLATE
+BASE_PATTERN = LOGS_PATTERN
 BASE_PRIORITY = 500
 MODEL_PRIORITY = 510
 BUILTIN_COMPONENTS = ("logs@mappings", "logs@settings", "ecs@mappings")
@@ -85,15 +85,11 @@ class Capabilities:
 
 
 def model_component_name(model: str) -> str:
-    return f"inferwatch-logs.{dataset_part(model)}@mappings"
+    return f"inferwatch-logs.{model_dataset(model)}@mappings"
 
 
 def model_template_name(model: str) -> str:
-    return f"{BASE_TEMPLATE}.{dataset_part(model)}"
-
-
-def model_pattern(model: str) -> str:
-    return f"logs-inferwatch.{dataset_part(model)}-*"
+    return f"{BASE_TEMPLATE}.{model_dataset(model)}"
 
 
 # -- component templates ------------------------------------------------------------------------

@@ -20,12 +20,13 @@ import yaml
 
 from inferwatch.core.configschema import ByteSize, ConfigError, Duration, Secret, build, expand_env
 from inferwatch.core.configyaml import Scalar, load_yaml
+from inferwatch.core.contract import model_dataset
+from inferwatch.core.layout import DataDir
 
 FeatureKind = Literal["categorical", "numeric", "text"]
 Problems = Iterator[tuple[str, str]]
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.]{0,99}$")
-_DATASET_RE = re.compile(r"[^a-z0-9_.]")
 
 
 def data_stream_part_problem(name: str) -> str | None:
@@ -35,13 +36,6 @@ def data_stream_part_problem(name: str) -> str | None:
     if not _NAME_RE.match(name.lower()):
         return "must be 1-100 characters of letters, digits, '_' and '.'"
     return None
-
-
-def model_dataset(model: str) -> str:
-    """The data stream dataset part of a model name: lowercased, every character outside
-    ``[a-z0-9_.]`` replaced by ``_`` (``churn-classifier`` -> ``churn_classifier``). The agent's
-    normalizer applies the same rule to the names it reads in log lines."""
-    return _DATASET_RE.sub("_", model.lower())[:100]
 
 
 def model_name_problem(name: str) -> str | None:
@@ -354,7 +348,7 @@ class Config:
 
     @property
     def baselines_dir(self) -> Path:
-        return self.analytics.baselines_dir or self.agent.data_dir / "baselines"
+        return self.analytics.baselines_dir or DataDir(self.agent.data_dir).baselines
 
 
 def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path | None = None) -> Config:

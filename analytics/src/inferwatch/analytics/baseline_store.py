@@ -26,10 +26,10 @@ from inferwatch.analytics.baseline import (
 )
 from inferwatch.analytics.model import Baseline
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
+from inferwatch.core.contract import BASELINES_INDEX
 
 log = logging.getLogger(__name__)
 
-BASELINES_INDEX = "inferwatch-baselines"
 BASELINES_MAPPINGS: dict[str, Any] = {
     "dynamic": False,
     "properties": {

@@ -17,7 +17,8 @@ import yaml
 
 from inferwatch.core.config import Config, ModelConfig
 from inferwatch.core.configschema import build
-from inferwatch.kibana.objects import bundle, to_ndjson
+from inferwatch.kibana.bundle import bundle
+from inferwatch.kibana.saved_objects import to_ndjson
 
 ROOT = Path(__file__).resolve().parents[4]  # the repository (this tool rebuilds a committed file)
 ASSET = Path(__file__).resolve().parent / "assets" / "inferwatch.ndjson"

@@ -25,14 +25,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from inferwatch.agent.normalize import dataset_part
 from inferwatch.core.config import ConnectorsConfig, ModelConfig
 from inferwatch.core.configschema import Secret
+from inferwatch.core.contract import HISTORY_PATTERN, LOGS_PATTERN, model_pattern
 from inferwatch.kibana.lens import stable_id
 
 NOTIFICATIONS_INDEX = "inferwatch-notifications"
-HISTORY_PATTERN = "logs-inferwatch_alerts.history-*"
-LOGS_PATTERN = "logs-inferwatch.*-*"
 GOLD_TYPES = frozenset({".slack", ".slack_api", ".webhook", ".email"})
 RULE_UPDATE_FIELDS = ("name", "tags", "schedule", "throttle", "params", "actions", "notify_when")
 TAGS = ["inferwatch"]
@@ -246,7 +244,7 @@ def rules(
                 id=stable_id("rule", "volume", model),
                 name=f"inferwatch: {model} prediction volume dropped to zero",
                 rule_type_id=".index-threshold",
-                params=_volume_params(f"logs-inferwatch.{dataset_part(model)}-*"),
+                params=_volume_params(model_pattern(model)),
                 actions=_actions(
                     specs,
                     "threshold met",

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import urllib3
 
-from inferwatch.agent.outputs.elasticsearch import authorization_value
+from inferwatch.core.auth import authorization_value
 from inferwatch.core.config import KibanaConfig
 from inferwatch.kibana.rules import ConnectorSpec, RuleSpec
 

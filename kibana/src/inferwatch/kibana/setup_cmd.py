@@ -1,7 +1,7 @@
 """``inferwatch setup``: install, in order and idempotently,
 
 1. the Elasticsearch index templates and retention of the prediction logs (agent.templates),
-2. the alert indices (analytics.alert_index),
+2. the alert indices (analytics.alerts.index),
 3. when a ``kibana`` section is configured: wait for Kibana, import the saved objects, create or
    update the connectors, create or update the rules.
 
@@ -20,12 +20,11 @@ from typing import Any
 
 import click
 
-from inferwatch.core.clitools import config_option, load_or_exit
+from inferwatch.core.clitools import EXIT_FAILED, config_option, load_or_exit
 from inferwatch.core.config import Config
 from inferwatch.core.configschema import Secret
 
 log = logging.getLogger("inferwatch.setup")
-EXIT_FAILED = 1
 STATUS_POLL_SECONDS = 5.0  # between GET /api/status while Kibana starts
 
 
@@ -54,7 +53,7 @@ def _elasticsearch_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]
     from elasticsearch import ApiError
 
     from inferwatch.agent import templates
-    from inferwatch.analytics import alert_index
+    from inferwatch.analytics.alerts import index as alert_index
     from inferwatch.analytics.es import make_client
 
     hosts = ", ".join(cfg.elasticsearch.hosts)
@@ -94,7 +93,8 @@ def _es_reason(exc: Exception) -> str:
 
 def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> None:
     from inferwatch.kibana import rules as kr
-    from inferwatch.kibana.objects import bundle, to_ndjson
+    from inferwatch.kibana.bundle import bundle
+    from inferwatch.kibana.saved_objects import to_ndjson
     from inferwatch.kibana.setup_client import ImportFailed, KibanaClient, KibanaError, KibanaUnavailable
 
     kcfg = cfg.kibana

@@ -7,7 +7,7 @@ never rows), so every firing on them is a false alarm:
   firing rate stays within alpha (binomial tolerance): the p-values are calibrated;
 - per model, with the budget's alpha and the real floors, false firings per week stay within
   the budget (one a week);
-- the shifts of detectors.md open an alert (through the real alert lifecycle) within one or
+- the shifts of docs/architecture.md (Detectors) open an alert (through the real alert lifecycle) within one or
   two windows at the stated minimum window sizes.
 
 Evidently's default rule (JS >= 0.1) is measured on the same stable windows and printed, not

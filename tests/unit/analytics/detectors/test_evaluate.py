@@ -24,7 +24,7 @@ BASE = baseline(PLAN, AGE, REVIEW)
 
 def test_from_budget_divides_the_weekly_budget_over_series_and_windows() -> None:
     p = DetectorParams.from_budget(1.0, series=150, windows_per_week=168)
-    assert p.alpha == pytest.approx(1 / (150 * 168))  # ~4e-5, as in detectors.md
+    assert p.alpha == pytest.approx(1 / (150 * 168))  # ~4e-5, as in docs/architecture.md (Detectors)
     assert p.strong_alpha == pytest.approx(p.alpha / 100)
     assert DetectorParams.from_budget(1e9, series=1, windows_per_week=1).alpha == ALPHA_MAX
     assert DetectorParams.from_budget(-1, series=0, windows_per_week=math.nan).alpha == ALPHA_MAX

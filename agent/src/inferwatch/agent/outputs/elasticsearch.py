@@ -25,7 +25,6 @@ media type is accepted only for N in (server major - 1, server major), so plain 
 
 from __future__ import annotations
 
-import base64
 import gzip
 import logging
 import threading
@@ -42,12 +41,13 @@ from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs.base import OutputRefused, OutputUnavailable, RequestTooLarge
 from inferwatch.agent.outputs.classify import MalformedResponse, classify_response, error_summary, retry_after
 from inferwatch.core import __version__
-from inferwatch.core.config import ElasticsearchConfig, Secret
+from inferwatch.core.auth import authorization_value
+from inferwatch.core.config import ElasticsearchConfig
+from inferwatch.core.contract import LOGS_PATTERN
 
 log = logging.getLogger(__name__)
 
 BULK_PATH = "/_bulk?filter_path=errors,items.*.status,items.*.error"
-LOGS_PATTERN = "logs-inferwatch.*-*"
 WRITE_PRIVILEGES = ("create_doc", "auto_configure")
 PRODUCT_HEADER = "x-elastic-product"
 
@@ -63,21 +63,6 @@ def authorization_header(cfg: ElasticsearchConfig) -> str | None:
     """The ``Authorization`` value for the configured credentials (None when there are none)."""
     return authorization_value(cfg.resolved_api_key(), cfg.username, cfg.resolved_password())
 
-
-def authorization_value(api_key: Secret | None, username: str | None, password: Secret | None) -> str | None:
-    """``ApiKey`` or ``Basic`` credentials for Elasticsearch and Kibana alike.
-
-    ``api_key`` is the encoded form Elasticsearch returns (``encoded``), or ``id:api_key``.
-    """
-    if api_key is not None:
-        key = api_key.reveal()
-        if ":" in key:  # "id:secret" (base64 has no ':'): encode it as the official client does
-            key = base64.b64encode(key.encode()).decode()
-        return f"ApiKey {key}"
-    if username is not None:
-        pair = f"{username}:{password.reveal() if password else ''}"
-        return "Basic " + base64.b64encode(pair.encode()).decode()
-    return None
 
 
 class _Host:

@@ -1,6 +1,6 @@
 """The embedded default output: the documents a bulk body would index, as NDJSON files.
 
-Layout (read by ``analytics/sources/local.py``)::
+Layout (read by ``inferwatch.analytics.sources.local``)::
 
     <store>/<index>/<segment>.ndjson     one document per line, as it would be indexed, plus "_id"
 
@@ -20,7 +20,7 @@ rename), and its ids join the stored set only after the rename, so:
 - a body for several indices writes one segment per index; a crash between them is the mix of
   the two cases above, item by item.
 
-Readers must still tolerate duplicate ``_id`` (PLAN.md); this writer never produces them.
+Readers must still tolerate duplicate ``_id`` (docs/architecture.md); this writer never produces them.
 
 A write that fails (disk full, read-only) raises ``OutputUnavailable``: the ship loop keeps the
 body in the spool and retries with backoff, as for an unreachable Elasticsearch.

@@ -10,9 +10,9 @@ Decisions (each one matters to a detector):
   column: bool -> categorical, other numeric dtypes -> numeric, strings -> text when their mean
   token count exceeds 3 or (with at least 20 values) more than half of them are distinct, else
   categorical; a column with no values -> categorical.
-- Categorical values are compared as ``category_str`` (``analytics.sources.tables``): bool ->
-  ``"true"``/``"false"``, integral numbers -> ``"4"`` (also 4.0: pandas widens int columns with
-  nulls to float and Elasticsearch maps JSON numbers to double), other floats ``str(float)``.
+- Categorical values are compared as ``inferwatch.core.contract.category_str`` (the agent's
+  rule), through ``sources.tables.category_str``, which turns numpy scalars into Python values
+  first (pandas widens int columns with nulls to float: 4.0 still reads ``"4"``).
   CSV files are read with every configured categorical/text column as text, exactly as written
   (so ``"007"`` stays ``"007"``), except that a categorical ``"4.0"`` becomes ``"4"`` (the rule
   above; pandas writes an int column with nulls that way).

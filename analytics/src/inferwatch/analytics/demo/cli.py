@@ -12,6 +12,8 @@ from types import FrameType
 
 import click
 
+from inferwatch.core.clitools import EXIT_FAILED
+
 
 def _stop_on_signals(stop: threading.Event) -> None:
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -105,7 +107,7 @@ def demo(
             f"the demo needs {', '.join(missing)}: pip install 'inferwatch[demo]' (or run `make demo`)",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
     stop = threading.Event()
     _stop_on_signals(stop)  # only now: the checks above may run inside a test process
     if serve:
@@ -126,9 +128,9 @@ def demo(
         run_demo(opts, click.echo, stop)
     except DemoError as exc:
         click.echo(f"demo failed: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename else ""
         click.echo(f"demo failed: {exc.strerror or exc}{where}", err=True)
         click.echo(f"fix: give a --data-dir this user can write to (now {data_dir})", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)

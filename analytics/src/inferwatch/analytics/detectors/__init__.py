@@ -3,7 +3,7 @@
 One module per concern: ``nulls`` (vanished, surge, creep), ``unseen`` (new values, unseen
 rate), ``vocabulary`` (OOV rate, token distribution), ``drift`` (category, numeric, prediction),
 ``volume`` and ``versions`` (per model); the shared test shapes are in ``common`` and the
-statistics in ``stats``. ``analytics/jobs.py`` calls the two entry points below once per window.
+statistics in ``stats``. ``inferwatch.analytics.jobs`` calls the two entry points below once per window.
 
 Every firing needs p < alpha and an effect above its floor; ``strong`` (p < alpha/100) opens an
 alert on one window. Windows too small for a test are merged with the next ones (the counts

@@ -27,7 +27,7 @@ class DetectorParams:
     alpha: float = 1e-4  # per test and window
     strong_factor: float = 100.0  # strong_alpha = alpha / strong_factor
     # Effect floors: a firing needs the observed rate to exceed the baseline rate p0 by at least
-    # max(abs, rel * p0) (detectors.md).
+    # max(abs, rel * p0) (docs/architecture.md, "Detectors").
     null_floor_abs: float = 0.01
     null_floor_rel: float = 0.5
     unseen_floor_abs: float = 0.005

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from inferwatch.agent.normalize import category_str as agent_category_str
 from inferwatch.analytics.model import (
     CATEGORY_COLUMNS,
     NUMERIC_COLUMNS,
@@ -25,6 +24,7 @@ from inferwatch.analytics.model import (
     VERSION_COLUMNS,
     VOLUME_COLUMNS,
 )
+from inferwatch.core.contract import category_str as agent_category_str
 
 KEYWORD_IGNORE_ABOVE = 1024  # strings longer than this are not indexed as keywords (template)
 _DTYPES: dict[str, str] = {
@@ -47,10 +47,9 @@ _DTYPES: dict[str, str] = {
 
 
 def category_str(value: Any) -> str | None:
-    """A categorical value as the string every part of inferwatch compares: the agent's rule
-    (``agent.normalize.category_str``: bool -> ``"true"``/``"false"``, an integral number -> its
-    integer digits, other floats as orjson writes them, strings unchanged) applied to what pandas
-    and Elasticsearch hand back: numpy scalars become Python ones first (pandas widens an int
+    """A categorical value as the string every part of inferwatch compares: the one rule,
+    ``inferwatch.core.contract.category_str``, applied to what pandas and Elasticsearch hand
+    back: numpy scalars become Python ones first (pandas widens an int
     column with nulls to float, and Elasticsearch maps JSON numbers to double, so ``4`` comes back
     as ``4.0`` and still reads ``"4"``); null/NaN -> None.
     """

@@ -1,0 +1,194 @@
+"""The saved-object types of the bundle other than dashboards: the raw NDJSON envelope, data views
+and saved searches, and the NDJSON encoding.
+
+Every object is written in Kibana's import envelope: string-encoded attributes where Kibana stores
+strings, ``coreMigrationVersion`` and a ``typeMigrationVersion`` per type. Ids are uuid5 of names
+(``lens.stable_id``), so a rebuild gives the same ids and re-importing overwrites instead of
+duplicating.
+
+Which Kibana imports the bundle: Kibana refuses a document whose ``typeMigrationVersion`` is newer
+than the last migration it knows for the type ("belongs to a more recent version of Kibana"), and
+migrates older ones up. The newest version named anywhere in the bundle is therefore the oldest
+Kibana that takes it: ``MINIMUM_KIBANA``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from inferwatch.core.contract import ALERTS_INDEX, HISTORY_PATTERN, LOGS_PATTERN
+from inferwatch.kibana.lens import PANEL_VERSION, stable_id
+
+CORE_MIGRATION_VERSION = "8.8.0"
+TYPE_MIGRATION_VERSION = {
+    "index-pattern": "7.11.0",
+    "search": "7.9.3",
+    "dashboard": "8.9.0",
+}
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split("."))
+
+
+# The oldest Kibana that imports the bundle: the newest version any object or panel declares.
+MINIMUM_KIBANA = max(
+    [CORE_MIGRATION_VERSION, PANEL_VERSION, *TYPE_MIGRATION_VERSION.values()], key=version_tuple
+)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON, as Kibana stores its string-encoded attributes."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def envelope(
+    obj_type: str, obj_id: str, attributes: dict[str, Any], references: list[dict[str, str]]
+) -> dict[str, Any]:
+    return {
+        "type": obj_type,
+        "id": obj_id,
+        "attributes": attributes,
+        "references": references,
+        "coreMigrationVersion": CORE_MIGRATION_VERSION,
+        "typeMigrationVersion": TYPE_MIGRATION_VERSION[obj_type],
+        "managed": False,
+    }
+
+
+def to_ndjson(objects: Iterable[dict[str, Any]]) -> bytes:
+    """One object per line, keys sorted: the same objects always give the same bytes."""
+    lines = [json.dumps(o, sort_keys=True, ensure_ascii=False, separators=(",", ":")) for o in objects]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+# --- data views ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DataView:
+    key: str
+    title: str  # the index pattern
+    name: str
+    time_field: str
+
+    @property
+    def id(self) -> str:
+        return stable_id("index-pattern", self.key)
+
+    def saved_object(self) -> dict[str, Any]:
+        attributes = {
+            "title": self.title,
+            "name": self.name,
+            "timeFieldName": self.time_field,
+            "fields": "[]",
+            "fieldFormatMap": "{}",
+            "fieldAttrs": "{}",
+            "runtimeFieldMap": "{}",
+            "sourceFilters": "[]",
+            "typeMeta": "{}",
+        }
+        return envelope("index-pattern", self.id, attributes, [])
+
+
+LOGS = DataView("logs", LOGS_PATTERN, "inferwatch prediction logs", "@timestamp")
+ALERTS = DataView("alerts", ALERTS_INDEX, "inferwatch alerts", "@timestamp")
+HISTORY = DataView("history", HISTORY_PATTERN, "inferwatch alert history", "@timestamp")
+
+
+def dead_letter_view(index: str) -> DataView:
+    return DataView("dead-letter", index, "inferwatch dead-lettered lines", "@timestamp")
+
+
+# --- saved searches ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SavedSearch:
+    key: str
+    title: str
+    description: str
+    view: DataView
+    columns: tuple[str, ...]
+    query: str = ""
+
+    @property
+    def id(self) -> str:
+        return stable_id("search", self.key)
+
+    def saved_object(self) -> dict[str, Any]:
+        source = {
+            "query": {"query": self.query, "language": "kuery"},
+            "filter": [],
+            "indexRefName": "kibanaSavedObjectMeta.searchSourceJSON.index",
+        }
+        attributes = {
+            "title": self.title,
+            "description": self.description,
+            "columns": list(self.columns),
+            "sort": [[self.view.time_field, "desc"]],
+            "hits": 0,
+            "version": 1,
+            "kibanaSavedObjectMeta": {"searchSourceJSON": dumps(source)},
+        }
+        ref = {
+            "name": "kibanaSavedObjectMeta.searchSourceJSON.index",
+            "type": "index-pattern",
+            "id": self.view.id,
+        }
+        return envelope("search", self.id, attributes, [ref])
+
+
+RAW_LOGS = SavedSearch(
+    "raw-logs",
+    "inferwatch: prediction logs",
+    "Every prediction as shipped by the agent, newest first.",
+    LOGS,
+    (
+        "ml.model.name",
+        "ml.model.version",
+        "ml.prediction.id",
+        "ml.prediction.latency_ms",
+        "ml.invalid",
+        "log.file.path",
+    ),
+)
+ALERT_LIST = SavedSearch(
+    "alerts",
+    "inferwatch: alerts",
+    "Current alert documents, most recently changed first.",
+    ALERTS,
+    ("severity", "status", "model", "version", "detector", "feature", "message"),
+)
+ALERT_EVIDENCE = SavedSearch(
+    "alert-evidence",
+    "inferwatch: alert evidence",
+    "Each alert with its message and the evidence: statistic, p-value, threshold, effect, observed "
+    "and expected values, examples.",
+    ALERTS,
+    (
+        "message",
+        "statistic.name",
+        "statistic.value",
+        "p_value",
+        "threshold",
+        "effect",
+        "observed",
+        "expected",
+        "examples",
+        "windows",
+    ),
+)
+
+
+def dead_letter_search(view: DataView) -> SavedSearch:
+    return SavedSearch(
+        "dead-letter",
+        "inferwatch: dead-lettered lines",
+        "Log lines the agent could not index, with the reason (needs agent.dead_letter_index).",
+        view,
+        ("reason", "detail", "status", "index", "document"),
+    )
