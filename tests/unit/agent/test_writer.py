@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -249,3 +251,43 @@ def test_threads_rotating_lose_and_cut_no_line(tmp_path: Path) -> None:
         seen += [(line["inputs"]["worker"], line["inputs"]["i"]) for line in read_lines(file)]
     assert len(list(tmp_path.glob("p.jsonl.*"))) > 5  # it did rotate, many times
     assert sorted(seen) == [(w, i) for w in range(4) for i in range(100)]
+
+
+def test_the_writer_loads_nothing_outside_the_standard_library() -> None:
+    """What model servers import adds no dependency: a fresh interpreter that imports the writer
+    (and writes a line with it) has loaded only standard-library modules and the writer's own."""
+    code = (
+        "import sys, tempfile, os\n"
+        "before = set(sys.modules)\n"
+        "from inferwatch.agent.writer import PredictionLogger\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        "    PredictionLogger(os.path.join(d, 'p.jsonl'), 'm').log({'a': 1.5}, {'s': 0.2})\n"
+        "new = sorted(set(sys.modules) - before)\n"
+        "print('\\n'.join(new))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    loaded = out.stdout.split()
+    assert "inferwatch.agent.writer" in loaded  # the probe itself works
+    third_party = [
+        m
+        for m in loaded
+        if m.split(".")[0] not in sys.stdlib_module_names and m.split(".")[0] != "inferwatch"
+    ]
+    ours = [m for m in loaded if m.split(".")[0] == "inferwatch"]
+    assert third_party == []
+    assert set(ours) <= {"inferwatch", "inferwatch.agent", "inferwatch.agent.writer"}
+
+
+def test_numpy_values_are_written_as_plain_json(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "p.jsonl"
+    with PredictionLogger(path, "m") as logger:
+        logger.log(
+            {"f32": np.float32(0.5), "i64": np.int64(3), "arr": np.array([1, 2]), "nan": np.float64("nan")},
+            {"inf": float("inf"), "t": (1, 2), np.int64(7): "numpy key"},
+        )
+    line = read_lines(path)[0]
+    assert line["inputs"] == {"f32": 0.5, "i64": 3, "arr": [1, 2], "nan": None}
+    assert line["outputs"] == {"inf": None, "t": [1, 2], "7": "numpy key"}

@@ -1,6 +1,6 @@
 """Write prediction log lines from a model server, in the shape the agent reads by default.
 
-Three ways in, one line format (ARCHITECTURE.md, "The prediction log line")::
+Three ways in, one line format (docs/architecture.md, "The prediction log line")::
 
     logger = PredictionLogger("/var/log/models/predictions.jsonl", model="churn-classifier", version="1.4.2")
     pid = logger.log({"age": 41, "country": "DE"}, {"score": 0.82}, latency_ms=12.7)
@@ -29,29 +29,57 @@ Guarantees the agent relies on:
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import os
 import threading
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-import orjson
+# Model servers import this module: it uses the standard library only (a test checks), so adding
+# prediction logging to a server adds no dependency and no native extension.
 
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
-def _default(value: Any) -> Any:
-    """JSON for what orjson cannot write itself (numpy scalars without OPT support, sets...)."""
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    if isinstance(key, date | time):
+        return key.isoformat()
+    return str(key)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as what JSON can hold: numpy scalars and arrays through ``.tolist()``/``.item()``,
+    datetimes as ISO-8601, sets and tuples as lists, non-string keys as strings, NaN and
+    infinities as null, anything else as ``str(value)``."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {_key(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    if isinstance(value, date | time):
+        return value.isoformat()
     for method in ("tolist", "item"):
         convert = getattr(value, method, None)
         if callable(convert):
-            return convert()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
+            return plain(convert())
     return str(value)
+
+
+def encode_line(record: Mapping[str, Any]) -> bytes:
+    """One JSON line (UTF-8, newline included) of ``record``, made plain first."""
+    return (_ENCODER.encode(plain(record)) + "\n").encode("utf-8")
 
 
 def timestamp_now() -> str:
@@ -126,7 +154,7 @@ class PredictionLogger:
         record["outputs"] = outputs
         if latency_ms is not None:
             record["latency_ms"] = latency_ms
-        self.write_line(orjson.dumps(record, default=_default, option=_OPTIONS))
+        self.write_line(encode_line(record))
         return pid
 
     def write_line(self, line: bytes) -> None:
