@@ -30,6 +30,7 @@ from pathlib import Path
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.measured import MeasuredOutput
 from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, progress_line
 from inferwatch.agent.normalize import Normalizer
 from inferwatch.agent.outputs import Output, OutputRefused, OutputUnavailable
@@ -45,7 +46,7 @@ from inferwatch.core.layout import DataDir
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 30.0
-HEALTH_OUTPUT_GRACE = 30.0  # /health turns 503 when the output has failed for this long
+HEALTH_OUTPUT_GRACE = 30.0  # /readyz turns 503 when the output has failed for this long
 
 
 class AgentLocked(RuntimeError):
@@ -136,7 +137,7 @@ class Agent:
                 log.warning("output not reachable yet (%s); reading goes on and shipping retries", e)
             if a.metrics.listen:
                 # Binds here: a port in use fails before any thread runs.
-                self._server = MetricsServer(a.metrics.listen, self.metrics, self.health)
+                self._server = MetricsServer(a.metrics.listen, self.metrics, self.health, self.readiness)
         except BaseException:
             self._close_built()
             raise
@@ -202,7 +203,7 @@ class Agent:
         )
         self.shipper = ShipLoop(
             self.spool,
-            self.output,
+            MeasuredOutput(self.output, self.metrics),  # bulk latency and size histograms
             self.dead_letter,
             self.metrics,
             Backoff(initial=1.0, cap=60.0, rng=random.Random()),
@@ -294,9 +295,19 @@ class Agent:
     # -- observability ---------------------------------------------------------------------------
 
     def health(self) -> HealthStatus:
+        """Liveness (``/livez``, ``/health``): the loops run. An output that is down is not a
+        reason to restart the agent (its spool buffers meanwhile): that is ``readiness``."""
         for t in self._threads[:2]:
             if not t.is_alive() and not self._stopped:
                 return HealthStatus(False, f"the {t.name} loop is not running")
+        return HealthStatus(True, "ok")
+
+    def readiness(self) -> HealthStatus:
+        """Readiness (``/readyz``): alive, and the output has not failed for
+        ``HEALTH_OUTPUT_GRACE`` seconds or more."""
+        alive = self.health()
+        if not alive.ok:
+            return alive
         down = self.shipper.down_since
         if down is not None:
             for_s = time.monotonic() - down

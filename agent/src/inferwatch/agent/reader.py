@@ -519,7 +519,7 @@ def _raw(b: LineBatch, i: int, k: int) -> int:
 
 
 # Tailer events that mean bytes were skipped (not read): counted as drops.
-_TAILER_DROPS = frozenset({"truncated_while_away"})
+_TAILER_DROPS = frozenset({"truncated_while_away", "copytruncate_lost"})
 
 
 def _iso_now(t: float) -> str:

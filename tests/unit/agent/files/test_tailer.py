@@ -215,6 +215,55 @@ def test_copytruncate_when_the_copy_is_found_after_the_truncation(tmp_path: Path
     assert lines(drain(t)) == [b"2"]
 
 
+def test_copytruncate_after_reading_past_the_copy_reads_nothing_of_the_copy(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"1\n2\n")
+    t = make_tailer()
+    t.add_path(str(log), 0)
+    drain(t)
+    copy = tmp_path / "a.jsonl.1"
+    shutil.copyfile(log, copy)
+    append(log, b"3\n")  # written after the copy, read before the truncate
+    t.add_path(str(copy), 0)
+    assert lines(drain(t)) == [b"3"]
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    append(log, b"4\n")
+    assert lines(drain(t)) == [b"4"]  # the copy holds nothing unread
+    assert (t.counts["copy_already_read"], t.counts["truncated_while_away"]) == (1, 0)
+    assert t.counts["copytruncate_lost"] == 0
+
+
+def test_copytruncate_counts_bytes_seen_in_the_original_and_in_neither_copy_nor_read(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"1\n")
+    t = make_tailer(read_buffer_bytes=2)
+    t.add_path(str(log), 0)
+    drain(t)
+    copy = tmp_path / "a.jsonl.1"
+    shutil.copyfile(log, copy)
+    append(log, b"2\n3\n")
+    assert lines(t.step(2)) == [b"2"]  # the original's new size is seen, "2" read, "3" not
+    with open(log, "r+b") as f:
+        f.truncate(0)
+    append(log, b"4\n")
+    t.add_path(str(copy), 0)
+    assert lines(drain(t)) == [b"4"]
+    assert t.counts["copytruncate_lost"] == 1
+
+
+def test_a_copy_shorter_than_the_offset_read_in_the_original_before_a_restart(tmp_path: Path) -> None:
+    copy = tmp_path / "a.jsonl.1"
+    copy.write_bytes(b"a\nb\n")  # copied at 4; the original (other inode) was read to 6
+    committed = {fid(b"a\n"): Checkpoint(6, str(tmp_path / "a.jsonl"), 1, 99, 0.0)}
+    t = make_tailer(lookup=committed.get)
+    t.add_path(str(copy), 0)
+    assert drain(t) == []
+    assert (t.counts["copy_already_read"], t.counts["truncated_while_away"]) == (1, 0)
+
+
 def test_a_copy_of_a_live_file_is_not_read_twice(tmp_path: Path) -> None:
     log = tmp_path / "a.jsonl"
     log.write_bytes(b"1\n2\n")

@@ -8,6 +8,9 @@ inode alone. Per open file it keeps a descriptor, the offset after the last newl
 - One descriptor per identity. A second file with the same identity is a copy (copytruncate) and
   stays unread while the original holds the bytes; when the original is truncated, deleted or
   renamed away, the copy takes over at the original's position and only its unread tail is read.
+  A copy shorter than that position (lines read in the original between the copy and the
+  truncate, or before a restart) holds nothing unread: it is not read at all. Bytes seen in the
+  original past both the copy's end and the position read are counted (``copytruncate_lost``).
   A released (deleted, rotated away) file leaves a hash of its last ``SAMPLE_BYTES`` read: a
   later file with the same first line but other bytes there is a new file (delete and recreate
   with a constant first line), read from 0.
@@ -67,6 +70,10 @@ class _Closed:
     # file was let go: a later file with the same first line continues at ``end`` only if it
     # holds the same bytes there (a copy), else it is a new file that starts the same way
     sample: tuple[int, bytes] | None = None
+    # Of a file truncated while open (copytruncate): its (device, inode), and its size when last
+    # seen before the truncation. A file elsewhere with its identity is a copy of its bytes.
+    origin: Key | None = None
+    seen_size: int = 0
 
 
 class _Open:
@@ -239,6 +246,24 @@ class Tailer:
         else:
             cp = self._lookup(fid)
             start, skip = (cp.offset, False) if cp is not None else (w.start_hint, w.start_skip)
+            if cp is not None and (cp.device, cp.inode) != w.key and cp.path != w.path:
+                # Read elsewhere before a restart: this is a copy of that file (copytruncate).
+                rec = _Closed(cp.offset, None, None, 0, 0, origin=(cp.device, cp.inode))
+        if rec is not None and rec.origin is not None and rec.origin != w.key:
+            # A copy of a file truncated after it was read (copytruncate): the copy holds its
+            # bytes up to where it was made. Read past that point, the copy holds nothing unread;
+            # bytes seen in the original past both are lost (written between copy and truncate).
+            if rec.seen_size > max(size, start):
+                self.counts["copytruncate_lost"] += 1
+                log.warning(
+                    "%s: %d bytes written to the original after this copy was made were never read "
+                    "(lost in the copytruncate)",
+                    w.path,
+                    rec.seen_size - max(size, start),
+                )
+            if start > size:
+                start, skip = size, False
+                self.counts["copy_already_read"] += 1
         if start > size:
             start, skip = 0, False
             self.counts["truncated_while_away"] += 1
@@ -297,6 +322,7 @@ class Tailer:
         """Notice growth, truncation, a first line, rotation. True if ``w`` has bytes to read."""
         st = os.fstat(w.fd)
         size = st.st_size
+        seen_size = w.size
         if size > w.size:
             w.last_growth = now
         changed = size != w.size or st.st_mtime_ns != w.mtime_ns
@@ -309,7 +335,7 @@ class Tailer:
             if verify and size >= w.pos:
                 w.next_verify = now + VERIFY_INTERVAL
             if size < w.pos or (verify and fingerprint(w.fd, self._fp_bytes, final=True) != w.file_id):
-                self._truncated(w)
+                self._truncated(w, seen_size)
         if w.file_id is None and size != w.tried_size and not self._resolve(w):
             return False
         if w.file_id is not None and size > w.pos:
@@ -317,13 +343,13 @@ class Tailer:
         self._maybe_release(w, st, now)
         return False
 
-    def _truncated(self, w: _Open) -> None:
+    def _truncated(self, w: _Open, seen_size: int) -> None:
         old = w.file_id
         assert old is not None
         self.counts["truncated"] += 1
         log.info("%s was truncated at offset %d; reading it again from the start", w.path, w.line_start)
         del self._by_id[old]
-        self._remember(old, _Closed(w.line_start, None, None, 0, 0))
+        self._remember(old, _Closed(w.line_start, None, None, 0, 0, origin=w.key, seen_size=seen_size))
         w.file_id = None
         w.line_start = w.pos = 0
         w.partial = b""
