@@ -14,6 +14,7 @@ from inferwatch.core.config import (
     load_config,
     model_dataset,
     parse_config,
+    url_without_credentials,
 )
 from inferwatch.core.configschema import ByteSize, Duration, Secret
 
@@ -348,3 +349,26 @@ def test_kibana_secrets_can_be_read_from_files(tmp_path: Path) -> None:
     found = dict(problems("kibana:\n  api_key: a\n  api_key_file: f\n  password_file: p\n"))
     assert "not both" in found["kibana.api_key_file"]
     assert "a password needs a username" in found["kibana.username"]
+
+
+def test_credentials_in_a_url_query_string_are_refused_without_echoing_them() -> None:
+    text = "elasticsearch:\n  hosts: ['https://es.example:9200/?timeout=5&password=hunter2']\n"
+    text += "kibana:\n  url: http://kb.example:5601/?API_KEY=hunter2\n"
+    found = dict(problems(text))
+    assert (
+        "give https://es.example:9200/?timeout=5 and put the credentials in"
+        in found["elasticsearch.hosts[0]"]
+    )
+    assert "give http://kb.example:5601/ and" in found["kibana.url"]
+    assert "hunter2" not in repr(found)
+    # a parameter that merely starts like one is not a credential
+    cfg = parse_config("elasticsearch:\n  hosts: ['https://es.example:9200/?keyword=1']\n", {})
+    assert cfg.elasticsearch is not None and cfg.elasticsearch.hosts == (
+        "https://es.example:9200/?keyword=1",
+    )
+
+
+def test_urls_in_messages_lose_every_credential() -> None:
+    assert url_without_credentials("http://u:p@es:9200/p?token=t&a=1#f") == "http://es:9200/p?a=1#f"
+    assert url_without_credentials("es:9200?redirect=http://a@b/") == "es:9200?redirect=http://a@b/"
+    assert url_without_credentials("https://es:9200") == "https://es:9200"

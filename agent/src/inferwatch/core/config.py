@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,24 +49,63 @@ def model_name_problem(name: str) -> str | None:
 
 
 _CREDENTIALS_IN_URL = (
-    "must not carry a user or password (they would show in logs and messages): give {url} "
+    "must not carry credentials (a user or password before the host, or a password, api_key or "
+    "token parameter: they would show in logs and messages): give {url} "
     "and put the credentials in username + password (or password_file) or api_key"
 )
 
+# Query parameters that carry a credential (compared lowercased): refused in a configured URL and
+# removed from URLs in messages.
+_SECRET_PARAMS = frozenset(
+    {
+        "access_token",
+        "api-key",
+        "api_key",
+        "apikey",
+        "auth",
+        "authorization",
+        "client_secret",
+        "key",
+        "pass",
+        "passwd",
+        "password",
+        "pwd",
+        "secret",
+        "token",
+    }
+)
+
+
+def _url_parts(url: str) -> tuple[str, str, str, str]:
+    """``(scheme://, authority, path, ?query#fragment)`` of ``url``, with or without a scheme."""
+    i = url.find("://")
+    prefix, rest = (url[: i + 3], url[i + 3 :]) if i >= 0 and not set("/?#@") & set(url[:i]) else ("", url)
+    authority = re.match(r"[^/?#]*", rest)[0]  # type: ignore[index]
+    path = re.match(r"[^?#]*", rest[len(authority) :])[0]  # type: ignore[index]
+    return prefix, authority, path, rest[len(authority) + len(path) :]
+
+
+def _is_secret_param(pair: str) -> bool:
+    return urllib.parse.unquote_plus(pair.partition("=")[0]).strip().lower() in _SECRET_PARAMS
+
 
 def url_has_credentials(url: str) -> bool:
-    """``user:password@`` (or ``user@``) before the host of ``url``, with or without a scheme."""
-    authority = url.split("://", 1)[-1].split("/", 1)[0]
-    return "@" in authority
+    """``user:password@`` (or ``user@``) before the host of ``url``, with or without a scheme, or
+    a credential in its query string (``?password=``, ``?api_key=``, ``?token=``...)."""
+    _, authority, _, query = _url_parts(url)
+    params = query.partition("#")[0].removeprefix("?").split("&")
+    return "@" in authority or any(_is_secret_param(p) for p in params if p)
 
 
 def url_without_credentials(url: str) -> str:
-    """``url`` with any ``user:password@`` removed, for messages and logs."""
+    """``url`` with any ``user:password@`` and credential query parameters removed, for messages
+    and logs."""
     if not url_has_credentials(url):
         return url
-    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
-    authority, slash, tail = rest.partition("/")
-    return f"{scheme}{sep}{authority.rpartition('@')[2]}{slash}{tail}"
+    prefix, authority, path, rest = _url_parts(url)
+    query, hash_, fragment = rest.partition("#")
+    kept = "&".join(p for p in query.removeprefix("?").split("&") if p and not _is_secret_param(p))
+    return f"{prefix}{authority.rpartition('@')[2]}{path}{'?' if kept else ''}{kept}{hash_}{fragment}"
 
 
 @dataclass(frozen=True)
@@ -128,7 +168,10 @@ class SpoolConfig:
         if self.segment_bytes < 64 * 1024:
             yield "segment_bytes", "must be at least 64KiB"
         if self.max_bytes < 2 * self.segment_bytes:
-            yield "max_bytes", "must be at least two segments"
+            yield "max_bytes", (
+                f"must be at least two segments (2 x spool.segment_bytes = {2 * self.segment_bytes} bytes, "
+                f"got {self.max_bytes}): raise max_bytes or lower spool.segment_bytes"
+            )
 
 
 @dataclass(frozen=True)
@@ -142,6 +185,17 @@ class BatchConfig:
             yield "max_docs", "must be at least 1"
         if self.max_bytes < 1024:
             yield "max_bytes", "must be at least 1KiB"
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    # Bulk requests sent at once. The spool is still acknowledged in order: a record only when
+    # every item before it has a final outcome.
+    max_in_flight: int = 2
+
+    def validate(self) -> Problems:
+        if not 1 <= self.max_in_flight <= 16:
+            yield "max_in_flight", "must be 1 to 16 (bulk requests sent at once)"
 
 
 @dataclass(frozen=True)
@@ -167,6 +221,7 @@ class AgentConfig:
     redact: RedactConfig = field(default_factory=RedactConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     dead_letter_index: str | None = None  # also index dead letters in Elasticsearch
     # Threads that gzip sealed batches beside the read thread (zlib runs without the GIL, so
