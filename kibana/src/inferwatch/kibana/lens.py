@@ -38,6 +38,10 @@ class Column:
     def bucketed(self) -> bool:
         return bool(self.body["isBucketed"])
 
+    @property
+    def operation(self) -> str:
+        return str(self.body["operationType"])
+
 
 def _kql(query: str) -> dict[str, str]:
     return {"query": query, "language": "kuery"}
@@ -183,11 +187,27 @@ class Layer:
     data_view_id: str
     columns: tuple[Column, ...]
 
+    def column_order(self) -> list[str]:
+        """The order Lens's editor gives these columns when added one by one (``addBucket`` and
+        ``addMetric`` in x-pack/plugins/lens/public/datasources/form_based/operations/
+        layer_helpers.ts): buckets before metrics, and a terms column goes above the first date
+        histogram, so its top values are taken over the whole time range instead of per interval
+        (each interval with its own top N and its own "Other")."""
+        buckets: list[Column] = []
+        for c in self.columns:
+            if not c.bucketed:
+                continue
+            first_date = next((i for i, b in enumerate(buckets) if b.operation == "date_histogram"), None)
+            if c.operation == "terms" and first_date is not None:
+                buckets.insert(first_date, c)
+            else:
+                buckets.append(c)
+        return [c.id for c in buckets] + [c.id for c in self.columns if not c.bucketed]
+
     def state(self) -> dict[str, Any]:
-        ordered = [c for c in self.columns if c.bucketed] + [c for c in self.columns if not c.bucketed]
         return {
             "columns": {c.id: c.body for c in self.columns},
-            "columnOrder": [c.id for c in ordered],
+            "columnOrder": self.column_order(),
             "incompleteColumns": {},
         }
 
@@ -269,16 +289,10 @@ def search_panel(
 # --- visualization states ------------------------------------------------------------------
 
 
-def xy(
-    layer: Layer,
-    series: str,
-    x: str | None,
-    accessors: Sequence[str],
-    split: str | None = None,
-    legend: str = "right",
+def xy_layer(
+    layer: Layer, series: str, x: str | None, accessors: Sequence[str], split: str | None = None
 ) -> dict[str, Any]:
-    """``series``: line | bar | bar_stacked | bar_horizontal | area | bar_percentage_stacked |
-    area_percentage_stacked."""
+    """One data layer of an XY chart: ``x`` and ``split`` name bucket columns of ``layer``."""
     data_layer: dict[str, Any] = {
         "layerId": layer.id,
         "layerType": "data",
@@ -289,13 +303,31 @@ def xy(
         data_layer["xAccessor"] = x
     if split is not None:
         data_layer["splitAccessor"] = split
+    return data_layer
+
+
+def xy_state(data_layers: Sequence[dict[str, Any]], legend: str = "right") -> dict[str, Any]:
+    """An XY chart of one or more data layers (``xy_layer``), on one shared x axis."""
     return {
         "legend": {"isVisible": True, "position": legend},
         "valueLabels": "hide",
         "fittingFunction": "None",
-        "preferredSeriesType": series,
-        "layers": [data_layer],
+        "preferredSeriesType": data_layers[0]["seriesType"],
+        "layers": list(data_layers),
     }
+
+
+def xy(
+    layer: Layer,
+    series: str,
+    x: str | None,
+    accessors: Sequence[str],
+    split: str | None = None,
+    legend: str = "right",
+) -> dict[str, Any]:
+    """``series``: line | bar | bar_stacked | bar_horizontal | area | bar_percentage_stacked |
+    area_percentage_stacked."""
+    return xy_state([xy_layer(layer, series, x, accessors, split)], legend)
 
 
 def metric_vis(layer: Layer, metric_id: str, breakdown: str | None = None) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class DataView:
         return stable_id("index-pattern", self.key)
 
     def saved_object(self) -> dict[str, Any]:
-        attributes = {
+        attributes: dict[str, Any] = {
             "title": self.title,
             "name": self.name,
             "timeFieldName": self.time_field,
@@ -90,6 +90,10 @@ class DataView:
             "runtimeFieldMap": "{}",
             "sourceFilters": "[]",
             "typeMeta": "{}",
+            # The streams are created by the first document (the history by the first alert, the
+            # dead-letter index by the first rejected line): without this, Kibana answers "no
+            # matching indices" for the data view and its panels show "field not found".
+            "allowNoIndex": True,
         }
         return envelope("index-pattern", self.id, attributes, [])
 

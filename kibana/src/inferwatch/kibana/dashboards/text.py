@@ -5,7 +5,18 @@ from __future__ import annotations
 from inferwatch.core.config import ModelConfig
 from inferwatch.kibana.dashboard import VERSION_CONTROL, DashboardBuilder, model_query
 from inferwatch.kibana.dashboards.panels import presence
-from inferwatch.kibana.lens import Layer, LensPanel, count, datatable, date_histogram, metric, terms, xy
+from inferwatch.kibana.lens import (
+    Layer,
+    LensPanel,
+    count,
+    datatable,
+    date_histogram,
+    metric,
+    terms,
+    xy,
+    xy_layer,
+    xy_state,
+)
 from inferwatch.kibana.saved_objects import ALERTS, HISTORY, LOGS
 
 
@@ -49,25 +60,33 @@ def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
         )
 
         title = f"{key}: top tokens, now vs a week earlier"
-        tok, now, before = d.col(title, "token"), d.col(title, "now"), d.col(title, "before")
-        before_col = count(before, "Documents, a week earlier", shift="1w")
-        lay = Layer(
+        tok, now = d.col(title, "token"), d.col(title, "now")
+        tok_before, before = d.col(title, "token a week earlier"), d.col(title, "before")
+        # Two layers: Lens refuses dynamic top values in a layer whose metrics have different time
+        # shifts (getDisallowedTermsMessage, .../operations/definitions/terms/helpers.ts). Each
+        # layer takes its own top 20 (now, and a week earlier); the chart shows both on one axis.
+        tokens = f"ml.tokens.{f}"
+        now_layer = Layer(
             d.layer(title),
             LOGS.id,
+            (terms(tok, tokens, now, size=20, label="Token", other=False), count(now, "Documents")),
+        )
+        before_layer = Layer(
+            d.layer(f"{title} (a week earlier)"),
+            LOGS.id,
             (
-                terms(tok, f"ml.tokens.{f}", now, size=20, label="Token", other=False),
-                count(now, "Documents"),
-                before_col,
+                terms(tok_before, tokens, before, size=20, label="Token", other=False),
+                count(before, "Documents, a week earlier", shift="1w"),
             ),
         )
+        vis = xy_state(
+            [
+                xy_layer(now_layer, "bar_horizontal", tok, [now]),
+                xy_layer(before_layer, "bar_horizontal", tok_before, [before]),
+            ]
+        )
         d.add_lens(
-            LensPanel(
-                title,
-                "lnsXY",
-                (lay,),
-                xy(lay, "bar_horizontal", tok, [now, before]),
-                query=model_query(model),
-            ),
+            LensPanel(title, "lnsXY", (now_layer, before_layer), vis, query=model_query(model)),
             w=24,
             h=14,
         )
