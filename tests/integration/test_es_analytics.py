@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from inferwatch.analytics import es
-from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
-from inferwatch.analytics.alerts import apply_window
+from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
+from inferwatch.analytics.alerts.window import apply_findings
 from inferwatch.analytics.baseline import build_from_counts
 from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
@@ -185,6 +185,7 @@ def test_alert_sink_writes_non_finite_values_and_replays_idempotently(es_client:
     and writing the same changes again stores no second history event."""
     suffix = uuid.uuid4().hex[:10]
     alerts_index = f"inferwatch-itest-alerts-{suffix}"
+    incidents_index = f"inferwatch-itest-incidents-{suffix}"
     history = f"logs-inferwatch_itest{suffix}.history-default"
     window = Window(START, START + timedelta(hours=1))
     finding = Finding(
@@ -201,17 +202,19 @@ def test_alert_sink_writes_non_finite_values_and_replays_idempotently(es_client:
         p_value=1e-9,
         observed={"rate": 0.05, "ratio": math.inf},
     )
-    _, changes = apply_window({}, [finding], window.end, [("itest", "1")])
-    sink = ElasticsearchAlertSink(es_client, alerts_index=alerts_index, history_stream=history)
+    _, _, update = apply_findings({}, {}, [finding], window.end, [("itest", "1")])
+    sink = ElasticsearchAlertSink(
+        es_client, alerts_index=alerts_index, history_stream=history, incidents_index=incidents_index
+    )
     try:
-        sink.write(changes, window.end.isoformat())
-        sink.write(changes, window.end.isoformat())  # replay: alert updated, history 409
-        (change,) = changes
+        sink.write(update, window.end.isoformat())
+        sink.write(update, window.end.isoformat())  # replay: documents updated, history 409
+        (change,) = update.alerts
         alert = es_client.get(index=alerts_index, id=change.state.id)["_source"]
         assert alert["effect"] is None and alert["observed"] == {"rate": 0.05, "ratio": None}
         assert es_client.count(index=history)["count"] == 1
     finally:
         es_client.options(ignore_status=404).indices.delete_data_stream(name=history)
         es_client.options(ignore_status=404).indices.delete(
-            index=[alerts_index, history], ignore_unavailable=True
+            index=[alerts_index, incidents_index, history], ignore_unavailable=True
         )

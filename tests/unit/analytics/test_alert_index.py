@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inferwatch.analytics import alert_index
+from inferwatch.analytics.alerts import index as alert_index
 
 
 def test_flattened_detector_values_cannot_exceed_the_lucene_term_limit() -> None:

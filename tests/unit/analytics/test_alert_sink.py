@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 
-from inferwatch.analytics.alert_sink import (
+from inferwatch.analytics.alerts import AlertState, IncidentState
+from inferwatch.analytics.alerts.sink import (
     ALERTS_INDEX,
     HISTORY_STREAM,
+    INCIDENTS_INDEX,
     ElasticsearchAlertSink,
     LocalAlertSink,
 )
-from inferwatch.analytics.alerts import AlertChange, AlertState, apply_window
+from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
 from inferwatch.analytics.model import Finding, Status, Window
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
@@ -40,41 +42,54 @@ def finding(i: int, feature: str = "inputs.age") -> Finding:
     )
 
 
-def changes_of(windows: list[list[Finding]]) -> list[list[AlertChange]]:
+def changes_of(windows: list[list[Finding]]) -> list[AlertUpdate]:
     states: dict[str, AlertState] = {}
+    incidents: dict[str, IncidentState] = {}
     out = []
     for i, fs in enumerate(windows):
-        states, changes = apply_window(states, fs, window(i).end, [("churn", "1")])
-        out.append(changes)
+        states, incidents, update = apply_findings(states, incidents, fs, window(i).end, [("churn", "1")])
+        out.append(update)
     return out
 
 
-def test_local_sink_keeps_one_document_per_alert_and_one_history_line_per_change(tmp_path: Path) -> None:
+def test_local_sink_keeps_one_document_per_alert_and_incident_and_history_per_incident(
+    tmp_path: Path,
+) -> None:
     sink = LocalAlertSink(tmp_path, fsync=False)
-    opened, updated = changes_of([[finding(0)], [finding(1)]])
+    opened, updated = changes_of([[finding(0)], [finding(1), finding(1, "inputs.zip")]])
     sink.write(opened, window(0).end.isoformat())
     sink.write(updated, window(1).end.isoformat())
     alerts = sink.alerts()
-    assert len(alerts) == 1
-    (doc,) = alerts.values()
+    assert len(alerts) == 2
+    doc = alerts[opened.alerts[0].state.id]
     assert doc["status"] == "open" and doc["windows"] == 2
     assert doc["message"] == "inputs.age: 12% null vs 1% in training"
-    assert [h["event"]["action"] for h in sink.history()] == ["opened", "updated"]
+    (incident,) = sink.incidents().values()
+    assert {d["incident"]["id"] for d in alerts.values()} == {incident["incident"]["id"]}
+    assert incident["incident"]["alerts"] == 2
+    assert (
+        incident["message"]
+        == "missing values surged on inputs.age; missing values surged on inputs.zip follows"
+    )
+    # the history is per incident: it opened once, the second alert joined it (no notification)
+    assert [h["event"]["action"] for h in sink.history()] == ["opened", "joined"]
+    assert {h["event"]["kind"] for h in sink.history()} == {"incident"}
 
 
 def test_local_sink_replaying_the_same_changes_writes_nothing_new(tmp_path: Path) -> None:
     sink = LocalAlertSink(tmp_path, fsync=False)
     (opened,) = changes_of([[finding(0)]])
     sink.write(opened, window(0).end.isoformat())
-    before = (sink.alerts_path.read_bytes(), sink.history_path.read_bytes())
+    paths = (sink.alerts_path, sink.incidents_path, sink.history_path)
+    before = [p.read_bytes() for p in paths]
     sink.write(opened, window(0).end.isoformat())
-    assert (sink.alerts_path.read_bytes(), sink.history_path.read_bytes()) == before
+    assert [p.read_bytes() for p in paths] == before
     assert len(LocalAlertSink(tmp_path).history()) == 1
 
 
 def test_local_sink_with_nothing_to_write_creates_no_files(tmp_path: Path) -> None:
     sink = LocalAlertSink(tmp_path / "alerts")
-    sink.write([], window(0).end.isoformat())
+    sink.write(AlertUpdate(), window(0).end.isoformat())
     assert sink.alerts() == {} and sink.history() == []
     assert not sink.alerts_path.exists()
 
@@ -93,31 +108,34 @@ class FakeClient:
         return {"errors": any(s >= 300 for s in self.statuses), "items": items}
 
 
-def test_es_sink_indexes_alerts_by_id_and_creates_history_events() -> None:
+def test_es_sink_indexes_alerts_and_incidents_by_id_and_creates_incident_history_events() -> None:
     (opened,) = changes_of([[finding(0)]])
-    client = FakeClient([201, 201])
+    client = FakeClient([201, 201, 201])
     ElasticsearchAlertSink(client).write(opened, window(0).end.isoformat())
     ops = client.calls[0]["operations"]
-    assert ops[0] == {"index": {"_index": ALERTS_INDEX, "_id": opened[0].state.id}}
-    assert ops[1]["status"] == "open"
-    assert ops[2] == {"create": {"_index": HISTORY_STREAM, "_id": opened[0].history_id}}
-    assert ops[3]["event"]["action"] == "opened"
+    (event,) = opened.incidents
+    assert ops[0] == {"index": {"_index": ALERTS_INDEX, "_id": opened.alerts[0].state.id}}
+    assert ops[1]["status"] == "open" and ops[1]["incident"]["id"] == event.incident.id
+    assert ops[2] == {"index": {"_index": INCIDENTS_INDEX, "_id": event.incident.id}}
+    assert ops[4] == {"create": {"_index": HISTORY_STREAM, "_id": event.history_id}}
+    assert ops[5]["event"] == {"action": "opened", "kind": "incident"}
+    assert ops[5]["severity"] == "warning" and ops[5]["detector"] == "null_surge"
 
 
 def test_es_sink_accepts_a_replayed_history_event_as_duplicate() -> None:
     (opened,) = changes_of([[finding(0)]])
-    ElasticsearchAlertSink(FakeClient([200, 409])).write(opened, window(0).end.isoformat())
+    ElasticsearchAlertSink(FakeClient([200, 200, 409])).write(opened, window(0).end.isoformat())
 
 
 def test_es_sink_raises_when_an_alert_document_is_refused() -> None:
     (opened,) = changes_of([[finding(0)]])
     with pytest.raises(RuntimeError, match="refused"):
-        ElasticsearchAlertSink(FakeClient([400, 201])).write(opened, window(0).end.isoformat())
+        ElasticsearchAlertSink(FakeClient([400, 201, 201])).write(opened, window(0).end.isoformat())
 
 
 def test_es_sink_sends_nothing_without_changes() -> None:
     client = FakeClient([])
-    ElasticsearchAlertSink(client).write([], window(0).end.isoformat())
+    ElasticsearchAlertSink(client).write(AlertUpdate(), window(0).end.isoformat())
     assert client.calls == []
 
 
@@ -129,27 +147,28 @@ def test_es_sink_sends_no_nan_or_infinity_that_elasticsearch_cannot_parse() -> N
         p_value=0.001,
         observed=MappingProxyType({"ratio": -math.inf, "shares": [0.5, math.nan]}),
     )
-    _, (opened, *_) = apply_window({}, [inf_finding], window(0).end, [("churn", "1")])
-    client = FakeClient([201, 201])
-    ElasticsearchAlertSink(client).write([opened], window(0).end.isoformat())
+    _, _, opened = apply_findings({}, {}, [inf_finding], window(0).end, [("churn", "1")])
+    client = FakeClient([201, 201, 201])
+    ElasticsearchAlertSink(client).write(opened, window(0).end.isoformat())
     ops = client.calls[0]["operations"]
-    for doc in (ops[1], ops[3]):
+    for doc in ops[1::2]:
         json.dumps(doc, allow_nan=False)  # what Elasticsearch's parser accepts
-        assert doc["effect"] is None and doc["statistic"]["value"] is None
-        assert doc["p_value"] == 0.001
-        assert doc["observed"] == {"ratio": None, "shares": [0.5, None]}
+    doc = ops[1]
+    assert doc["effect"] is None and doc["statistic"]["value"] is None
+    assert doc["p_value"] == 0.001
+    assert doc["observed"] == {"ratio": None, "shares": [0.5, None]}
 
 
 def test_a_history_line_torn_by_a_crash_is_dropped_and_the_window_is_written_again(tmp_path: Path) -> None:
     """A crash in the middle of the history append leaves half a line. The replay of that
     window must write the event again (whole, on its own line), not fail on every write."""
     sink = LocalAlertSink(tmp_path, fsync=False)
-    opened, updated = changes_of([[finding(0)], [finding(1)]])
+    opened, joined = changes_of([[finding(0)], [finding(1), finding(1, "inputs.zip")]])
     sink.write(opened, window(0).end.isoformat())
     whole = sink.history_path.read_bytes()
-    torn = json.dumps({"history_id": updated[0].history_id, "event": {"action": "updated"}}).encode()[:40]
-    sink.history_path.write_bytes(whole + torn)
-    sink.write(updated, window(1).end.isoformat())  # the replay after the restart
-    assert [h["event"]["action"] for h in sink.history()] == ["opened", "updated"]
+    torn = json.dumps({"history_id": joined.incidents[0].history_id, "event": {"action": "joined"}}).encode()
+    sink.history_path.write_bytes(whole + torn[:40])
+    sink.write(joined, window(1).end.isoformat())  # the replay after the restart
+    assert [h["event"]["action"] for h in sink.history()] == ["opened", "joined"]
     assert sink.history_path.read_bytes().startswith(whole)
     assert sink.history_path.read_bytes().endswith(b"\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 from click.testing import CliRunner
 
-from inferwatch.analytics.alert_sink import LocalAlertSink
+from inferwatch.analytics.alerts.sink import LocalAlertSink
 from inferwatch.core.cli import cli
 
 T0 = datetime(2026, 11, 22, 10, tzinfo=UTC)
@@ -215,7 +215,7 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
 
 
 def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp_path: Path) -> None:
-    from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
+    from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
     from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
     from inferwatch.analytics.wiring import backends
     from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource

@@ -9,7 +9,7 @@ from types import MappingProxyType
 
 import pytest
 
-from inferwatch.analytics.alert_sink import LocalAlertSink
+from inferwatch.analytics.alerts.sink import LocalAlertSink
 from inferwatch.analytics.baseline_store import LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, aligned_window, model_features
 from inferwatch.analytics.model import (

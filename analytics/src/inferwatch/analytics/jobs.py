@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from inferwatch.analytics.alert_sink import AlertSink
-from inferwatch.analytics.alerts import AlertChange, apply_window
+from inferwatch.analytics.alerts import AlertChange, IncidentChange
+from inferwatch.analytics.alerts.sink import AlertSink
+from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
 from inferwatch.analytics.baseline_store import BaselineStore
 from inferwatch.analytics.detectors import DetectorState, count_series, evaluate_model, evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.volume import MODEL_LEVEL
-from inferwatch.analytics.model import Baseline, FeatureKind, Finding, Window, WindowCounts
+from inferwatch.analytics.model import Baseline, FeatureKind, Finding, Status, Window, WindowCounts
 from inferwatch.analytics.sources.base import CountSource
 from inferwatch.analytics.state_store import StateStore
 from inferwatch.core.config import AnalyticsConfig, Config
@@ -34,9 +35,25 @@ class Evaluation:
     model: str
     window: Window
     findings: list[Finding]
-    changes: list[AlertChange]
+    update: AlertUpdate
     counts: dict[str, WindowCounts] = field(default_factory=dict)  # version -> its count tables
     replay: bool = False  # the window was evaluated before: alerts and detector state unchanged
+
+    @property
+    def changes(self) -> list[AlertChange]:
+        """The alert transitions of this window (documents rewritten)."""
+        return list(self.update.alerts)
+
+    @property
+    def incidents(self) -> list[IncidentChange]:
+        """The incident transitions of this window (history events; the notifying ones notify)."""
+        return list(self.update.incidents)
+
+    @property
+    def skipped(self) -> list[Finding]:
+        """Tests not run in this window, each with its reason (``Finding.reason``): a detector
+        that never runs (volume without an hour-of-week profile) must not pass for a quiet one."""
+        return [f for f in self.findings if f.status is Status.SKIPPED]
 
 
 def model_features(cfg: Config) -> tuple[dict[str, dict[str, FeatureKind]], dict[str, frozenset[str]]]:
@@ -69,6 +86,7 @@ class Evaluator:
     closed: Mapping[str, frozenset[str]]  # model -> closed-vocabulary features
     false_alarms_per_week: float = 1.0
     interval: float = 300.0
+    cooldown: float = 86400.0  # a resolved alert firing again within this reopens (no new alert)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # DetectorParams fields to change
     # analytics.min_window_docs: smaller windows are merged with the next ones, not tested
     min_window_docs: int = AnalyticsConfig.min_window_docs
@@ -135,14 +153,16 @@ class Evaluator:
         findings += evaluate_model(model_counts, known, baselines, self.params_for(None))
         if replay:
             log.info("model %s: window ending %s was evaluated before; nothing written", model, window.end)
-            return Evaluation(model, window, findings, [], counts_by_version, replay=True)
+            return Evaluation(model, window, findings, AlertUpdate(), counts_by_version, replay=True)
         state.known_versions = sorted(known | set(versions))
         # Model-level findings (volume) carry the version "*": without it here a volume alert
         # would never count a clean window, so it could never resolve.
         evaluated = [(model, v) for v in versions] + [(model, MODEL_LEVEL)]
-        state.alerts, changes = apply_window(state.alerts, findings, window.end, evaluated)
+        state.alerts, state.incidents, update = apply_findings(
+            state.alerts, state.incidents, findings, window.end, evaluated, self.cooldown
+        )
         state.last_window = window.end.isoformat()
         # The sink first: a crash between the two replays the window, and the sink is idempotent.
-        self.sink.write(changes, window.end.isoformat())
+        self.sink.write(update, window.end.isoformat())
         self.states.save(model, state)
-        return Evaluation(model, window, findings, changes, counts_by_version)
+        return Evaluation(model, window, findings, update, counts_by_version)

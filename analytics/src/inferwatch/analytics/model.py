@@ -173,6 +173,7 @@ class Finding:
     observed: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     expected: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     examples: tuple[str, ...] = ()
+    reason: str | None = None  # SKIPPED: why the test did not run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,4 +196,5 @@ class Finding:
             "observed": dict(self.observed),
             "expected": dict(self.expected),
             "examples": list(self.examples),
+            "reason": self.reason,
         }

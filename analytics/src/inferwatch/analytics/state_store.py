@@ -1,4 +1,4 @@
-"""The worker's memory between windows, one JSON file per model: alert states and the
+"""The worker's memory between windows, one JSON file per model: alert and incident states and the
 detectors' own state (CUSUM sums, merged small windows, high-cardinality features).
 
 A worker owns its shard of models, so this state lives beside it. Files are written atomically
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inferwatch.analytics.alerts import AlertState
+from inferwatch.analytics.alerts import AlertState, IncidentState
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ FORMAT = 1
 @dataclass
 class ModelState:
     alerts: dict[str, AlertState] = field(default_factory=dict)
+    incidents: dict[str, IncidentState] = field(default_factory=dict)
     detectors: dict[str, Any] = field(default_factory=dict)  # version -> DetectorState.to_dict()
     known_versions: list[str] = field(default_factory=list)
     last_window: str | None = None  # ISO end of the latest window whose detector state was kept
@@ -55,6 +56,7 @@ class StateStore:
             raw = json.loads(data)
             return ModelState(
                 alerts={k: AlertState.from_dict(v) for k, v in raw.get("alerts", {}).items()},
+                incidents={k: IncidentState.from_dict(v) for k, v in raw.get("incidents", {}).items()},
                 detectors=dict(raw.get("detectors", {})),
                 known_versions=list(raw.get("known_versions", [])),
                 last_window=raw.get("last_window"),
@@ -69,6 +71,7 @@ class StateStore:
         data = {
             "format": FORMAT,
             "alerts": {k: v.to_dict() for k, v in sorted(state.alerts.items())},
+            "incidents": {k: v.to_dict() for k, v in sorted(state.incidents.items())},
             "detectors": state.detectors,
             "known_versions": sorted(state.known_versions),
             "last_window": state.last_window,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from inferwatch.analytics.alert_sink import AlertSink, LocalAlertSink
+from inferwatch.analytics.alerts.sink import AlertSink, LocalAlertSink
 from inferwatch.analytics.baseline_store import BaselineStore, LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, model_features
 from inferwatch.analytics.sources.base import CountSource
@@ -43,7 +43,7 @@ def store_dir(cfg: Config) -> Path:
 def backends(cfg: Config) -> Backends:
     """Elasticsearch when the config has an ``elasticsearch`` section, else the local store."""
     if cfg.elasticsearch is not None:
-        from inferwatch.analytics.alert_sink import ElasticsearchAlertSink
+        from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
         from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore
         from inferwatch.analytics.es import make_client
         from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from inferwatch.analytics.alert_sink import json_safe
+from inferwatch.analytics.alerts.sink import json_safe
 from inferwatch.analytics.cli.common import (
     EXIT_USAGE,
     configured_model,

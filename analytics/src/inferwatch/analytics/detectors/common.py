@@ -58,7 +58,13 @@ class Context:
 
     def skipped(self, detector: str, feature: str | None, reason: str, **kw: Any) -> Finding:
         return self.finding(
-            detector, feature, Status.SKIPPED, "info", f"{feature or self.model}: {reason}", **kw
+            detector,
+            feature,
+            Status.SKIPPED,
+            "info",
+            f"{feature or self.model}: {reason}",
+            reason=reason,
+            **kw,
         )
 
 

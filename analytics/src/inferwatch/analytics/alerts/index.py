@@ -1,9 +1,10 @@
 """Mappings of the alert indices, and their installation by ``inferwatch setup``.
 
-- ``inferwatch-alerts``: one document per alert (``analytics.alerts.alert_document``), updated
+- ``inferwatch-alerts``: one document per alert (``alerts.lifecycle.alert_document``), updated
   in place; a concrete index created from an index template.
-- ``logs-inferwatch_alerts.history-*``: the append-only history stream
-  (``analytics.alerts.history_document``) that Kibana rules match; a data stream.
+- ``inferwatch-incidents``: one document per incident (``alerts.incidents.incident_document``).
+- ``logs-inferwatch_alerts.history-*``: the append-only history stream of incident events
+  (``alerts.incidents.incident_history_document``) that Kibana rules match; a data stream.
 - the dead-letter index (``agent.dead_letter_index``), when configured.
 
 ``observed`` and ``expected`` hold detector-specific values of any shape: they are ``flattened``
@@ -20,13 +21,14 @@ import logging
 from typing import Any
 
 from inferwatch.agent.templates import Capabilities
-from inferwatch.analytics.alert_sink import ALERTS_INDEX, HISTORY_STREAM
+from inferwatch.analytics.alerts.sink import INCIDENTS_INDEX
 from inferwatch.core.config import Config
+from inferwatch.core.contract import ALERTS_INDEX, DEAD_LETTER_INDEX, HISTORY_PATTERN, HISTORY_STREAM
 
-HISTORY_PATTERN = "logs-inferwatch_alerts.history-*"
 ALERTS_TEMPLATE = "inferwatch-alerts"
+INCIDENTS_TEMPLATE = "inferwatch-incidents"
 HISTORY_TEMPLATE = "inferwatch-alerts-history"
-DEAD_LETTER_TEMPLATE = "inferwatch-dead-letter"
+DEAD_LETTER_TEMPLATE = DEAD_LETTER_INDEX
 PRIORITY = 500  # above the built-in logs@template (100)
 
 _KEYWORD = {"type": "keyword", "ignore_above": 1024}
@@ -38,10 +40,29 @@ _FLATTENED = {"type": "flattened", "ignore_above": 1024}
 
 
 def alert_properties() -> dict[str, Any]:
-    """Every field of ``alert_document`` (and the history's ``event``), by its type."""
+    """Every field of ``alert_document`` and ``incident_document`` (and the history's
+    ``event``), by its type: one mapping for the three, so a filter works on each."""
     return {
         "@timestamp": _DATE,
-        "alert": {"properties": {"id": {"type": "keyword"}}},
+        "alert": {
+            "properties": {
+                "id": {"type": "keyword"},
+                "recurrences": {"type": "integer"},
+                "acknowledged": {"type": "boolean"},
+                "muted_until": _DATE,
+            }
+        },
+        "incident": {
+            "properties": {
+                "id": {"type": "keyword"},
+                "status": {"type": "keyword"},
+                "opened": _DATE,
+                "resolved": _DATE,
+                "members": {"type": "keyword"},
+                "alerts": {"type": "integer"},
+                "recurrences": {"type": "integer"},
+            }
+        },
         "status": {"type": "keyword"},
         "detector": {"type": "keyword"},
         "severity": {"type": "keyword"},
@@ -95,6 +116,15 @@ def alerts_template() -> dict[str, Any]:
     }
 
 
+def incidents_template() -> dict[str, Any]:
+    return {
+        "index_patterns": [INCIDENTS_INDEX],
+        "priority": PRIORITY,
+        "template": {"settings": _SETTINGS, "mappings": alert_mappings()},
+        "_meta": {"managed_by": "inferwatch", "description": "current incident documents"},
+    }
+
+
 def history_template(retention: str | None, standard_mode: bool = True) -> dict[str, Any]:
     """``retention`` needs the data stream lifecycle (Elasticsearch >= 8.14); ``standard_mode``
     keeps 9.x from turning a ``logs-*-*`` stream into logsdb (``index.mode`` exists from 8.15 on
@@ -116,8 +146,8 @@ def history_template(retention: str | None, standard_mode: bool = True) -> dict[
 
 def dead_letter_properties() -> dict[str, Any]:
     """Documents the agent could not index, as the shipper forwards them to
-    ``agent.dead_letter_index`` (agent/shipper.py ``_forward_dead_letters``), plus the fields of
-    the local dead-letter file's lines (agent/deadletter.py) for anyone who bulk-loads that file."""
+    ``agent.dead_letter_index`` (``inferwatch.agent.shipper``), plus the fields of the local
+    dead-letter file's lines (``inferwatch.agent.deadletter``) for anyone who bulk-loads that file."""
     return {
         "@timestamp": _DATE,
         "reason": {"type": "keyword"},
@@ -163,6 +193,14 @@ def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     else:
         client.indices.create(index=ALERTS_INDEX)
         done.append(f"index {ALERTS_INDEX}: created")
+    client.indices.put_index_template(name=INCIDENTS_TEMPLATE, **incidents_template())
+    done.append(f"index template {INCIDENTS_TEMPLATE} (index {INCIDENTS_INDEX})")
+    if client.indices.exists(index=INCIDENTS_INDEX):
+        client.indices.put_mapping(index=INCIDENTS_INDEX, **alert_mappings())
+        done.append(f"index {INCIDENTS_INDEX}: exists, mappings updated")
+    else:
+        client.indices.create(index=INCIDENTS_INDEX)
+        done.append(f"index {INCIDENTS_INDEX}: created")
     body = history_template(retention, standard_mode=caps.version >= (8, 15, 0))
     client.indices.put_index_template(name=HISTORY_TEMPLATE, **body)
     keep = f"retention {retention}" if retention else "no retention: data stream lifecycle needs 8.14"
@@ -180,11 +218,13 @@ __all__ = [
     "ALERTS_INDEX",
     "HISTORY_PATTERN",
     "HISTORY_STREAM",
+    "INCIDENTS_INDEX",
     "alert_mappings",
     "alert_properties",
     "alerts_template",
     "dead_letter_properties",
     "dead_letter_template",
     "history_template",
+    "incidents_template",
     "install",
 ]

@@ -3,8 +3,10 @@
 Pure: no clock, no I/O. One alert per (detector, model, version, feature, key) with a
 deterministic id. An alert opens on one strong window (p < alpha/100) or on two consecutive
 firing windows; it is updated in place while the condition holds; it resolves after
-``RESOLVE_AFTER`` clean windows. Re-applying a window that was already applied changes nothing,
-so re-running an evaluation never duplicates an alert or a history event.
+``RESOLVE_AFTER`` clean windows. An alert that fires again within ``cooldown`` seconds of its
+resolution is reopened at once (``reopened``, ``recurrences`` + 1): the same document, no new
+alert. Re-applying a window that was already applied changes nothing, so re-running an
+evaluation never duplicates an alert or a history event.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ RESOLVE_AFTER = 3  # clean windows before an open alert resolves
 OPEN_AFTER = 2  # consecutive firing windows that open an alert without a strong one
 
 AlertStatus = Literal["pending", "open", "resolved"]
-Transition = Literal["opened", "updated", "escalated", "resolved"]
+Transition = Literal["opened", "reopened", "updated", "escalated", "resolved"]
+OPENING: frozenset[Transition] = frozenset({"opened", "reopened"})
 _SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 
@@ -50,6 +53,9 @@ class AlertState:
     consecutive: int  # consecutive firing windows (to open without a strong one)
     clean: int  # consecutive clean windows while open
     finding: Mapping[str, Any]  # the latest firing finding, as a dict
+    incident: str | None = None  # id of the incident the alert belongs to (alerts/incidents.py)
+    recurrences: int = 0  # times the alert came back within the cooldown of its resolution
+    resolved_at: str | None = None  # window end at which it last resolved (after having opened)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +74,9 @@ class AlertState:
             "consecutive": self.consecutive,
             "clean": self.clean,
             "finding": dict(self.finding),
+            "incident": self.incident,
+            "recurrences": self.recurrences,
+            "resolved_at": self.resolved_at,
         }
 
     @classmethod
@@ -88,6 +97,9 @@ class AlertState:
             consecutive=int(d["consecutive"]),
             clean=int(d["clean"]),
             finding=dict(d.get("finding") or {}),
+            incident=d.get("incident"),
+            recurrences=int(d.get("recurrences") or 0),
+            resolved_at=d.get("resolved_at"),
         )
 
 
@@ -110,12 +122,14 @@ def apply_window(
     findings: Iterable[Finding],
     window_end: datetime,
     evaluated: Iterable[tuple[str, str]] = (),
+    cooldown: float = 0.0,
 ) -> tuple[dict[str, AlertState], list[AlertChange]]:
     """Apply one window's findings to the alert states.
 
     ``evaluated`` lists the (model, version) pairs this window evaluated: an open or pending
     alert of such a pair with no firing finding counts a clean window (a value that was not
-    seen again is clean). Skipped findings leave their alert untouched.
+    seen again is clean). Skipped findings leave their alert untouched. A resolved alert that
+    fires within ``cooldown`` seconds of its resolution reopens on that window.
     """
     end = window_end.astimezone(UTC).isoformat()  # one offset, so ISO strings compare as instants
     out = dict(states)
@@ -135,7 +149,7 @@ def apply_window(
         old = out.get(aid)
         if old is not None and old.last_window >= end:
             continue  # this window was applied already
-        new, transition = _fire(old, aid, f, end)
+        new, transition = _fire(old, aid, f, end, _recurs(old, window_end, cooldown))
         out[aid] = new
         if transition is not None:
             changes.append(AlertChange(transition, new, end))
@@ -153,8 +167,32 @@ def apply_window(
     return out, changes
 
 
-def _fire(old: AlertState | None, aid: str, f: Finding, end: str) -> tuple[AlertState, Transition | None]:
+def _recurs(old: AlertState | None, window_end: datetime, cooldown: float) -> bool:
+    """A resolved alert that had opened, firing again within ``cooldown`` of its resolution."""
+    if old is None or old.status != "resolved" or old.resolved_at is None or cooldown <= 0:
+        return False
+    since = (window_end - datetime.fromisoformat(old.resolved_at)).total_seconds()
+    return 0 < since <= cooldown
+
+
+def _fire(
+    old: AlertState | None, aid: str, f: Finding, end: str, recurs: bool
+) -> tuple[AlertState, Transition | None]:
     finding = f.to_dict()
+    if old is not None and recurs:
+        reopened = replace(
+            old,
+            status="open",
+            severity=f.severity,
+            last_seen=end,
+            last_window=end,
+            windows=old.windows + 1,
+            consecutive=1,
+            clean=0,
+            finding=finding,
+            recurrences=old.recurrences + 1,
+        )
+        return reopened, "reopened"
     if old is None or old.status == "resolved":
         consecutive = 1
         state = AlertState(
@@ -173,6 +211,7 @@ def _fire(old: AlertState | None, aid: str, f: Finding, end: str) -> tuple[Alert
             consecutive=consecutive,
             clean=0,
             finding=finding,
+            resolved_at=old.resolved_at if old is not None else None,
         )
     else:
         consecutive = old.consecutive + 1
@@ -201,16 +240,20 @@ def _clean(old: AlertState, end: str) -> tuple[AlertState, Transition | None]:
         return replace(old, status="resolved", consecutive=0, last_window=end), None
     clean = old.clean + 1
     if clean >= RESOLVE_AFTER:
-        return replace(old, status="resolved", clean=clean, consecutive=0, last_window=end), "resolved"
+        resolved = replace(
+            old, status="resolved", clean=clean, consecutive=0, last_window=end, resolved_at=end
+        )
+        return resolved, "resolved"
     return replace(old, clean=clean, consecutive=0, last_window=end), None
 
 
 def alert_document(state: AlertState, timestamp: str) -> dict[str, Any]:
-    """The ``inferwatch-alerts`` document for a state (fields of analytics/alerts_schema.py)."""
+    """The ``inferwatch-alerts`` document for a state (fields of ``alert_mappings`` in the alert index templates)."""
     f = state.finding
     return {
         "@timestamp": timestamp,
-        "alert": {"id": state.id},
+        "alert": {"id": state.id, "recurrences": state.recurrences},
+        "incident": {"id": state.incident},
         "status": state.status,
         "detector": state.detector,
         "severity": state.severity,
