@@ -25,6 +25,34 @@ def test_non_latin_scripts_are_letters() -> None:
     assert tokenize("配送 遅い") == ["配送", "遅い"]
 
 
+def test_cjk_runs_become_bigrams_as_elasticsearch_cjk_analyzer_splits_them() -> None:
+    # Elastic's documented cjk_bigram example (standard tokenizer + cjk_bigram), token for token
+    assert tokenize("東京都は、日本の首都であり") == [
+        "東京", "京都", "都は", "日本", "本の", "の首", "首都", "都で", "であ", "あり"
+    ]  # fmt: skip
+    assert tokenize("配送が遅すぎます") == ["配送", "送が", "が遅", "遅す", "すぎ", "ぎま", "ます"]
+    assert tokenize("안녕하세요 세계") == ["안녕", "녕하", "하세", "세요", "세계"]  # Hangul
+
+
+def test_a_lone_cjk_character_is_a_token_and_other_letters_beside_a_run_are_their_own() -> None:
+    assert tokenize("iphone用 ケース 東京2024年 猫") == [
+        "iphone",
+        "用",
+        "ケー",
+        "ース",
+        "東京",
+        "2024",
+        "年",
+        "猫",
+    ]
+    assert tokenize("ｶﾀｶﾅ") == ["カタ", "タカ", "カナ"]  # half-width katakana: NFKC first
+
+
+def test_a_long_cjk_clause_is_vocabulary_not_noise() -> None:
+    clause = "配送" * 30  # 60 characters: a single token of it used to be dropped as too long
+    assert tokenize(clause) == ["配送", "送配"]
+
+
 def test_tokens_longer_than_the_limit_are_dropped_not_cut() -> None:
     long_token = "a" * (MAX_TOKEN_CHARS + 1)
     edge = "b" * MAX_TOKEN_CHARS

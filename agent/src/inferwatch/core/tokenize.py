@@ -9,24 +9,47 @@ documented decision and has a test:
    variants become one token: ``"Ｌａｔｅ"``, ``"LATE"`` and ``"late"`` are all ``"late"``).
 2. Tokens are maximal runs of letters and digits: the regex ``[^\\W_]+`` (Python's Unicode
    ``\\w`` without the underscore). Punctuation, whitespace, ``_`` and symbols separate tokens.
-3. Tokens longer than ``MAX_TOKEN_CHARS`` (40) characters are dropped (hashes, base64, URLs
+3. Chinese, Japanese and Korean, written without spaces, are split as Elasticsearch's ``cjk``
+   analyzer splits them (Lucene's ``CJKBigramFilter``): inside a token, a run of Han, Hiragana,
+   Katakana or Hangul characters becomes its overlapping bigrams (``配送が遅い`` -> ``配送``,
+   ``送が``, ``が遅``, ``遅い``), a run of one such character stays one token, and the letters or
+   digits beside the run are tokens of their own (``iphone用`` -> ``iphone``, ``用``). Without
+   this a whole clause was one token, so almost every CJK text was out of vocabulary.
+4. Tokens longer than ``MAX_TOKEN_CHARS`` (40) characters are dropped (hashes, base64, URLs
    glued together: noise, not vocabulary).
-4. Each token appears once, in order of first appearance.
-5. At most ``MAX_TOKENS`` (256) tokens per text: the first 256 distinct ones.
+5. Each token appears once, in order of first appearance.
+6. At most ``MAX_TOKENS`` (256) tokens per text: the first 256 distinct ones.
+
+``TOKENIZER_VERSION`` names these rules: 2 since rule 3 (version 1 kept CJK runs whole).
 
 Dependency-free (stdlib only) so that any process can import it cheaply.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 
 MAX_TOKEN_CHARS = 40
 MAX_TOKENS = 256
+TOKENIZER_VERSION = 2
 
 _TOKEN_RE = re.compile(r"[^\W_]+")
 _findall = _TOKEN_RE.findall
+
+# The scripts Lucene's CJKBigramFilter bigrams (its IDEOGRAPHIC, HIRAGANA, KATAKANA and HANGUL
+# token types): Hangul Jamo, CJK iteration/closing marks, Hiragana, Katakana (with the prolonged
+# sound mark), Hangul compatibility Jamo, Katakana extensions, CJK Extension A, CJK Unified
+# Ideographs, Hangul Jamo extensions and syllables, CJK compatibility ideographs, half-width
+# Katakana, and the supplementary ideographic planes.
+CJK_RANGES = (
+    "\u1100-\u11ff\u3005-\u3007\u3040-\u309f\u30a0-\u30ff\u3130-\u318f\u31f0-\u31ff"
+    "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff"
+    "\uff66-\uff9f\U00020000-\U0002fa1f\U00030000-\U0003134f"
+)
+_has_cjk = re.compile(f"[{CJK_RANGES}]").search
+_split_cjk = re.compile(f"([{CJK_RANGES}]+)").split
 
 # The ASCII fast path: one byte table that lowercases letters, keeps digits and turns every
 # other byte into a space, so ``split()`` yields exactly the tokens of rule 2. (ASCII is
@@ -47,6 +70,8 @@ def tokenize(text: str) -> list[str]:
     else:
         text = unicodedata.normalize("NFKC", text).casefold()
         found = _findall(text)
+        if _has_cjk(text):
+            found = _cjk_bigrams(found)
     tokens = [*dict.fromkeys(found)]
     # Filtering is the rare case: a text no longer than the limit has no token longer than it.
     if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
@@ -56,12 +81,43 @@ def tokenize(text: str) -> list[str]:
     return tokens
 
 
+def _cjk_bigrams(tokens: list[str]) -> list[str]:
+    """Rule 3 applied to the letter/digit runs of a text that holds CJK characters."""
+    out: list[str] = []
+    for token in tokens:
+        if not _has_cjk(token):
+            out.append(token)
+            continue
+        # split() with a capturing group: other text at even positions, CJK runs at odd ones
+        for i, part in enumerate(_split_cjk(token)):
+            if i % 2 == 0 or len(part) == 1:
+                if part:
+                    out.append(part)
+            else:
+                out += [part[j : j + 2] for j in range(len(part) - 1)]
+    return out
+
+
 def tokenize_reference(text: str) -> list[str]:
     """The rules above written plainly (no fast path): the specification ``tokenize`` is tested
     against."""
     folded = unicodedata.normalize("NFKC", text).casefold()
-    distinct = dict.fromkeys(t for t in re.findall(r"[^\W_]+", folded) if len(t) <= MAX_TOKEN_CHARS)
+    pieces: list[str] = []
+    for run in re.findall(r"[^\W_]+", folded):
+        for segment in re.findall(f"[{CJK_RANGES}]+|[^{CJK_RANGES}]+", run):
+            if re.fullmatch(f"[{CJK_RANGES}]{{2,}}", segment):
+                pieces += [a + b for a, b in itertools.pairwise(segment)]
+            else:
+                pieces.append(segment)
+    distinct = dict.fromkeys(t for t in pieces if len(t) <= MAX_TOKEN_CHARS)
     return list(distinct)[:MAX_TOKENS]
 
 
-__all__ = ["MAX_TOKENS", "MAX_TOKEN_CHARS", "tokenize", "tokenize_reference"]
+__all__ = [
+    "CJK_RANGES",
+    "MAX_TOKENS",
+    "MAX_TOKEN_CHARS",
+    "TOKENIZER_VERSION",
+    "tokenize",
+    "tokenize_reference",
+]
