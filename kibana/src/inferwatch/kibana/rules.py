@@ -9,8 +9,16 @@ Rules
   produces no group at all, so a grouped rule can never see a model fall to zero.
 - "no predictions at all" (``.index-threshold``) on every prediction stream.
 
-Every action notifies on status change (per-action ``frequency.notify_when:
-onActionGroupChange``) and again on recovery.
+How they notify (per-action ``frequency``; Kibana's per-alert action scheduler,
+x-pack/plugins/alerting/server/task_runner/action_scheduler/schedulers/per_alert_action_scheduler.ts):
+- "new alerts" is an event rule: ``excludeHitsFromPreviousRun`` makes each run count only history
+  events newer than the newest one the previous run saw, and its actions run ``onActiveAlert``, so
+  every run that finds new events notifies once, naming them (up to ``size``; the count names them
+  all), and a run without new events says nothing. No recovery action: "no new events this minute"
+  is not news. (``onActionGroupChange`` kept the rule's single alert active while new events kept
+  arriving run after run, and stayed silent about all but the first.)
+- the volume rules are state rules: they notify when the threshold is met (``onActionGroupChange``)
+  and once more on recovery.
 
 Connectors: ``.server-log`` and ``.index`` (to ``inferwatch-notifications``) always (basic
 license); Slack (``.slack``, incoming webhook URL), ``.webhook`` and email (a preconfigured
@@ -143,16 +151,28 @@ def license_notes(specs: Iterable[ConnectorSpec]) -> list[str]:
     ]
 
 
-def _frequency() -> dict[str, Any]:
-    return {"summary": False, "notify_when": "onActionGroupChange", "throttle": None}
+ON_STATUS_CHANGE = "onActionGroupChange"
+ON_EVERY_RUN = "onActiveAlert"
+
+
+def _frequency(notify_when: str) -> dict[str, Any]:
+    return {"summary": False, "notify_when": notify_when, "throttle": None}
 
 
 def _actions(
-    specs: Iterable[ConnectorSpec], group: str, title: str, message: str, email_to: tuple[str, ...]
+    specs: Iterable[ConnectorSpec],
+    group: str,
+    title: str,
+    message: str,
+    email_to: tuple[str, ...],
+    *,
+    notify_when: str = ON_STATUS_CHANGE,
+    on_recovery: bool = True,
 ) -> tuple[dict[str, Any], ...]:
+    groups = ((group, ""), ("recovered", "Recovered: ")) if on_recovery else ((group, ""),)
     out: list[dict[str, Any]] = []
     for s in specs:
-        for grp, prefix in ((group, ""), ("recovered", "Recovered: ")):
+        for grp, prefix in groups:
             text = f"{prefix}{title}\n{message}" if not prefix else f"{prefix}{title}"
             params: dict[str, Any]
             if s.connector_type_id == ".server-log":
@@ -174,7 +194,7 @@ def _actions(
                 params = {"body": json.dumps({"rule": "{{rule.name}}", "group": grp, "message": text})}
             else:  # .email
                 params = {"to": list(email_to), "subject": f"{prefix}{{{{rule.name}}}}", "message": text}
-            out.append({"group": grp, "id": s.id, "params": params, "frequency": _frequency()})
+            out.append({"group": grp, "id": s.id, "params": params, "frequency": _frequency(notify_when)})
     return tuple(out)
 
 
@@ -221,7 +241,13 @@ def rules(
                 "groupBy": "all",
             },
             actions=_actions(
-                specs, "query matched", "inferwatch: {{rule.name}}", _NEW_ALERTS_MESSAGE, email_to
+                specs,
+                "query matched",
+                "inferwatch: {{rule.name}}",
+                _NEW_ALERTS_MESSAGE,
+                email_to,
+                notify_when=ON_EVERY_RUN,
+                on_recovery=False,
             ),
         ),
         RuleSpec(
