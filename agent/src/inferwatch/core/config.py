@@ -337,6 +337,7 @@ class AnalyticsConfig:
     baselines_dir: Path | None = None  # default: <agent.data_dir>/baselines
     shard: str = "0/1"  # this worker takes models whose hash % n == i
     min_window_docs: int = 200  # smaller windows are merged with the preceding ones
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the worker's /metrics, /livez, /readyz
 
     def validate(self) -> Problems:
         m = re.fullmatch(r"([0-9]+)/([0-9]+)", self.shard)

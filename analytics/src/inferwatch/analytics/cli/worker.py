@@ -22,7 +22,8 @@ from inferwatch.analytics.cli.common import (
     parse_duration,
 )
 from inferwatch.analytics.display import evaluation_notes, print_evaluation
-from inferwatch.analytics.jobs import aligned_window
+from inferwatch.analytics.jobs import Evaluation, aligned_window
+from inferwatch.analytics.metrics import WorkerMetrics, endpoint
 from inferwatch.analytics.model import Status
 from inferwatch.analytics.wiring import backends, build_evaluator
 from inferwatch.core.clitools import config_option, fail, load_or_exit
@@ -72,7 +73,7 @@ def run(config_path: Path) -> None:
     evaluator = build_evaluator(cfg, chosen)
     span, step = float(cfg.analytics.window), float(cfg.analytics.interval)
 
-    def run_model(model: str, at: datetime) -> None:
+    def run_model(model: str, at: datetime) -> Evaluation:
         ev = evaluator.evaluate(model, aligned_window(at, span, step))
         firing = sum(f.status is Status.FIRING for f in ev.findings)
         log.info(
@@ -84,6 +85,7 @@ def run(config_path: Path) -> None:
             ", ".join(f"{c.transition} {c.state.detector} {c.state.feature or ''}" for c in ev.changes)
             or "no alert change",
         )
+        return ev
 
     if not log.isEnabledFor(logging.DEBUG):
         # The worker logs each failed evaluation in one line (an Elasticsearch that is down fails
@@ -91,7 +93,17 @@ def run(config_path: Path) -> None:
         # its job bookkeeping at info. --log-level debug shows both.
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
-    worker = Worker(models, step, run_model)
+    worker_metrics = WorkerMetrics(models)
+    worker = Worker(models, step, worker_metrics.measure(run_model))
+    server = None
+    if cfg.analytics.metrics.listen:
+        try:  # bound before the scheduler starts: an address in use fails now
+            server = endpoint(cfg.analytics.metrics.listen, worker_metrics, lambda: worker.scheduler.running)
+        except OSError as e:
+            fail(
+                f"analytics.metrics.listen {cfg.analytics.metrics.listen}: {e.strerror or e}",
+                "stop what uses that address, or choose another host:port",
+            )
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal %d: stopping after the running evaluations", signum)
@@ -107,7 +119,13 @@ def run(config_path: Path) -> None:
         span,
         chosen.description,
     )
-    worker.run_until_stopped()
+    if server is not None:
+        server.start()
+    try:
+        worker.run_until_stopped()
+    finally:
+        if server is not None:
+            server.stop()
     log.info("worker stopped: %d runs, %d errors", worker.counts["runs"], worker.counts["errors"])
 
 
