@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -64,8 +66,26 @@ def test_a_feature_with_no_value_in_any_document_vanished() -> None:
     f = pick(findings, "feature_vanished")
     assert f.status is Status.FIRING and f.severity == "critical" and f.strong
     assert f.message.startswith("inputs.plan has no value in all 500 documents: the feature vanished")
-    assert pick(findings, "null_surge").status is Status.FIRING
+    # one cause, one alert: the surge and the creep are covered by the vanished feature
+    for detector in ("null_surge", "null_creep"):
+        covered = pick(findings, detector)
+        assert (
+            covered.status is Status.SKIPPED
+            and covered.reason == "covered by feature_vanished in this window"
+        )
     assert pick(findings, "category_drift").status is Status.SKIPPED  # no values to compare
+
+
+def test_a_surge_covers_the_creep_and_stays_out_of_its_cusum() -> None:
+    state = DetectorState()
+    for i in range(2):
+        _, state = evaluate_version(plan_counts(3000, 51, i), BASE, P, state=state)  # 1.7%: creeping
+    before = state.cusum[KEY]
+    findings, state = evaluate_version(plan_counts(3000, 300, 2), BASE, P, state=state)  # 10%: a surge
+    assert pick(findings, "null_surge").status is Status.FIRING
+    creep = pick(findings, "null_creep")
+    assert creep.status is Status.SKIPPED and creep.reason == "covered by null_surge in this window"
+    assert state.cusum[KEY] == before
 
 
 def test_a_field_gone_from_the_presence_table_vanished() -> None:
@@ -106,7 +126,7 @@ def test_a_small_window_is_merged_with_the_next_not_tested() -> None:
 
 
 def test_merging_stops_after_max_windows_and_tests_what_it_has() -> None:
-    params = P.with_(max_merge_windows=3)
+    params = replace(P, max_merge_windows=3)
     state = DetectorState()
     statuses = []
     for i in range(3):
@@ -127,28 +147,50 @@ def test_a_blatant_window_after_merged_ones_fires_on_its_own_counts() -> None:
     state = DetectorState()
     for i in range(3):
         _, state = evaluate_version(plan_counts(400, 5, i), BASE, P, state=state)
-    findings, state = evaluate_version(
-        counts(400, base=BASE, presence={KEY: (0, 400)}, win=window(3)), BASE, P, state=state
-    )
+    findings, state = evaluate_version(plan_counts(400, 200, 3), BASE, P, state=state)
     f = pick(findings, "null_surge")
     assert f.status is Status.FIRING and f.strong
     assert f.observed["n"] == 400 and f.observed["windows"] == 1
-    assert f.message.startswith("inputs.plan: 100% of 400 documents have no value")
+    assert f.message.startswith("inputs.plan: 50% of 400 documents have no value")
+
+
+def creep_until_alarm(state: DetectorState) -> tuple[DetectorState, int]:
+    for i in range(12):
+        findings, state = evaluate_version(plan_counts(3000, 58, i), BASE, P, state=state)  # 1.93%
+        assert pick(findings, "null_surge").status is Status.OK  # +0.93 pp < 1 pp floor
+        alarm = pick(findings, "null_creep")
+        if alarm.status is Status.FIRING:
+            assert alarm.observed["cusum"] >= alarm.observed["h"]  # reported as it was at the alarm...
+            assert state.cusum[KEY] == Cusum(alarm=True)  # ...then reset to 0
+            return state, i
+    raise AssertionError("the creep never alarmed")
 
 
 def test_the_cusum_restarts_at_zero_after_an_alarm_and_the_alarm_ends_with_the_evidence() -> None:
-    state = DetectorState()
-    findings, state = evaluate_version(
-        counts(3000, base=BASE, presence={KEY: (0, 3000)}), BASE, P, state=state
-    )
-    alarm = pick(findings, "null_creep")
-    assert alarm.status is Status.FIRING and alarm.strong
-    assert alarm.observed["cusum"] > alarm.observed["h"]  # reported as it was at the alarm...
-    assert state.cusum[KEY] == Cusum(alarm=True)  # ...then reset to 0
-    # the first window that looks like the baseline ends it: a past vanish holds nothing
-    findings, state = evaluate_version(plan_counts(3000, 30, 1), BASE, P, state=state)
+    state, i = creep_until_alarm(DetectorState())
+    # the first window that looks like the baseline ends it: a past creep holds nothing
+    findings, state = evaluate_version(plan_counts(3000, 30, i + 1), BASE, P, state=state)
     assert pick(findings, "null_creep").status is Status.OK
     assert KEY not in state.cusum
+
+
+def test_the_alarm_hold_is_judged_on_the_current_window_not_on_the_run_since_the_alarm() -> None:
+    """The run since the alarm (a bad window included) still favoured the shifted rate, so the
+    alarm kept firing "still rising" on a window below the creep's target while its CUSUM fell."""
+    state, i = creep_until_alarm(DetectorState())
+    findings, state = evaluate_version(plan_counts(3000, 58, i + 1), BASE, P, state=state)
+    held = pick(findings, "null_creep")
+    assert held.status is Status.FIRING and held.observed["alarm_holds"]
+    assert (
+        held.message
+        == "inputs.plan: missing values still raised: 1.9% of 3,000 documents in this window (baseline 1.0%)"
+    )
+    findings, state = evaluate_version(plan_counts(3000, 36, i + 2), BASE, P, state=state)  # 1.2%
+    after = pick(findings, "null_creep")
+    # the run since the alarm still leans to the shift (what the old hold tested)...
+    assert after.observed["cusum"] > 0 and after.observed["rate"] - 0.01 >= after.effect_floor
+    # ...but this window does not: the alarm ends
+    assert after.status is Status.OK and not state.cusum[KEY].alarm
 
 
 def test_small_reference_null_incident_alerts_resolve_after_three_clean_windows() -> None:
@@ -177,7 +219,7 @@ def test_small_reference_null_incident_alerts_resolve_after_three_clean_windows(
                 opened.add(c.state.detector)
             if c.transition == "resolved":
                 resolved_at[c.state.detector] = i
-    assert opened == {"feature_vanished", "null_surge", "null_creep"}
+    assert opened == {"feature_vanished"}  # the surge and the creep are covered by it
     assert resolved_at == {d: 7 for d in opened}  # windows 5, 6, 7 clean
     assert all(a.status == "resolved" for a in alerts.values())
 
@@ -194,7 +236,7 @@ def test_a_slow_creep_below_the_surge_floor_is_caught_by_the_cusum() -> None:
     assert creep_at is not None and creep_at <= 4
     assert state.cusum[KEY].alarm  # the creep goes on: the alarm holds
     assert creep.status is Status.FIRING
-    assert "missing values creeping up" in creep.message
+    assert "missing values still raised" in creep.message
 
 
 def test_the_cusum_returns_to_zero_on_clean_windows() -> None:
@@ -231,7 +273,7 @@ def test_min_window_docs_merges_a_window_the_test_alone_would_run() -> None:
     findings, _ = evaluate_version(plan_counts(2000, 40), BASE, P)  # 2%: tested at n = 2,000
     first = pick(findings, "null_surge")
     assert first.status is Status.FIRING and not first.strong
-    findings, state = evaluate_version(plan_counts(2000, 40), BASE, P.with_(min_window_docs=5000))
+    findings, state = evaluate_version(plan_counts(2000, 40), BASE, replace(P, min_window_docs=5000))
     f = pick(findings, "null_surge")
     assert f.status is Status.SKIPPED and "needs ~5,000" in f.message
     assert state.pending["null_surge|inputs.plan"] == {"windows": 1, "k": 40, "n": 2000}

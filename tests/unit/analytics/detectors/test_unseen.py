@@ -3,6 +3,8 @@ high-cardinality reclassification."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from inferwatch.analytics.detectors import evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.stats import binom_upper_p
@@ -79,7 +81,7 @@ def test_exploding_unseen_values_reclassify_the_feature_as_high_cardinality() ->
 
 
 def test_per_value_findings_are_capped() -> None:
-    params = P.with_(high_cardinality_values=1000, max_value_findings=4)
+    params = replace(P, high_cardinality_values=1000, max_value_findings=4)
     values = {"US": 1000, **{f"v{i}": 10 for i in range(10)}}
     findings, _ = evaluate_version(counts(1100, base=BASE, categories={KEY: values}), BASE, params)
     assert len([f for f in findings if f.detector == "unseen_category"]) == 4

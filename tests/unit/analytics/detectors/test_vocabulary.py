@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from inferwatch.analytics.detectors import evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.stats import rate_upper_p
@@ -63,7 +65,7 @@ def test_a_token_distribution_shift_fires_with_the_largest_changes() -> None:
 
 
 def test_bins_are_the_top_tokens_only() -> None:
-    params = P.with_(vocab_bins=2)
+    params = replace(P, vocab_bins=2)
     assert top_tokens(REVIEW, 2) == ["good", "bad"]
     assert top_tokens(REVIEW, 4, min_count=2000) == ["good", "bad", "ok"]
     # 'ok' and 'great' are not bins: a swap between them is invisible

@@ -8,9 +8,14 @@
 - null_creep: a Bernoulli CUSUM of p0 -> p0 + creep_fraction * floor, threshold
   h = ln(1/alpha) (average run length >= 1/alpha windows); p0 is the reference rate's 99.9%
   upper bound so a small reference does not creep by its own error. After an alarm the
-  statistic restarts at 0; the alarm holds (FIRING, not strong) only while the evidence
-  gathered since then still favours the shifted rate (s > 0 and the run's rate above the
-  floor), so it ends with the first window that looks like the baseline.
+  statistic restarts at 0; the alarm holds (FIRING, not strong) only while the current window
+  itself is above the floor and favours the shifted rate: judged on the window, not on the
+  run since the alarm (a bad day in that run kept "still rising" alive on days below the
+  baseline), so it ends with the first window that looks like the baseline.
+
+One cause, one detector: a window where the feature vanished reports null_surge and null_creep
+SKIPPED ("covered by feature_vanished"), and a window where null_surge fires reports null_creep
+SKIPPED and keeps that window out of the CUSUM, so a surge never also opens a creep.
 """
 
 from __future__ import annotations
@@ -45,7 +50,14 @@ def evaluate(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts, doc
     vanished = _vanished(ctx, key, fb, fc, n, present)
     if vanished is not None:
         out.append(vanished)
-    out.append(_surge(ctx, key, fb, missing, n))
+        if vanished.status is Status.FIRING:
+            covered = "covered by feature_vanished in this window"
+            return [*out, ctx.skipped("null_surge", key, covered), ctx.skipped("null_creep", key, covered)]
+    surge = _surge(ctx, key, fb, missing, n)
+    out.append(surge)
+    if surge.status is Status.FIRING:
+        out.append(ctx.skipped("null_creep", key, "covered by null_surge in this window"))
+        return out
     out.append(_creep(ctx, key, fb, missing, n))
     return out
 
@@ -124,6 +136,10 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
     run, crossed = cusum_step(Cusum(state.s, state.m, state.n), missing, n, p0_hi, p1, h)
     effect = run.run_rate - p0 if run.n else 0.0
     above = effect >= floor - 1e-12
+    # The hold is judged on this window alone: above the floor and favouring p1 over p0_hi.
+    now_rate = missing / n if n > 0 else 0.0
+    now_favours = cusum_step(Cusum(), missing, n, p0_hi, p1, h)[0].s > 0
+    now_above = now_rate - p0 >= floor - 1e-12 and now_favours
     holds = False
     if crossed and above:
         # An alarm: report it and restart the statistic at 0 (standard CUSUM practice), so a
@@ -133,7 +149,7 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
         # Past h on a run rate still under the floor: hold at h, ready to alarm, never beyond.
         run = Cusum(h, run.m, run.n)
         ctx.state.cusum[key] = run
-    elif state.alarm and run.s > 0 and above:
+    elif state.alarm and now_above:
         holds = True
         ctx.state.cusum[key] = Cusum(run.s, run.m, run.n, alarm=True)
     elif run.s > 0:
@@ -158,15 +174,21 @@ def _creep(ctx: Context, key: str, fb: FeatureBaseline, missing: int, n: int) ->
             "cusum": run.s,
             "h": h,
             "alarm_holds": holds,
+            "window_rate": now_rate,
         },
         "expected": {"rate": p0, "shift_to": p1},
     }
-    if alarm or holds:
-        since = "since the drift began" if alarm else "since the last alarm"
+    if alarm:
         msg = (
-            f"{key}: missing values creeping up: {pct(run.run_rate)} of {num(run.n)} documents {since} "
-            f"(baseline {pct(p0)}, CUSUM {run.s:.1f}" + (f" >= {h:.1f})" if alarm else ", still rising)")
+            f"{key}: missing values creeping up: {pct(run.run_rate)} of {num(run.n)} documents since the "
+            f"drift began (baseline {pct(p0)}, CUSUM {run.s:.1f} >= {h:.1f})"
         )
+    elif holds:
+        msg = (
+            f"{key}: missing values still raised: {pct(now_rate)} of {num(n)} documents in this window "
+            f"(baseline {pct(p0)})"
+        )
+    if alarm or holds:
         return ctx.finding(
             "null_creep", key, Status.FIRING, "critical" if strong else "warning", msg, **fields
         )

@@ -15,7 +15,7 @@ the budget (see tests/unit/analytics/detectors/test_calibration.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 ALPHA_MIN = 1e-12  # below this the exact tails underflow and nothing could ever fire
@@ -73,9 +73,6 @@ class DetectorParams:
 
     def c_min(self, closed: bool) -> int:
         return self.c_min_closed if closed else self.c_min_open
-
-    def with_(self, **changes: Any) -> DetectorParams:
-        return replace(self, **changes)
 
     @classmethod
     def from_budget(
