@@ -5,10 +5,11 @@ streams, ``ignore_unavailable``, ``allow_no_indices``), the ``_shards`` section 
 ``search_phase_execution_exception`` a refused partial search gets.
 
 Each data stream has one backing index per generation (``.ds-<stream>-2026.11.22-00000N``), each
-with one shard. It counts: ``hits.total`` and the ``versions`` terms / ``volume`` date_histogram of
-``queries.model_body`` over the documents that match the query's ``term`` and ``range`` filters.
-Other aggregations are answered empty: this fake tests what the transport does with answers, the
-contract suite tests the counting.
+with one shard. It counts, over the documents that match the query's ``term`` and ``range`` filters:
+``hits.total``, ``terms`` (keywords by count; numbers by key when ordered ``_key: asc``, documents
+per distinct value), ``date_histogram`` (hourly, with ``extended_bounds``), ``stats``, ``range``
+(``from`` inclusive, ``to`` exclusive, a document once per bucket) and ``filter`` with
+sub-aggregations. Others are answered empty: the contract suite tests the detectors' counting.
 
     with SearchServer() as srv:
         srv.add("logs-inferwatch.m-prod", [doc, ...])              # generation 1
@@ -20,8 +21,10 @@ contract suite tests the counting.
 
 from __future__ import annotations
 
+import bisect
 import fnmatch
 import json
+import math
 import threading
 from collections import Counter
 from datetime import UTC, datetime
@@ -49,18 +52,34 @@ def _ms(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC).timestamp() * 1000
 
 
+def _numbers(doc: dict[str, Any], field: str) -> list[float]:
+    value = _get(doc, field)
+    values = value if isinstance(value, list) else [value]
+    return [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def _in_range(doc: dict[str, Any], field: str, bounds: dict[str, Any]) -> bool:
+    if field == "@timestamp":
+        ts = _ms(str(_get(doc, field)))
+        return not ("gte" in bounds and ts < _ms(bounds["gte"])) and not (
+            "lt" in bounds and ts >= _ms(bounds["lt"])
+        )
+    return any(
+        not ("gte" in bounds and v < bounds["gte"]) and not ("lt" in bounds and v >= bounds["lt"])
+        for v in _numbers(doc, field)
+    )
+
+
 def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
-    for clause in (query.get("bool") or {}).get("filter", []):
+    clauses = (query.get("bool") or {}).get("filter", []) if "bool" in query else [query]
+    for clause in clauses:
         if "term" in clause:
             ((field, value),) = clause["term"].items()
             if str(_get(doc, field)) != str(value):
                 return False
         elif "range" in clause:
             ((field, bounds),) = clause["range"].items()
-            ts = _ms(str(_get(doc, field)))
-            if "gte" in bounds and ts < _ms(bounds["gte"]):
-                return False
-            if "lt" in bounds and ts >= _ms(bounds["lt"]):
+            if not _in_range(doc, field, bounds):
                 return False
     return True
 
@@ -177,11 +196,53 @@ class SearchServer:
     def _aggregations(self, aggs: dict[str, Any], docs: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, agg in aggs.items():
-            if "terms" in agg:
+            if "terms" in agg and agg["terms"].get("order") == {"_key": "asc"}:  # numeric values
+                field, size = agg["terms"]["field"], agg["terms"].get("size", 10)
+                per_value = Counter(v for d in docs for v in set(_numbers(d, field)))
+                keys = sorted(per_value)
+                out[name] = {
+                    "doc_count_error_upper_bound": 0,
+                    "sum_other_doc_count": sum(per_value[k] for k in keys[size:]),
+                    "buckets": [{"key": k, "doc_count": per_value[k]} for k in keys[:size]],
+                }
+            elif "terms" in agg:
                 counts = Counter(str(_get(d, agg["terms"]["field"])) for d in docs)
                 counts.pop("None", None)
                 buckets = [{"key": k, "doc_count": n} for k, n in counts.most_common()]
                 out[name] = {"doc_count_error_upper_bound": 0, "sum_other_doc_count": 0, "buckets": buckets}
+            elif "stats" in agg:
+                values = [v for d in docs for v in _numbers(d, agg["stats"]["field"])]
+                out[name] = {
+                    "count": len(values),
+                    "min": min(values) if values else None,
+                    "max": max(values) if values else None,
+                    "avg": sum(values) / len(values) if values else None,
+                    "sum": sum(values),
+                }
+            elif "range" in agg:
+                field = agg["range"]["field"]
+                per_doc = [sorted(set(_numbers(d, field))) for d in docs]
+                single = sorted(v[0] for v in per_doc if len(v) == 1)
+                multi = [v for v in per_doc if len(v) > 1]
+                buckets = []
+                for r in agg["range"]["ranges"]:
+                    lo, hi = r.get("from", -math.inf), r.get("to", math.inf)
+                    n = bisect.bisect_left(single, hi) - bisect.bisect_left(single, lo)
+                    n += sum(any(lo <= x < hi for x in v) for v in multi)
+                    bucket: dict[str, Any] = {**r, "doc_count": n}
+                    if "s" in (agg.get("aggs") or {}):  # stats of the values in the bucket
+                        i, j = bisect.bisect_left(single, lo), bisect.bisect_left(single, hi)
+                        inside = single[i:j] + [x for v in multi for x in v if lo <= x < hi]
+                        bucket["s"] = {
+                            "count": len(inside),
+                            "min": min(inside) if inside else None,
+                            "max": max(inside) if inside else None,
+                        }
+                    buckets.append(bucket)
+                out[name] = {"buckets": buckets}
+            elif "filter" in agg:
+                inside = [d for d in docs if _matches(d, agg["filter"])]
+                out[name] = {"doc_count": len(inside), **self._aggregations(agg.get("aggs") or {}, inside)}
             elif "date_histogram" in agg:
                 hist = agg["date_histogram"]
                 hours = Counter(int(_ms(str(_get(d, hist["field"]))) // 3_600_000) * 3_600_000 for d in docs)

@@ -330,25 +330,6 @@ def test_parse_model_gives_versions_and_volume() -> None:
     )
 
 
-def test_percentiles_body_and_parse() -> None:
-    body = queries.percentiles_body(MODEL, "1", WINDOW, ["inputs.b", "inputs.a"], [50.0, 99.0])
-    assert body["aggs"] == {
-        "pct_0": {"percentiles": {"field": "ml.inputs.a", "percents": [50.0, 99.0]}},
-        "pct_1": {"percentiles": {"field": "ml.inputs.b", "percents": [50.0, 99.0]}},
-    }
-    response = {
-        "aggregations": {
-            "pct_0": {"values": {"50.0": 3.5, "99.0": 9.0}},
-            "pct_1": {"values": {"50.0": None, "99.0": None}},
-        }
-    }
-    table = queries.parse_percentiles(response, ["inputs.b", "inputs.a"])
-    assert table.to_dict("records") == [
-        {"feature": "inputs.a", "percent": 50.0, "value": 3.5},
-        {"feature": "inputs.a", "percent": 99.0, "value": 9.0},
-    ]
-
-
 class StubClient:
     """Answers searches with canned responses and records every request."""
 

@@ -291,17 +291,6 @@ def composite_body(
     }
 
 
-def percentiles_body(
-    model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float] = PERCENTS
-) -> dict[str, Any]:
-    """Percentiles of numeric features (for a baseline taken from logs)."""
-    aggs = {
-        f"pct_{i}": {"percentiles": {"field": field_of(k), "percents": list(percents)}}
-        for i, k in enumerate(sorted(features))
-    }
-    return {"size": 0, "query": base_query(model, window, version), "aggs": aggs}
-
-
 # --- responses -----------------------------------------------------------------------------------
 
 
@@ -451,21 +440,6 @@ def parse_model(response: Mapping[str, Any], model: str, window: Window) -> Mode
     )
 
 
-def parse_percentiles(response: Mapping[str, Any], features: Sequence[str]) -> pd.DataFrame:
-    """-> DataFrame(feature:str, percent:float, value:float); no row for a feature without values
-    (Elasticsearch answers null percentiles for it)."""
-    aggs = _aggs(response)
-    rows: list[tuple[str, float, float]] = []
-    for i, key in enumerate(sorted(features)):
-        values = (aggs.get(f"pct_{i}") or {}).get("values") or {}
-        for pct, value in values.items():
-            if value is not None:
-                rows.append((key, float(pct), float(value)))
-    df = pd.DataFrame(rows, columns=["feature", "percent", "value"])
-    df = df.astype({"feature": "object", "percent": "float64", "value": "float64"})
-    return df.sort_values(["feature", "percent"], kind="stable").reset_index(drop=True)
-
-
 __all__ = [
     "COMPOSITE_PAGE_SIZE",
     "OOV_SCRIPT",
@@ -479,9 +453,7 @@ __all__ = [
     "model_body",
     "parse_composite",
     "parse_model",
-    "parse_percentiles",
     "parse_window",
-    "percentiles_body",
     "search_target",
     "tokens_field",
     "window_bodies",

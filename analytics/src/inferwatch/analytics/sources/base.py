@@ -36,6 +36,7 @@ class BaselineCountSource(CountSource, Protocol):
         self, model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float]
     ) -> pd.DataFrame:
         """DataFrame(feature:str, percent:float, value:float); no rows for a feature without
-        values. Elasticsearch estimates percentiles (TDigest); the local source computes them
-        exactly (linear interpolation), so the two agree only approximately."""
+        values. Exact on every source (``numpy.percentile``'s linear interpolation; the
+        Elasticsearch source refines exact range counts, ``sources.exact_quantiles``), so a
+        baseline taken from logs has the same edges whichever backend holds them."""
         ...

@@ -13,6 +13,7 @@ import pandas as pd
 from inferwatch.analytics import queries
 from inferwatch.analytics.es import SearchClient, search
 from inferwatch.analytics.model import Baseline, FeatureKind, ModelCounts, Window, WindowCounts
+from inferwatch.analytics.sources.exact_quantiles import exact_percentiles
 
 
 class ElasticsearchSource:
@@ -60,5 +61,14 @@ class ElasticsearchSource:
     def percentiles(
         self, model: str, version: str, window: Window, features: Sequence[str], percents: Sequence[float]
     ) -> pd.DataFrame:
-        body = queries.percentiles_body(model, version, window, features, percents)
-        return queries.parse_percentiles(search(self.client, self._index(model), body), features)
+        """Exact (``sources.exact_quantiles``): Elasticsearch's own percentiles are t-digest
+        estimates, and a baseline taken from logs must not depend on the backend."""
+        index = self._index(model)
+        keys = sorted(features)
+        return exact_percentiles(
+            lambda body: search(self.client, index, body),
+            queries.base_query(model, window, version),
+            [queries.field_of(k) for k in keys],
+            keys,
+            percents,
+        )
