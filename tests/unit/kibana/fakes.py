@@ -117,21 +117,29 @@ def multipart_file(rec: Recorded) -> tuple[str, str, bytes]:
 
 
 class FakeKibana:
-    """Kibana's documented behaviour for the calls setup makes."""
+    """Kibana's documented behaviour for the calls setup makes. Rules and connectors are
+    multiple-isolated saved objects: an id is unique across spaces, so POST of an id that lives in
+    another space is 409 (src/core/packages/saved-objects/api-server-internal/src/lib/apis/
+    internals/preflight_check_for_create.ts, 'unresolvableConflict'), and GET or PUT of it from
+    this space is 404."""
 
     def __init__(self, status_levels: list[tuple[int, str]] | None = None) -> None:
         self.status_levels = list(status_levels or [(200, "available")])
         self.import_errors: list[dict[str, Any]] = []
+        # Rules ("alert") and connectors ("action") are saved objects of multiple-isolated types:
+        # one id in the whole Kibana, living in one space (space_of; unset means "default").
         self.connectors: dict[str, dict[str, Any]] = {}
         self.rules: dict[str, dict[str, Any]] = {}
+        self.space_of: dict[str, str] = {}
         self.conflict_on_create: set[str] = set()  # created by someone else between GET and POST
         self.imported: list[bytes] = []
         self.server = LoopbackServer(self.route)
 
     def route(self, rec: Recorded) -> Answer:
-        path = rec.path
+        path, space = rec.path, "default"
         if path.startswith("/s/"):
-            path = "/" + path.split("/", 3)[3]
+            _, _, space, rest = path.split("/", 3)
+            path = "/" + rest
         if rec.headers.get("kbn-xsrf") != "true" and rec.method != "GET":
             return Answer(
                 400,
@@ -156,11 +164,11 @@ class FakeKibana:
         if path.startswith("/api/saved_objects/_import"):
             return self._import(rec)
         for prefix, store, kind in (
-            ("/api/actions/connector/", self.connectors, "connector"),
-            ("/api/alerting/rule/", self.rules, "rule"),
+            ("/api/actions/connector/", self.connectors, "action"),
+            ("/api/alerting/rule/", self.rules, "alert"),
         ):
             if path.startswith(prefix):
-                return self._crud(rec, path[len(prefix) :], store, kind)
+                return self._crud(rec, space, path[len(prefix) :], store, kind)
         return Answer(404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"})
 
     def _import(self, rec: Recorded) -> Answer:
@@ -185,46 +193,40 @@ class FakeKibana:
             },
         )
 
-    def _crud(self, rec: Recorded, oid: str, store: dict[str, dict[str, Any]], kind: str) -> Answer:
+    def _visible(self, store: dict[str, dict[str, Any]], oid: str, space: str) -> bool:
+        """In this space: the object lives here, or is a preconfigured connector (in every space)."""
+        if oid not in store:
+            return False
+        return bool(store[oid].get("is_preconfigured")) or self.space_of.get(oid, "default") == space
+
+    def _crud(
+        self, rec: Recorded, space: str, oid: str, store: dict[str, dict[str, Any]], kind: str
+    ) -> Answer:
+        not_found = Answer(
+            404,
+            {"statusCode": 404, "error": "Not Found", "message": f"Saved object [{kind}/{oid}] not found"},
+        )
+        conflict = Answer(
+            409, {"statusCode": 409, "error": "Conflict", "message": f"Saved object [{kind}/{oid}] conflict"}
+        )
         if rec.method == "GET":
-            if oid in store:
-                return Answer(200, {"id": oid, **store[oid]})
-            return Answer(
-                404,
-                {
-                    "statusCode": 404,
-                    "error": "Not Found",
-                    "message": f"Saved object [{kind}/{oid}] not found",
-                },
-            )
+            return Answer(200, {"id": oid, **store[oid]}) if self._visible(store, oid, space) else not_found
         body = rec.json()
         if rec.method == "POST":
             if oid in self.conflict_on_create:
                 self.conflict_on_create.discard(oid)
                 store[oid] = body
-                return Answer(
-                    409,
-                    {
-                        "statusCode": 409,
-                        "error": "Conflict",
-                        "message": f"Saved object [{kind}/{oid}] conflict",
-                    },
-                )
-            if oid in store:
-                return Answer(
-                    409,
-                    {
-                        "statusCode": 409,
-                        "error": "Conflict",
-                        "message": f"Saved object [{kind}/{oid}] conflict",
-                    },
-                )
+                self.space_of[oid] = space
+                return conflict
+            if oid in store:  # in any space: preflight_check_for_create answers a conflict
+                return conflict
             store[oid] = body
+            self.space_of[oid] = space
             return Answer(200, {"id": oid, **body})
         if rec.method == "PUT":
-            if oid not in store:
-                return Answer(404, {"statusCode": 404, "error": "Not Found", "message": "not found"})
-            allowed = RULE_PUT_FIELDS if kind == "rule" else {"name", "config", "secrets"}
+            if not self._visible(store, oid, space):
+                return not_found
+            allowed = RULE_PUT_FIELDS if kind == "alert" else {"name", "config", "secrets"}
             extra = sorted(set(body) - allowed)
             if extra:
                 return Answer(

@@ -133,7 +133,7 @@ def test_rule_is_created_when_get_answers_404() -> None:
     fake = FakeKibana()
     rule = _rule()
     with fake.server:
-        assert _client(fake.server.url).upsert_rule(rule) == "created"
+        assert _client(fake.server.url).upsert_rule(rule).outcome == "created"
     get, post = fake.server.requests
     assert (get.method, post.method) == ("GET", "POST")
     assert post.path == f"/api/alerting/rule/{rule.id}"
@@ -149,7 +149,7 @@ def test_existing_rule_is_updated_without_the_fields_put_refuses() -> None:
     rule = _rule()
     fake.rules[rule.id] = rule.create_body()
     with fake.server:
-        assert _client(fake.server.url).upsert_rule(rule) == "updated"
+        assert _client(fake.server.url).upsert_rule(rule).outcome == "updated"
     get, put = fake.server.requests
     assert (get.method, put.method) == ("GET", "PUT")
     sent = put.json()
@@ -162,7 +162,7 @@ def test_409_on_create_falls_back_to_update() -> None:
     rule = _rule()
     fake.conflict_on_create.add(rule.id)
     with fake.server:
-        assert _client(fake.server.url).upsert_rule(rule) == "updated"
+        assert _client(fake.server.url).upsert_rule(rule).outcome == "updated"
     assert [r.method for r in fake.server.requests] == ["GET", "POST", "PUT"]
 
 
@@ -186,8 +186,8 @@ def test_connectors_create_then_update_and_secrets_only_in_the_body() -> None:
     specs = kr.connectors(cfg)
     with fake.server:
         client = _client(fake.server.url)
-        assert [client.upsert_connector(s) for s in specs] == ["created"] * 3
-        assert [client.upsert_connector(s) for s in specs] == ["updated"] * 3
+        assert [client.upsert_connector(s).outcome for s in specs] == ["created"] * 3
+        assert [client.upsert_connector(s).outcome for s in specs] == ["updated"] * 3
     slack = next(s for s in specs if s.connector_type_id == ".slack")
     assert fake.connectors[slack.id]["secrets"] == {"webhookUrl": "https://hooks.slack.example/T/B/tok"}
     puts = [r for r in fake.server.requests if r.method == "PUT"]
@@ -202,7 +202,7 @@ def test_preconfigured_email_connector_must_exist() -> None:
     fake2 = FakeKibana()
     fake2.connectors["my-email"] = {"name": "mail", "connector_type_id": ".email", "is_preconfigured": True}
     with fake2.server:
-        assert _client(fake2.server.url).upsert_connector(spec) == "preconfigured"
+        assert _client(fake2.server.url).upsert_connector(spec).outcome == "preconfigured"
     assert [r.method for r in fake2.server.requests] == ["GET"]
 
 
@@ -221,3 +221,60 @@ def test_an_id_colon_secret_api_key_is_encoded_as_for_elasticsearch() -> None:
         cfg = KibanaConfig(url=fake.server.url, api_key=Secret("key:value"))
         KibanaClient(cfg).status_level()
     assert fake.server.requests[0].headers["authorization"] == "ApiKey a2V5OnZhbHVl"  # base64("key:value")
+
+
+# --- spaces: rule and connector ids are unique across the whole Kibana ------------------------
+
+
+def test_ids_differ_per_space_and_keep_the_default_spaces_ids() -> None:
+    default = [c.id for c in kr.connectors(ConnectorsConfig())]
+    assert [c.id for c in kr.connectors(ConnectorsConfig(), "default")] == default
+    ml, ops = ([c.id for c in kr.connectors(ConnectorsConfig(), s)] for s in ("ml", "ops"))
+    assert len(set(default) | set(ml) | set(ops)) == 3 * len(default)
+    rules_ml = kr.rules(MappingProxyType({}), kr.connectors(ConnectorsConfig(), "ml"), space="ml")
+    assert {a["id"] for r in rules_ml for a in r.actions} <= set(ml)
+    assert rules_ml[0].previous_id == kr.object_id(None, "rule", "new-alerts")
+
+
+def test_an_id_living_in_another_space_is_409_then_404_and_the_error_says_so() -> None:
+    """What preflight_check_for_create.ts makes of a space-less id reused in a second space (the
+    earlier behaviour): POST 409, the PUT fallback 404 from this space."""
+    fake = FakeKibana()
+    rule = _rule()  # the default space's id
+    with fake.server:
+        assert _client(fake.server.url).upsert_rule(rule).outcome == "created"
+        same_id = kr.RuleSpec(rule.id, rule.name, rule.rule_type_id, rule.params, rule.actions)
+        with pytest.raises(KibanaError, match="exists in another Kibana space") as info:
+            _client(fake.server.url, space="ml").upsert_rule(same_id)
+    assert info.value.status == 404
+    last = fake.server.requests[-3:]
+    assert [r.method for r in last] == ["GET", "POST", "PUT"]
+    assert all(r.path == f"/s/ml/api/alerting/rule/{rule.id}" for r in last)
+
+
+def test_a_second_space_installs_beside_the_first() -> None:
+    fake = FakeKibana()
+    with fake.server:
+        for space in ("default", "ml"):
+            client = _client(fake.server.url, space=space)
+            specs = kr.connectors(ConnectorsConfig(), space)
+            assert [client.upsert_connector(c).outcome for c in specs] == ["created"] * 2
+            rules = kr.rules(MappingProxyType({}), specs, space=space)
+            assert [client.upsert_rule(r).outcome for r in rules] == ["created"] * len(rules)
+            assert [client.upsert_rule(r).outcome for r in rules] == ["updated"] * len(rules)
+    assert sorted(set(fake.space_of.values())) == ["default", "ml"]
+    assert len(fake.rules) == 4 and len(fake.connectors) == 4
+
+
+def test_an_earlier_versions_object_in_a_non_default_space_is_kept_not_duplicated() -> None:
+    fake = FakeKibana()
+    new_id = kr.rules(MappingProxyType({}), [], space="ml")[0]
+    legacy = new_id.previous_id
+    assert legacy is not None
+    fake.rules[legacy] = new_id.create_body()
+    fake.space_of[legacy] = "ml"
+    with fake.server:
+        done = _client(fake.server.url, space="ml").upsert_rule(new_id)
+    assert (done.outcome, done.id) == ("updated", legacy)
+    assert [r.method for r in fake.server.requests] == ["GET", "GET", "PUT"]
+    assert set(fake.rules) == {legacy}

@@ -213,3 +213,23 @@ def test_a_secret_echoed_back_in_an_error_is_scrubbed(
     err = result.stderr if result.stderr_bytes is not None else result.output
     assert 'target url "***" is not allowed' in err
     assert SLACK not in _all_output(result, caplog)
+
+
+def test_setup_in_a_space_keeps_connectors_an_earlier_version_created_there(tmp_path: Path) -> None:
+    """Earlier versions gave the space 'ml' the space-less ids; setup updates those objects and
+    points the rules at the connectors it kept, instead of creating a second set."""
+    from inferwatch.core.config import ConnectorsConfig
+    from inferwatch.kibana import rules as kr
+
+    es, kb = FakeElasticsearch(), FakeKibana()
+    earlier = kr.connectors(ConnectorsConfig())  # the space-less ids
+    for c in earlier:
+        kb.connectors[c.id] = c.create_body()
+        kb.space_of[c.id] = "ml"
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url, connectors=False))
+    assert result.exit_code == 0, result.output
+    assert set(kb.connectors) == {c.id for c in earlier}
+    assert all(kb.space_of[oid] == "ml" for oid in kb.rules)
+    used = {a["id"] for rule in kb.rules.values() for a in rule["actions"]}
+    assert used == {c.id for c in earlier}

@@ -1,5 +1,13 @@
 """Kibana rules and connectors of inferwatch (ids are uuid5 of names: setup is idempotent).
 
+Ids and spaces: rules and connectors are saved objects of Kibana's ``multiple-isolated`` types,
+whose ids must be unique across all spaces (creating an id that lives in another space is answered
+409 by src/core/packages/saved-objects/api-server-internal/src/lib/apis/internals/
+preflight_check_for_create.ts, and the same id is 404 from this space). So an id is derived from
+the space as well as the name (``object_id``); in the default space it is the space-less id
+earlier versions used everywhere, and in another space an object found under that earlier id
+(``earlier_id``) is adopted and updated instead of duplicated.
+
 Rules
 - "new alerts" (``.es-query``, basic license) on the alert history stream: any ``opened`` or
   ``escalated`` event of severity warning or critical in the last 15 minutes.
@@ -52,6 +60,7 @@ class ConnectorSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     secrets: Mapping[str, Secret] = field(default_factory=dict)
     preconfigured: bool = False  # defined in kibana.yml: referenced, never created
+    previous_id: str | None = None  # the id an earlier version gave it in this space
 
     @property
     def needs_gold(self) -> bool:
@@ -83,6 +92,7 @@ class RuleSpec:
     consumer: str = "stackAlerts"
     tags: tuple[str, ...] = tuple(TAGS)
     enabled: bool = True
+    previous_id: str | None = None  # the id an earlier version gave it in this space
 
     def create_body(self) -> dict[str, Any]:
         return {
@@ -102,22 +112,46 @@ class RuleSpec:
         return {k: body[k] for k in RULE_UPDATE_FIELDS if k in body}
 
 
-def connectors(cfg: ConnectorsConfig) -> list[ConnectorSpec]:
+DEFAULT_SPACE = "default"
+
+
+def object_id(space: str | None, *names: str) -> str:
+    """The stable id of a rule or connector in a Kibana space: unique across spaces, and in the
+    default space the id earlier versions gave it."""
+    if not space or space == DEFAULT_SPACE:
+        return stable_id(*names)
+    return stable_id("space", space, *names)
+
+
+def earlier_id(space: str | None, *names: str) -> str | None:
+    """The space-less id earlier versions used in every space (``None`` in the default space,
+    where it is still the id)."""
+    return None if not space or space == DEFAULT_SPACE else stable_id(*names)
+
+
+def connectors(cfg: ConnectorsConfig, space: str | None = None) -> list[ConnectorSpec]:
     out = [
-        ConnectorSpec(stable_id("connector", "server-log"), "inferwatch: Kibana server log", ".server-log"),
         ConnectorSpec(
-            stable_id("connector", "index"),
-            f"inferwatch: index {NOTIFICATIONS_INDEX}",
-            ".index",
+            name="inferwatch: Kibana server log",
+            connector_type_id=".server-log",
+            id=object_id(space, "connector", "server-log"),
+            previous_id=earlier_id(space, "connector", "server-log"),
+        ),
+        ConnectorSpec(
+            id=object_id(space, "connector", "index"),
+            previous_id=earlier_id(space, "connector", "index"),
+            name=f"inferwatch: index {NOTIFICATIONS_INDEX}",
+            connector_type_id=".index",
             config={"index": NOTIFICATIONS_INDEX, "refresh": False, "executionTimeField": "@timestamp"},
         ),
     ]
     if cfg.slack_webhook_url is not None:
         out.append(
             ConnectorSpec(
-                stable_id("connector", "slack"),
-                "inferwatch: Slack",
-                ".slack",
+                name="inferwatch: Slack",
+                connector_type_id=".slack",
+                id=object_id(space, "connector", "slack"),
+                previous_id=earlier_id(space, "connector", "slack"),
                 secrets={"webhookUrl": cfg.slack_webhook_url},
             )
         )
@@ -126,9 +160,10 @@ def connectors(cfg: ConnectorsConfig) -> list[ConnectorSpec]:
         # so it is never printed.
         out.append(
             ConnectorSpec(
-                stable_id("connector", "webhook"),
-                "inferwatch: webhook",
-                ".webhook",
+                name="inferwatch: webhook",
+                connector_type_id=".webhook",
+                id=object_id(space, "connector", "webhook"),
+                previous_id=earlier_id(space, "connector", "webhook"),
                 config={
                     "url": cfg.webhook_url.reveal(),
                     "method": "post",
@@ -219,11 +254,15 @@ def new_alerts_query() -> dict[str, Any]:
 
 
 def rules(
-    models: Mapping[str, ModelConfig], specs: list[ConnectorSpec], email_to: tuple[str, ...] = ()
+    models: Mapping[str, ModelConfig],
+    specs: list[ConnectorSpec],
+    email_to: tuple[str, ...] = (),
+    space: str | None = None,
 ) -> list[RuleSpec]:
     out = [
         RuleSpec(
-            id=stable_id("rule", "new-alerts"),
+            id=object_id(space, "rule", "new-alerts"),
+            previous_id=earlier_id(space, "rule", "new-alerts"),
             name="inferwatch: new warning or critical alert",
             rule_type_id=".es-query",
             params={
@@ -251,7 +290,8 @@ def rules(
             ),
         ),
         RuleSpec(
-            id=stable_id("rule", "volume", "*"),
+            id=object_id(space, "rule", "volume", "*"),
+            previous_id=earlier_id(space, "rule", "volume", "*"),
             name="inferwatch: no predictions from any model",
             rule_type_id=".index-threshold",
             params=_volume_params(LOGS_PATTERN),
@@ -267,7 +307,8 @@ def rules(
     for model in sorted(models):
         out.append(
             RuleSpec(
-                id=stable_id("rule", "volume", model),
+                id=object_id(space, "rule", "volume", model),
+                previous_id=earlier_id(space, "rule", "volume", model),
                 name=f"inferwatch: {model} prediction volume dropped to zero",
                 rule_type_id=".index-threshold",
                 params=_volume_params(model_pattern(model)),

@@ -3,7 +3,9 @@ connectors and rules. Space-aware (``/s/<space>/api/...``), TLS verified by defa
 from the config's ``Secret`` values revealed only when a request is built, never logged.
 
 Idempotent upserts: GET the object by its stable id; 404 -> POST (create); otherwise PUT with only
-the fields the update API accepts. A 409 on create (someone created it meanwhile) falls back to PUT.
+the fields the update API accepts. A 409 on create (someone created it meanwhile) falls back to PUT;
+a 404 to that PUT means the id lives in another space, and the error says so. In a non-default
+space an object an earlier version created under its space-less id is found and updated in place.
 """
 
 from __future__ import annotations
@@ -66,6 +68,16 @@ class ImportFailed(Exception):
 @dataclass(frozen=True)
 class ImportResult:
     success_count: int
+
+
+@dataclass(frozen=True)
+class Upserted:
+    outcome: str  # created | updated | preconfigured
+    id: str  # the id the object has in Kibana (an earlier version's id when that one was kept)
+
+
+CONNECTOR_ROUTE = "/api/actions/connector/"
+RULE_ROUTE = "/api/alerting/rule/"
 
 
 class KibanaClient:
@@ -197,42 +209,69 @@ class KibanaClient:
 
     # --- connectors and rules ------------------------------------------------------------
 
-    def upsert_connector(self, spec: ConnectorSpec) -> str:
-        """Returns ``created``, ``updated`` or ``preconfigured``."""
-        path = self.api(f"/api/actions/connector/{quote(spec.id, safe='')}")
-        status, decoded = self.request("GET", path)
+    def upsert_connector(self, spec: ConnectorSpec) -> Upserted:
+        """``created``, ``updated`` or ``preconfigured``, with the id the connector has."""
         if spec.preconfigured:
+            path = self.api(f"{CONNECTOR_ROUTE}{quote(spec.id, safe='')}")
+            status, decoded = self.request("GET", path)
             if status == 404:
                 raise KibanaError(
                     "GET", path, 404, f"preconfigured connector {spec.id!r} is not defined in kibana.yml"
                 )
             self._expect("GET", path, status, decoded)
-            return "preconfigured"
-        if status == 404:
-            status, decoded = self.request("POST", path, spec.create_body())
-            if status != 409:
-                self._expect("POST", path, status, decoded)
-                return "created"
-        else:
-            self._expect("GET", path, status, decoded)
-        status, decoded = self.request("PUT", path, spec.update_body())
-        self._expect("PUT", path, status, decoded)
-        return "updated"
+            return Upserted("preconfigured", spec.id)
+        return self._upsert(
+            CONNECTOR_ROUTE, "connector", spec.id, spec.previous_id, spec.create_body(), spec.update_body()
+        )
 
-    def upsert_rule(self, spec: RuleSpec) -> str:
-        """Returns ``created`` or ``updated``."""
-        path = self.api(f"/api/alerting/rule/{quote(spec.id, safe='')}")
+    def upsert_rule(self, spec: RuleSpec) -> Upserted:
+        """``created`` or ``updated``, with the id the rule has."""
+        return self._upsert(
+            RULE_ROUTE, "rule", spec.id, spec.previous_id, spec.create_body(), spec.update_body()
+        )
+
+    def _upsert(
+        self,
+        route: str,
+        kind: str,
+        oid: str,
+        earlier: str | None,
+        create: Mapping[str, Any],
+        update: Mapping[str, Any],
+    ) -> Upserted:
+        path = self.api(f"{route}{quote(oid, safe='')}")
         status, decoded = self.request("GET", path)
+        if status == 404 and earlier is not None:
+            # An earlier version created it in this space under its space-less id: keep that one.
+            old = self.api(f"{route}{quote(earlier, safe='')}")
+            old_status, old_decoded = self.request("GET", old)
+            if old_status == 200:
+                put_status, put_decoded = self.request("PUT", old, update)
+                self._expect("PUT", old, put_status, put_decoded)
+                return Upserted("updated", earlier)
+            if old_status != 404:
+                self._expect("GET", old, old_status, old_decoded)
         if status == 404:
-            status, decoded = self.request("POST", path, spec.create_body())
+            status, decoded = self.request("POST", path, create)
             if status != 409:
                 self._expect("POST", path, status, decoded)
-                return "created"
+                return Upserted("created", oid)
+            # 409: created meanwhile in this space (then PUT updates it), or the id lives in
+            # another space (then this space answers 404 to the PUT).
         else:
             self._expect("GET", path, status, decoded)
-        status, decoded = self.request("PUT", path, spec.update_body())
+        status, decoded = self.request("PUT", path, update)
+        if status == 404:
+            raise KibanaError(
+                "PUT",
+                path,
+                404,
+                f"{kind} id {oid} exists in another Kibana space (rule and connector ids are unique "
+                "across spaces) and is not visible from this one; delete it there or set kibana.space "
+                "to the space that holds it",
+            )
         self._expect("PUT", path, status, decoded)
-        return "updated"
+        return Upserted("updated", oid)
 
 
 def _reason(exc: Exception) -> str:

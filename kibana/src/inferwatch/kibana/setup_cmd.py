@@ -12,6 +12,7 @@ config (``${ENV}``) and are never printed.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -101,14 +102,15 @@ def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> No
     assert kcfg is not None
     objects = bundle(cfg.models, cfg.agent.dead_letter_index)
     ndjson = to_ndjson(objects)
-    connectors = kr.connectors(kcfg.connectors)
-    rules = kr.rules(cfg.models, connectors, kcfg.connectors.email_to)
-    space = kcfg.space or "default"
+    space = kcfg.space or kr.DEFAULT_SPACE
+    connectors = kr.connectors(kcfg.connectors, space)
+    email_to = kcfg.connectors.email_to
     notes = kr.license_notes(connectors)
     if dry_run:
         step(f"Kibana at {kcfg.url}, space {space} (dry run: not contacted)")
         _items(f"{o['type']} {o['id']} {o['attributes'].get('title', '')}" for o in objects)
         _items(f"connector {c.name} ({c.connector_type_id}) {c.id}" for c in connectors)
+        rules = kr.rules(cfg.models, connectors, email_to, space)
         _items(f"rule {r.name} ({r.rule_type_id}) {r.id}" for r in rules)
         for note in notes:
             _echo(f"  note: {note}")
@@ -129,11 +131,15 @@ def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> No
         step("connectors")
         for note in notes:
             _echo(f"  note: {note}")
+        in_kibana = []  # with the ids they have there (an earlier version's, when kept)
         for c in connectors:
-            _items([f"{c.name} ({c.connector_type_id}) {c.id}: {client.upsert_connector(c)}"])
+            done = client.upsert_connector(c)
+            in_kibana.append(dataclasses.replace(c, id=done.id))
+            _items([f"{c.name} ({c.connector_type_id}) {done.id}: {done.outcome}"])
         step("rules")
-        for r in rules:
-            _items([f"{r.name} ({r.rule_type_id}) {r.id}: {client.upsert_rule(r)}"])
+        for r in kr.rules(cfg.models, in_kibana, email_to, space):
+            done = client.upsert_rule(r)
+            _items([f"{r.name} ({r.rule_type_id}) {done.id}: {done.outcome}"])
     except ImportFailed as exc:
         raise SetupFailed(str(exc)) from None
     except (KibanaError, KibanaUnavailable) as exc:
