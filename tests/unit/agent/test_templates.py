@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import fnmatch
 from types import MappingProxyType
 from typing import Any
 
@@ -64,9 +65,23 @@ def test_index_template_shape() -> None:
     assert body["index_patterns"] == ["logs-inferwatch.*-*"]
     assert body["priority"] > 100  # above the built-in logs@template
     assert body["data_stream"] == {}
-    # ours before ecs@mappings: the first matching dynamic template wins
-    assert body["composed_of"] == [BASE_COMPONENT, "logs@mappings", "logs@settings", "ecs@mappings"]
-    assert body["ignore_missing_component_templates"] == ["logs@mappings", "logs@settings", "ecs@mappings"]
+    # ours before ecs@mappings: the first matching dynamic template wins; the site's hooks where
+    # Elastic's logs@template has logs@custom
+    assert body["composed_of"] == [
+        BASE_COMPONENT,
+        "logs@mappings",
+        "logs@settings",
+        "logs@custom",
+        "logs-inferwatch@custom",
+        "ecs@mappings",
+    ]
+    assert body["ignore_missing_component_templates"] == [
+        "logs@mappings",
+        "logs@settings",
+        "ecs@mappings",
+        "logs@custom",
+        "logs-inferwatch@custom",
+    ]
     settings = body["template"]["settings"]
     assert settings["index.mode"] == "standard"
     assert settings["index.mapping.total_fields.limit"] == 2000
@@ -78,6 +93,7 @@ def test_index_template_shape() -> None:
 def test_older_versions_leave_out_what_they_do_not_know() -> None:
     body = index_template("p-*", 500, [BASE_COMPONENT], "30d", Capabilities.from_version("8.6.2"))
     assert "ignore_missing_component_templates" not in body
+    assert not [c for c in body["composed_of"] if c.endswith("@custom")]  # a missing one fails the PUT
     assert "lifecycle" not in body["template"]
     assert "index.lifecycle.prefer_ilm" not in body["template"]["settings"]
     assert "index.mapping.total_fields.ignore_dynamic_beyond_limit" not in body["template"]["settings"]
@@ -227,3 +243,61 @@ def test_install_through_the_official_client_over_http() -> None:
         "/_index_template/logs-inferwatch.churn",
     ]
     assert stored["/_index_template/logs-inferwatch"] == plan(cfg, Capabilities.from_version("8.15.0"))[2][2]
+
+
+# -- Elastic conventions: @custom hooks, ECS, ml.inference -------------------------------------
+
+
+def elastic_logs_template() -> dict[str, Any]:
+    """Elastic's built-in ``logs@template`` (x-pack template-resources, logs@template.json)."""
+    return {
+        "index_patterns": ["logs-*-*"],
+        "priority": 100,
+        "composed_of": ["logs@mappings", "logs@settings", "logs@custom", "ecs@mappings"],
+        "ignore_missing_component_templates": ["logs@custom"],
+    }
+
+
+def test_every_index_template_composes_the_custom_hooks_as_the_built_in_does() -> None:
+    cfg = config(churn=ModelConfig(features=MappingProxyType({"age": "numeric"})))
+    builtin = elastic_logs_template()
+    for _, name, body in (step for step in plan(cfg) if step[0] == "index"):
+        composed = body["composed_of"]
+        # what logs@template composes, in its order (our components only come first)
+        assert [c for c in composed if c in builtin["composed_of"]] == builtin["composed_of"], name
+        hooks = [c for c in composed if c.endswith("@custom")]
+        assert hooks[0] == "logs@custom" and f"{name}@custom" in hooks, name
+        assert (
+            composed.index("logs@settings") < composed.index("logs@custom") < composed.index("ecs@mappings")
+        )
+        assert set(hooks) <= set(body["ignore_missing_component_templates"]), name
+    model = {name: body for kind, name, body in plan(cfg) if kind == "index"}["logs-inferwatch.churn"]
+    assert [c for c in model["composed_of"] if c.endswith("@custom")] == [
+        "logs@custom",
+        "logs-inferwatch@custom",
+        "logs-inferwatch.churn@custom",
+    ]
+    # setup never writes a hook: they are the site's
+    assert not [name for _, name, _ in plan(cfg) if name.endswith("@custom")]
+
+
+def test_ecs_version_and_agent_identity_are_mapped() -> None:
+    props = base_component()["template"]["mappings"]["properties"]
+    assert props["ecs"]["properties"]["version"] == {"type": "constant_keyword", "value": "8.16.0"}
+    agent = props["agent"]["properties"]
+    assert agent["id"] == {"type": "keyword"} and agent["name"] == {"type": "keyword"}
+
+
+def simple_match(pattern: str, path: str) -> bool:
+    """Elasticsearch's ``Regex.simpleMatch`` for one ``*`` wildcard pattern (path_match)."""
+    return fnmatch.fnmatchcase(path, pattern)
+
+
+def test_ml_inference_is_left_to_the_inference_processor() -> None:
+    mappings = base_component()["template"]["mappings"]
+    fields = ["ml.inference.predicted_value", "ml.inference.model_id", "ml.inference.my_tag.predicted_value"]
+    for rule in dynamic(base_component()).values():
+        assert not any(simple_match(rule["path_match"], f) for f in fields), rule
+    ml = mappings["properties"]["ml"]
+    assert "inference" not in ml["properties"]
+    assert ml.get("dynamic", True) is True and mappings.get("dynamic", True) is True

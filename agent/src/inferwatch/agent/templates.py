@@ -15,16 +15,31 @@ What ``inferwatch setup`` puts into Elasticsearch, in this order (all PUTs, so i
 4. per configured model an index template ``logs-inferwatch.<m>`` for ``logs-inferwatch.<m>-*``
    at priority 510, the same plus the model's component.
 
-Order in ``composed_of``: ours first, then ``logs@mappings``, ``logs@settings``, ``ecs@mappings``.
-Dynamic templates are tried in order and the first match wins; ``ecs@mappings`` maps leaf names
-such as ``*.ip``, ``*.name``, ``*.location`` and ``*_score*`` to ip, text or geo_point, which would
-catch features called ``ip`` or ``location``. Being first, ``ml.*`` rules win for ``ml.*`` fields;
-everything else keeps Elastic's ECS behaviour. Settings that must hold whatever the built-ins say
-sit in the index template itself, which overrides every component.
+Order in ``composed_of``: ours first, then ``logs@mappings``, ``logs@settings``, the ``@custom``
+hooks, ``ecs@mappings``. Dynamic templates are tried in order and the first match wins;
+``ecs@mappings`` maps leaf names such as ``*.ip``, ``*.name``, ``*.location`` and ``*_score*`` to
+ip, text or geo_point, which would catch features called ``ip`` or ``location``. Being first,
+``ml.*`` rules win for ``ml.*`` fields; everything else keeps Elastic's ECS behaviour. Settings that
+must hold whatever the built-ins say sit in the index template itself, which overrides every
+component.
+
+The ``@custom`` hooks are where a site puts its own mappings and settings, composed as Elastic's
+built-in ``logs@template`` composes ``logs@custom`` (after ``logs@settings``, before
+``ecs@mappings``, listed in ``ignore_missing_component_templates`` so that they may not exist):
+``logs@custom`` (the site's rules for every ``logs-*-*`` stream, which a template of higher priority
+than the built-in would otherwise skip silently), ``logs-inferwatch@custom`` (every model) and,
+in a model's template, ``logs-inferwatch.<m>@custom`` (as Fleet names ``<type>-<dataset>@custom``).
+Later components win, so a hook overrides ours; ``setup`` never writes them.
+
+ECS: ``ecs.version`` is a ``constant_keyword`` whose value is ``ECS_VERSION`` (every document of
+the stream has it without carrying it in ``_source``, like ``data_stream.*``); ``agent.id`` and
+``agent.name`` are keywords. ``ml.inference.*`` is left to Elastic's inference ingest processor
+(its default target): no rule of ours matches it and nothing under ``ml`` is strict.
 
 ``logs@settings`` names the ILM policy ``logs@lifecycle``; when the data stream lifecycle is set,
 ``index.lifecycle.prefer_ilm: false`` lets the lifecycle's retention apply (Elastic's documented
-migration path from ILM). Version gates: ``ignore_missing_component_templates`` >= 8.7,
+migration path from ILM). Version gates: ``ignore_missing_component_templates`` >= 8.7 (before
+it, the ``@custom`` hooks are left out: a missing component would fail the PUT),
 ``ignore_dynamic_beyond_limit`` >= 8.13, lifecycle >= 8.14; older 8.x gets the rest and a note.
 
 The dead-letter index template is installed by ``analytics.alert_index.install`` (one owner).
@@ -47,6 +62,8 @@ BASE_PATTERN = LOGS_PATTERN
 BASE_PRIORITY = 500
 MODEL_PRIORITY = 510
 BUILTIN_COMPONENTS = ("logs@mappings", "logs@settings", "ecs@mappings")
+CUSTOM_HOOK = "logs@custom"  # Elastic's hook for every logs-*-* stream (composed by logs@template)
+ECS_VERSION = "8.16.0"  # the ECS release whose field names and types the documents follow
 TOTAL_FIELDS_LIMIT = 2000
 IGNORE_ABOVE = 1024
 
@@ -92,6 +109,13 @@ def model_template_name(model: str) -> str:
     return f"{BASE_TEMPLATE}.{model_dataset(model)}"
 
 
+def custom_hooks(model: str | None = None) -> tuple[str, ...]:
+    """The ``@custom`` component templates an index template composes (a site's own, optional):
+    ``logs@custom``, ``logs-inferwatch@custom`` and, for a model, ``logs-inferwatch.<m>@custom``."""
+    hooks = (CUSTOM_HOOK, f"{BASE_TEMPLATE}@custom")
+    return hooks if model is None else (*hooks, f"{model_template_name(model)}@custom")
+
+
 # -- component templates ------------------------------------------------------------------------
 
 
@@ -135,8 +159,9 @@ def _fixed_properties() -> dict[str, Any]:
                 "namespace": {"type": "constant_keyword"},
             }
         },
+        "ecs": {"properties": {"version": {"type": "constant_keyword", "value": ECS_VERSION}}},
         "host": {"properties": {"name": keyword}},
-        "agent": {"properties": {"type": keyword, "version": keyword}},
+        "agent": {"properties": {"type": keyword, "version": keyword, "id": keyword, "name": keyword}},
         "log": {"properties": {"file": {"properties": {"path": keyword}}, "offset": {"type": "long"}}},
         "ml": {
             "properties": {
@@ -224,9 +249,11 @@ def index_template(
     components: Iterable[str],
     retention: str | None,
     caps: Capabilities = Capabilities(),
+    hooks: Iterable[str] = custom_hooks(),
 ) -> dict[str, Any]:
     """The body of ``PUT _index_template/<name>``: a data stream over ``pattern`` composed of our
-    ``components`` (first) and the built-ins."""
+    ``components`` (first), the built-ins and the ``@custom`` ``hooks`` (before ``ecs@mappings``,
+    as in Elastic's ``logs@template``; left out before 8.7, which cannot ignore a missing one)."""
     with_lifecycle = retention is not None and caps.lifecycle
     template: dict[str, Any] = {"settings": _settings(caps, with_lifecycle)}
     if with_lifecycle:
@@ -236,14 +263,20 @@ def index_template(
         "priority": priority,
         "data_stream": {},
         "allow_auto_create": True,
-        "composed_of": [*components, *BUILTIN_COMPONENTS],
+        "composed_of": [*components, *_builtins_with(hooks if caps.ignore_missing_components else ())],
         "template": template,
         "version": TEMPLATE_VERSION,
         "_meta": dict(_META),
     }
     if caps.ignore_missing_components:
-        body["ignore_missing_component_templates"] = list(BUILTIN_COMPONENTS)
+        body["ignore_missing_component_templates"] = [*BUILTIN_COMPONENTS, *hooks]
     return body
+
+
+def _builtins_with(hooks: Iterable[str]) -> list[str]:
+    """``logs@mappings``, ``logs@settings``, the hooks, ``ecs@mappings``: Elastic's order."""
+    *before, last = BUILTIN_COMPONENTS
+    return [*before, *hooks, last]
 
 
 def plan(cfg: Config, caps: Capabilities = Capabilities()) -> list[tuple[str, str, dict[str, Any]]]:
@@ -258,13 +291,12 @@ def plan(cfg: Config, caps: Capabilities = Capabilities()) -> list[tuple[str, st
         (
             "index",
             BASE_TEMPLATE,
-            index_template(BASE_PATTERN, BASE_PRIORITY, [BASE_COMPONENT], retention, caps),
+            index_template(BASE_PATTERN, BASE_PRIORITY, [BASE_COMPONENT], retention, caps, custom_hooks()),
         )
     )
     for name in models:
-        body = index_template(
-            model_pattern(name), MODEL_PRIORITY, [BASE_COMPONENT, model_component_name(name)], retention, caps
-        )
+        ours = [BASE_COMPONENT, model_component_name(name)]
+        body = index_template(model_pattern(name), MODEL_PRIORITY, ours, retention, caps, custom_hooks(name))
         steps.append(("index", model_template_name(name), body))
     return steps
 
