@@ -22,6 +22,7 @@ from inferwatch.core import __version__
 from inferwatch.core.clitools import EXIT_CONFIG, EXIT_FAILED
 from inferwatch.core.commands import CommandSpec
 from inferwatch.core.configschema import ConfigError
+from inferwatch.core.logs import LOG_FORMATS, configure
 
 ENTRY_POINT_GROUP = "inferwatch.commands"
 
@@ -92,7 +93,14 @@ class LazyGroup(click.Group):
     show_default="info, or $INFERWATCH_LOG_LEVEL",
     help="Verbosity of the logs written to stderr.",
 )
-def cli(log_level: str) -> None:
+@click.option(
+    "--log-format",
+    default=lambda: os.environ.get("INFERWATCH_LOG_FORMAT", "text"),
+    type=click.Choice(LOG_FORMATS, case_sensitive=False),
+    show_default="text, or $INFERWATCH_LOG_FORMAT",
+    help="text: one line a person reads; json: one ECS document per line, to ship these logs too.",
+)
+def cli(log_level: str, log_format: str) -> None:
     """inferwatch watches machine-learning models in production through their prediction logs.
 
     \b
@@ -105,11 +113,7 @@ def cli(log_level: str) -> None:
 
     Try it all locally with `inferwatch demo`.
     """
-    logging.basicConfig(
-        level=getattr(logging, log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure(log_level, "json" if log_format.lower() == "json" else "text")
     if log_level.lower() != "debug":
         # The Elasticsearch client logs every request (info) and every retried connection
         # failure with its traceback (warning); the commands report failures themselves, with
