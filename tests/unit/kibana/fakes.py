@@ -247,7 +247,8 @@ class FakeElasticsearch:
 
     PRODUCT: ClassVar[dict[str, str]] = {"X-Elastic-Product": "Elasticsearch"}
 
-    def __init__(self) -> None:
+    def __init__(self, version: str = "8.15.0") -> None:
+        self.version = version
         self.indices: set[str] = set()
         self.templates: dict[str, Any] = {}
         self.server = LoopbackServer(self.route)
@@ -257,8 +258,12 @@ class FakeElasticsearch:
         parts = [p for p in path.split("/") if p]
         if not parts:
             return Answer(
-                200, {"version": {"number": "8.15.0"}, "tagline": "You Know, for Search"}, self.PRODUCT
+                200, {"version": {"number": self.version}, "tagline": "You Know, for Search"}, self.PRODUCT
             )
+        if parts[0] == "_component_template" and tuple(map(int, self.version.split(".")[:2])) < (7, 8):
+            # Before composable templates (7.8) the path matches only other routes' methods.
+            err = f"Incorrect HTTP method for uri [{rec.path}] and method [{rec.method}], allowed: [POST]"
+            return Answer(405, {"error": err, "status": 405}, self.PRODUCT)
         if rec.method == "PUT" and parts[0].startswith("_") and len(parts) >= 2:
             self.templates["/".join(parts)] = rec.json() if rec.body else None
             return Answer(200, {"acknowledged": True}, self.PRODUCT)

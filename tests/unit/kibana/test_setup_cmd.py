@@ -233,3 +233,20 @@ def test_setup_in_a_space_keeps_connectors_an_earlier_version_created_there(tmp_
     assert all(kb.space_of[oid] == "ml" for oid in kb.rules)
     used = {a["id"] for rule in kb.rules.values() for a in rule["actions"]}
     assert used == {c.id for c in earlier}
+
+
+@pytest.mark.parametrize("version", ["7.7.1", "8.6.2"])
+def test_an_older_elasticsearch_is_refused_naming_its_version_and_the_minimum(
+    tmp_path: Path, version: str
+) -> None:
+    """7.7 answered PUT _component_template with a raw 405 "Incorrect HTTP method"; 8.6 cannot
+    store a template naming built-in components it lacks. Refused before any PUT, by name."""
+    es, kb = FakeElasticsearch(version), FakeKibana()
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr_bytes is not None else result.output
+    assert f"Elasticsearch {version} is older than 8.7.0, the oldest version inferwatch supports" in err
+    assert "405" not in err
+    assert [r.method for r in es.server.requests] == ["GET"]  # only the version was read
+    assert kb.server.requests == []

@@ -40,7 +40,8 @@ the stream has it without carrying it in ``_source``, like ``data_stream.*``); `
 ``index.lifecycle.prefer_ilm: false`` lets the lifecycle's retention apply (Elastic's documented
 migration path from ILM). Version gates: ``ignore_missing_component_templates`` >= 8.7 (before
 it, the ``@custom`` hooks are left out: a missing component would fail the PUT),
-``ignore_dynamic_beyond_limit`` >= 8.13, lifecycle >= 8.14; older 8.x gets the rest and a note.
+``ignore_dynamic_beyond_limit`` >= 8.13, lifecycle >= 8.14; 8.7 to 8.13 get the rest and a note,
+and ``install`` refuses a server older than ``Capabilities.MINIMUM`` (8.7), naming both versions.
 
 The dead-letter index template is installed by ``analytics.alert_index.install`` (one owner).
 """
@@ -50,7 +51,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from inferwatch.core.config import Config, FeatureKind, ModelConfig
 from inferwatch.core.contract import LOGS_PATTERN, LOGS_TEMPLATE, model_dataset, model_pattern
@@ -76,11 +77,31 @@ _KIND_MAPPING: Mapping[str, dict[str, Any]] = {
 }
 
 
+class UnsupportedElasticsearch(Exception):
+    """The server is older than ``Capabilities.MINIMUM``; the message names both versions."""
+
+    def __init__(self, number: str) -> None:
+        self.number = number
+        minimum = ".".join(map(str, Capabilities.MINIMUM))
+        super().__init__(
+            f"Elasticsearch {number} is older than {minimum}, the oldest version inferwatch supports "
+            f"(composable templates that may name absent built-in components need "
+            f"ignore_missing_component_templates); upgrade Elasticsearch to {minimum} or later"
+        )
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What the target Elasticsearch understands, from its version number."""
 
+    # Our index templates compose Elastic's built-ins (logs@mappings from 8.12 on), which older
+    # servers lack: only ignore_missing_component_templates (8.7) lets such a template be stored.
+    MINIMUM: ClassVar[tuple[int, int, int]] = (8, 7, 0)
     version: tuple[int, int, int] = (8, 15, 0)
+
+    @property
+    def supported(self) -> bool:
+        return self.version >= self.MINIMUM
 
     @classmethod
     def from_version(cls, number: str) -> Capabilities:
@@ -313,6 +334,8 @@ def install(client: Any, cfg: Config, log: logging.Logger | Callable[[str], None
     info = _body(client.perform_request("GET", "/", headers={"accept": "application/json"}))
     number = str(info.get("version", {}).get("number", "8.15.0"))
     caps = Capabilities.from_version(number)
+    if not caps.supported:
+        raise UnsupportedElasticsearch(number)
     done: list[str] = []
     for kind, name, body in plan(cfg, caps):
         path = f"/_component_template/{name}" if kind == "component" else f"/_index_template/{name}"

@@ -73,6 +73,8 @@ def _elasticsearch_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]
         _items(done if isinstance(done, list) else ["installed"])
         step("alert indices")
         _items(alert_index.install(client, cfg, log))
+    except templates.UnsupportedElasticsearch as exc:
+        raise SetupFailed(str(exc)) from None
     except (ApiError, TransportError) as exc:
         raise SetupFailed(f"Elasticsearch refused the setup: {_es_reason(exc)}") from None
     finally:
