@@ -417,7 +417,8 @@ def test_documents_without_an_id_are_each_a_document(tmp_path: Path) -> None:
 def test_booleans_are_never_numbers_whatever_the_column_holds(tmp_path: Path) -> None:
     """Elasticsearch ignores a boolean in a numeric field; a segment whose column held only
     booleans (a bool dtype, not object) counted them as 1.0 and 0.0."""
-    for name, values in [("1", [True, False]), ("2", [True, 3.0])]:
+    cases: list[tuple[str, list[Any]]] = [("1", [True, False]), ("2", [True, 3.0])]
+    for name, values in cases:
         root = tmp_path / name
         docs = [doc(f"b{i}", f"2026-11-22T10:0{i}:00Z", {"age": v}) for i, v in enumerate(values)]
         write_segment(root, "00000000000000000001.ndjson", [orjson.dumps(d) for d in docs])
@@ -425,3 +426,89 @@ def test_booleans_are_never_numbers_whatever_the_column_holds(tmp_path: Path) ->
         numbers = [v for v in values if not isinstance(v, bool)]
         assert_frame_equal(counts.presence, presence_table([("inputs.age", len(numbers), 2 - len(numbers))]))
         assert counts.numeric["count"].tolist() == [len(numbers)]
+
+
+def _day_store(tmp_path: Path, days: int = 5) -> Path:
+    """One segment a day (docs at 10:00-10:50 each day); the window is the last day's 10:00 hour."""
+    for day in range(days):
+        docs = [
+            doc(f"d{day}-{i}", f"2026-11-{18 + day:02d}T10:{i * 10:02d}:00.000Z", {"country": "DE", "age": i})
+            for i in range(6)
+        ]
+        write_segment(tmp_path, f"{day + 1:020d}.ndjson", [orjson.dumps(d) for d in docs])
+    return tmp_path
+
+
+LAST_HOUR = Window(datetime(2026, 11, 22, 10, tzinfo=UTC), datetime(2026, 11, 22, 11, tzinfo=UTC))
+
+
+def test_only_segments_that_overlap_the_window_are_parsed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cost of an evaluation follows the window: segments outside it have their span scanned
+    (timestamps only), never their documents parsed."""
+    store = _day_store(tmp_path / "store")
+    parsed: list[str] = []
+    real = LocalSource._parse
+
+    def spy(self: LocalSource, path: str, stamp: tuple[int, int]) -> Any:
+        parsed.append(path)
+        return real(self, path, stamp)
+
+    monkeypatch.setattr(LocalSource, "_parse", spy)
+    source = LocalSource(store)
+    assert source.window_counts(MODEL, "1", LAST_HOUR, None, KINDS).docs == 6
+    assert [Path(p).name for p in parsed] == [f"{5:020d}.ndjson"]
+
+
+def test_a_fresh_process_reads_spans_from_the_index_not_the_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = _day_store(tmp_path / "store")
+    index = tmp_path / "state" / "store-index.json"
+    assert LocalSource(store, index_file=index).model_counts(MODEL, LAST_HOUR).versions["docs"].tolist() == [
+        6
+    ]
+    assert len(orjson.loads(index.read_bytes())["segments"]) == 5
+
+    import inferwatch.analytics.sources.local as local
+
+    scanned: list[str] = []
+    real_scan = local.scan_span
+
+    def spy(path: str) -> Any:
+        scanned.append(path)
+        return real_scan(path)
+
+    monkeypatch.setattr(local, "scan_span", spy)
+    fresh = LocalSource(store, index_file=index)  # what the next `analytics once` builds
+    assert fresh.window_counts(MODEL, "1", LAST_HOUR, None, KINDS).docs == 6
+    assert scanned == []
+
+    # an old segment that changes (a late document inside the window) is scanned and read again
+    old = store / INDEX / f"{1:020d}.ndjson"
+    late = doc("late", "2026-11-22T10:59:00.000Z", {"country": "FR"})
+    old.write_bytes(old.read_bytes() + orjson.dumps(late) + b"\n")
+    os.utime(old, ns=(old.stat().st_atime_ns, old.stat().st_mtime_ns + 1_000_000))
+    again = LocalSource(store, index_file=index)
+    assert again.window_counts(MODEL, "1", LAST_HOUR, None, KINDS).docs == 7
+    assert [Path(p).name for p in scanned] == [old.name]
+
+    # a segment removed (retention) leaves the index; an unreadable index is rebuilt, not an error
+    old.unlink()
+    assert LocalSource(store, index_file=index).window_counts(MODEL, "1", LAST_HOUR, None, KINDS).docs == 6
+    assert len(orjson.loads(index.read_bytes())["segments"]) == 4
+    index.write_bytes(b"{not json")
+    assert LocalSource(store, index_file=index).window_counts(MODEL, "1", LAST_HOUR, None, KINDS).docs == 6
+
+
+def test_every_namespace_given_is_read(tmp_path: Path) -> None:
+    prod = doc("p1", "2026-11-22T10:05:00.000Z", {"country": "DE"})
+    write_segment(tmp_path, "1.ndjson", [orjson.dumps(prod)], index="logs-inferwatch.churn_classifier-prod")
+    write_segment(tmp_path, "1.ndjson", [orjson.dumps(D1)])
+    other = "logs-inferwatch.churn_classifier-staging"
+    write_segment(
+        tmp_path, "1.ndjson", [orjson.dumps(doc("s1", "2026-11-22T10:05:00.000Z", {}))], index=other
+    )
+    assert LocalSource(tmp_path, "default").window_counts(MODEL, "1", WINDOW, None, KINDS).docs == 1
+    assert LocalSource(tmp_path, ("default", "prod")).window_counts(MODEL, "1", WINDOW, None, KINDS).docs == 2

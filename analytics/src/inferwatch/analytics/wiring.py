@@ -40,6 +40,11 @@ def store_dir(cfg: Config) -> Path:
     return DataDir(cfg.agent.data_dir).store
 
 
+def store_index(cfg: Config) -> Path:
+    """Where the local source keeps the time span of each store segment between processes."""
+    return DataDir(cfg.agent.data_dir).analytics_state / "store-index.json"
+
+
 def backends(cfg: Config) -> Backends:
     """Elasticsearch when the config has an ``elasticsearch`` section, else the local store."""
     if cfg.elasticsearch is not None:
@@ -58,7 +63,7 @@ def backends(cfg: Config) -> Backends:
     from inferwatch.analytics.sources.local import LocalSource
 
     return Backends(
-        source=LocalSource(store_dir(cfg), shipped_namespaces(cfg)),
+        source=LocalSource(store_dir(cfg), shipped_namespaces(cfg), store_index(cfg)),
         sink=LocalAlertSink(DataDir(cfg.agent.data_dir).alerts),
         baselines=LocalBaselineStore(cfg.baselines_dir),
         description=f"local store {store_dir(cfg)}",
@@ -81,4 +86,4 @@ def build_evaluator(cfg: Config, chosen: Backends | None = None) -> Evaluator:
     )
 
 
-__all__ = ["Backends", "backends", "build_evaluator", "shipped_namespaces", "store_dir"]
+__all__ = ["Backends", "backends", "build_evaluator", "shipped_namespaces", "store_dir", "store_index"]

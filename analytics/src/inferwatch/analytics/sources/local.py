@@ -13,8 +13,11 @@ Elasticsearch path (``analytics.queries``) so that both give equal tables for th
 - Array values count the document once per distinct value or bin (as terms and range
   aggregations do); categorical values are compared as ``category_str``.
 
-Parsed segments are cached by (path, mtime, size) with their time span, so a repeated evaluation
-re-reads only what changed and skips segments outside the window.
+Segments are known by (path, mtime, size) with their time span, kept in ``SpanIndex`` (a small
+JSON file under the worker's state, so a fresh process knows them too, and a scan of their
+``@timestamp`` values for a segment new or changed); only segments that overlap the window are
+parsed, and a repeated evaluation re-reads only what changed: the cost of an evaluation follows
+the window, not the store.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -47,6 +51,7 @@ from inferwatch.analytics.sources.tables import (
     versions_table,
     volume_table,
 )
+from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 from inferwatch.core.contract import data_stream
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,76 @@ class _Segment:
     frame: pd.DataFrame | None  # None: rows dropped from memory (the segment ends before the window)
     first: pd.Timestamp | None
     last: pd.Timestamp | None
+
+
+_TIMESTAMP = re.compile(rb'"@timestamp":"([^"]*)"')
+
+
+def scan_span(path: str) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The earliest and latest ``@timestamp`` of a segment without parsing its documents: every
+    ``"@timestamp":"..."`` in the file (a field of that name elsewhere in a document can only
+    widen the span, which is safe: the span decides which segments to skip)."""
+    with open(path, "rb") as fh:
+        found = _TIMESTAMP.findall(fh.read())
+    if not found:
+        return None, None
+    ts = pd.to_datetime(
+        pd.Series([f.decode("utf-8", "replace") for f in found]), utc=True, format="ISO8601", errors="coerce"
+    )
+    ts = ts.dropna()
+    return (ts.min(), ts.max()) if len(ts) else (None, None)
+
+
+class SpanIndex:
+    """Segment path (relative to the store) -> (mtime_ns, size, first, last), in one JSON file
+    written atomically; an entry is used only while the segment's mtime and size are unchanged.
+    A missing or unreadable file is an empty index (it is a cache: rebuilt by scanning)."""
+
+    def __init__(self, store_dir: Path, path: Path | None) -> None:
+        self.store_dir = store_dir
+        self.path = path
+        self.entries: dict[str, list[Any]] = {}
+        self.dirty = False
+        if path is not None:
+            data = read_state_bytes(path)
+            try:
+                loaded = orjson.loads(data) if data else {}
+            except orjson.JSONDecodeError:
+                loaded = {}
+            if isinstance(loaded, dict) and isinstance(loaded.get("segments"), dict):
+                self.entries = loaded["segments"]
+
+    def span(self, path: str, stamp: tuple[int, int]) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        key = os.path.relpath(path, self.store_dir)
+        entry = self.entries.get(key)
+        if isinstance(entry, list) and len(entry) == 4 and (entry[0], entry[1]) == stamp:
+            return (
+                pd.Timestamp(entry[2], tz="UTC") if entry[2] is not None else None,
+                pd.Timestamp(entry[3], tz="UTC") if entry[3] is not None else None,
+            )
+        first, last = scan_span(path)
+        self.entries[key] = [stamp[0], stamp[1], _ns(first), _ns(last)]
+        self.dirty = True
+        return first, last
+
+    def save(self) -> None:
+        """Write the index when it learned something (segments gone are dropped from it)."""
+        if self.path is None:
+            return
+        present = {k: v for k, v in self.entries.items() if (self.store_dir / k).exists()}
+        if not self.dirty and len(present) == len(self.entries):
+            return
+        self.entries = present
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.path, orjson.dumps({"format": 1, "segments": present}), fsync=False)
+        except OSError as exc:  # a cache: the next process scans again
+            log.warning("cannot write the local store's segment index %s: %s", self.path, exc)
+        self.dirty = False
+
+
+def _ns(ts: pd.Timestamp | None) -> int | None:
+    return None if ts is None else int(ts.value)
 
 
 def _flatten(prefix: str, value: dict[str, Any], out: dict[str, Any]) -> None:
@@ -154,12 +229,19 @@ def _doc_counts(values: pd.Series) -> dict[Any, int]:
 
 
 class LocalSource:
-    def __init__(self, store_dir: Path, namespaces: str | Sequence[str] = "*") -> None:
+    """``index_file``: where the time span of every segment is kept between processes (keyed by
+    the segment's size and mtime), so that a fresh process (``analytics once``, a restarted
+    worker) reads only the segments that overlap its window; None keeps spans in memory only."""
+
+    def __init__(
+        self, store_dir: Path, namespaces: str | Sequence[str] = "*", index_file: Path | None = None
+    ) -> None:
         self.store_dir = store_dir
         self.namespaces = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
         self.dropped: Counter[str] = Counter()
         self._cache: dict[str, dict[str, _Segment]] = {}  # model -> segment path -> parsed
         self._joined: tuple[tuple[tuple[str, tuple[int, int]], ...], pd.DataFrame] | None = None
+        self._spans = SpanIndex(store_dir, index_file)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -200,8 +282,9 @@ class LocalSource:
         return _Segment(stamp, frame, first, last)
 
     def _segments(self, model: str) -> dict[str, _Segment]:
-        """The model's segments (parsed when new or changed); segments that vanished are
-        forgotten."""
+        """The model's segments: their time spans (from the span index, else a scan of their
+        timestamps; rows are parsed later, only for segments that overlap a window); a segment
+        that changed is forgotten and read again; segments that vanished are forgotten."""
         known = self._cache.get(model, {})
         current: dict[str, _Segment] = {}
         for path in self._paths(model):
@@ -210,11 +293,13 @@ class LocalSource:
                 stamp = (st.st_mtime_ns, st.st_size)
                 cached = known.get(path)
                 if cached is None or cached.stamp != stamp:
-                    cached = self._parse(path, stamp)
+                    first, last = self._spans.span(path, stamp)
+                    cached = _Segment(stamp, None, first, last)
             except FileNotFoundError:  # removed by retention between listing and reading
                 continue
             current[path] = cached
         self._cache[model] = current
+        self._spans.save()
         return current
 
     def _docs(self, model: str, window: Window, version: str | None = None) -> pd.DataFrame:
