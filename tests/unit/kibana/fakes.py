@@ -123,8 +123,9 @@ class FakeKibana:
     internals/preflight_check_for_create.ts, 'unresolvableConflict'), and GET or PUT of it from
     this space is 404."""
 
-    def __init__(self, status_levels: list[tuple[int, str]] | None = None) -> None:
+    def __init__(self, status_levels: list[tuple[int, str]] | None = None, version: str = "8.15.0") -> None:
         self.status_levels = list(status_levels or [(200, "available")])
+        self.version = version
         self.import_errors: list[dict[str, Any]] = []
         # Rules ("alert") and connectors ("action") are saved objects of multiple-isolated types:
         # one id in the whole Kibana, living in one space (space_of; unset means "default").
@@ -160,7 +161,14 @@ class FakeKibana:
                         "message": "Kibana server is not ready yet",
                     },
                 )
-            return Answer(200, {"name": "kibana", "status": {"overall": {"level": level, "summary": level}}})
+            return Answer(
+                200,
+                {
+                    "name": "kibana",
+                    "version": {"number": self.version, "build_snapshot": False},
+                    "status": {"overall": {"level": level, "summary": level}},
+                },
+            )
         if path.startswith("/api/saved_objects/_import"):
             return self._import(rec)
         for prefix, store, kind in (
@@ -262,8 +270,8 @@ class FakeElasticsearch:
             )
         if parts[0] == "_component_template" and tuple(map(int, self.version.split(".")[:2])) < (7, 8):
             # Before composable templates (7.8) the path matches only other routes' methods.
-            err = f"Incorrect HTTP method for uri [{rec.path}] and method [{rec.method}], allowed: [POST]"
-            return Answer(405, {"error": err, "status": 405}, self.PRODUCT)
+            wrong = f"Incorrect HTTP method for uri [{rec.path}] and method [{rec.method}], allowed: [POST]"
+            return Answer(405, {"error": wrong, "status": 405}, self.PRODUCT)
         if rec.method == "PUT" and parts[0].startswith("_") and len(parts) >= 2:
             self.templates["/".join(parts)] = rec.json() if rec.body else None
             return Answer(200, {"acknowledged": True}, self.PRODUCT)

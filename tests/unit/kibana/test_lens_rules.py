@@ -10,6 +10,7 @@ from typing import Any
 
 from inferwatch.kibana import build
 from inferwatch.kibana.lens import Layer, count, date_histogram, filters, terms
+from inferwatch.kibana.saved_objects import MINIMUM_KIBANA, older_than_minimum, version_tuple
 
 ASSET = build.ASSET
 
@@ -138,3 +139,22 @@ def test_every_data_view_allows_no_index() -> None:
     ]
     assert len(views) == 4
     assert all(v["attributes"].get("allowNoIndex") is True for v in views)
+
+
+def test_the_minimum_kibana_is_the_newest_version_in_the_bundle_and_the_readme_states_it() -> None:
+    """Kibana refuses a document whose typeMigrationVersion is newer than the last migration it
+    knows for the type ("belongs to a more recent version of Kibana", assertCompatibility in
+    packages/core/saved-objects/core-saved-objects-migration-server-internal/src/document_migrator/
+    pipelines/upgrade_pipeline.ts) and migrates older ones up; embedded panels carry their own
+    version. So the newest version the bundle declares is the oldest Kibana that imports it."""
+    declared: set[str] = set()
+    for line in ASSET.read_text(encoding="utf-8").splitlines():
+        obj = json.loads(line)
+        declared |= {obj["coreMigrationVersion"], obj["typeMigrationVersion"]}
+        if obj["type"] == "dashboard":
+            declared |= {p["version"] for p in json.loads(obj["attributes"]["panelsJSON"])}
+    assert max(declared, key=version_tuple) == MINIMUM_KIBANA == "8.9.0"
+    assert older_than_minimum("8.8.2") and not older_than_minimum("8.9.0")
+    assert not older_than_minimum("9.1.0-SNAPSHOT")
+    readme = (build.ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"minimum is **Kibana {MINIMUM_KIBANA}**" in readme

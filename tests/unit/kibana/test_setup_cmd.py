@@ -250,3 +250,17 @@ def test_an_older_elasticsearch_is_refused_naming_its_version_and_the_minimum(
     assert "405" not in err
     assert [r.method for r in es.server.requests] == ["GET"]  # only the version was read
     assert kb.server.requests == []
+
+
+def test_a_kibana_older_than_the_bundle_is_refused_before_the_import(tmp_path: Path) -> None:
+    """Kibana's document migrator refuses a saved object whose typeMigrationVersion is newer than
+    the last migration it knows for the type ("belongs to a more recent version of Kibana",
+    packages/core/saved-objects/core-saved-objects-migration-server-internal/src/document_migrator/
+    pipelines/upgrade_pipeline.ts); setup names the versions instead of failing object by object."""
+    es, kb = FakeElasticsearch(), FakeKibana(version="8.8.2")
+    with es.server, kb.server:
+        result = _run(_config(tmp_path, es.server.url, kb.server.url))
+    assert result.exit_code == 1
+    err = result.stderr if result.stderr_bytes is not None else result.output
+    assert "Kibana 8.8.2 at http://127.0.0.1:" in err and "older than 8.9.0" in err
+    assert [r.path for r in kb.server.requests] == ["/api/status"]

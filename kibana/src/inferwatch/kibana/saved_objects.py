@@ -31,7 +31,15 @@ TYPE_MIGRATION_VERSION = {
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in version.split("."))
+    """``"8.15.0-SNAPSHOT"`` -> ``(8, 15, 0)``."""
+    return tuple(
+        int("".join(ch for ch in part if ch.isdigit()) or 0) for part in version.split("-")[0].split(".")
+    )
+
+
+def older_than_minimum(kibana_version: str) -> bool:
+    """Whether a Kibana of this version would refuse the bundle (see the module docstring)."""
+    return version_tuple(kibana_version) < version_tuple(MINIMUM_KIBANA)
 
 
 # The oldest Kibana that imports the bundle: the newest version any object or panel declares.

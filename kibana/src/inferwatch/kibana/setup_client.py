@@ -92,6 +92,7 @@ class KibanaClient:
                 kwargs["ca_certs"] = str(cfg.ca_certs)
         self._http = urllib3.PoolManager(**kwargs)
         self._stop = threading.Event()
+        self.version: str | None = None  # Kibana's version.number, once /api/status answered
 
     # --- plumbing ------------------------------------------------------------------------
 
@@ -159,6 +160,9 @@ class KibanaClient:
             )
         if status != 200 or not isinstance(decoded, dict):
             return f"HTTP {status}"
+        number = (decoded.get("version") or {}).get("number")
+        if isinstance(number, str) and number:
+            self.version = number
         overall = (decoded.get("status") or {}).get("overall") or {}
         return str(overall.get("level") or overall.get("state") or "unknown")
 

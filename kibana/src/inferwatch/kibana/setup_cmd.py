@@ -97,7 +97,7 @@ def _es_reason(exc: Exception) -> str:
 def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> None:
     from inferwatch.kibana import rules as kr
     from inferwatch.kibana.bundle import bundle
-    from inferwatch.kibana.saved_objects import to_ndjson
+    from inferwatch.kibana.saved_objects import MINIMUM_KIBANA, older_than_minimum, to_ndjson
     from inferwatch.kibana.setup_client import ImportFailed, KibanaClient, KibanaError, KibanaUnavailable
 
     kcfg = cfg.kibana
@@ -123,6 +123,13 @@ def _kibana_steps(cfg: Config, dry_run: bool, step: Callable[[str], None]) -> No
         client.wait_available(
             float(kcfg.wait_timeout), progress=lambda m: _echo(f"  - {m}"), interval=STATUS_POLL_SECONDS
         )
+        if client.version is not None and older_than_minimum(client.version):
+            raise SetupFailed(
+                f"Kibana {client.version} at {kcfg.url} is older than {MINIMUM_KIBANA}, the oldest "
+                "version the inferwatch dashboards import into (Kibana refuses a saved object that "
+                "'belongs to a more recent version of Kibana'); upgrade Kibana to "
+                f"{MINIMUM_KIBANA} or later"
+            )
         step(f"saved objects into space {space}")
         result = client.import_objects(ndjson)
         kinds: dict[str, int] = {}
