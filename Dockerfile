@@ -16,5 +16,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links=/wheels "inferwatch[demo]" && rm -rf /wheels
 USER 10001:10001
 WORKDIR /var/lib/inferwatch
+# /metrics, /livez, /readyz of the agent (agent.metrics.listen) and the worker (analytics.metrics.listen)
+EXPOSE 9464 9465
 ENTRYPOINT ["inferwatch"]
 CMD ["--help"]
