@@ -30,7 +30,13 @@ DEAD_LETTER_REASONS = (
     "too_large",
     "undecodable_record",
 )
-DROP_REASONS = ("dead_letter_index", "dead_letter_write_failed", "spool_records_lost", "truncated_while_away")
+DROP_REASONS = (
+    "copytruncate_lost",
+    "dead_letter_index",
+    "dead_letter_write_failed",
+    "spool_records_lost",
+    "truncated_while_away",
+)
 
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DOCUMENT_BUCKETS = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
@@ -85,6 +91,12 @@ METRICS: dict[str, Spec] = {
         "gauge", "Per file: its size minus the offset committed to the registry.", ("path",)
     ),
     "files_open": Spec("gauge", "Log files being tailed."),
+    "files_skipped_total": Spec(
+        "counter",
+        "Files the globs match that are not read, by reason (compressed: a gzip/zstd/bzip2/xz/lz4 file).",
+        ("reason",),
+        (("compressed",),),
+    ),
     "output_up": Spec(
         "gauge",
         "1 when the last request reached the output, 0 when it failed (no sample before the first).",

@@ -468,6 +468,8 @@ class ReadLoop:
         for reason, n in list(self._tailer.counts.items()):
             if reason in _TAILER_DROPS:
                 self._metrics.set("dropped_total", n, labels(reason=reason))
+            elif reason in _TAILER_SKIPS:
+                self._metrics.set("files_skipped_total", n, labels(reason=reason))
         for reason, n in list(self._spool.counts.items()):
             self._metrics.set("storage_repairs_total", n, labels(store="spool", reason=reason))
             if reason == "records_lost":
@@ -520,6 +522,8 @@ def _raw(b: LineBatch, i: int, k: int) -> int:
 
 # Tailer events that mean bytes were skipped (not read): counted as drops.
 _TAILER_DROPS = frozenset({"truncated_while_away", "copytruncate_lost"})
+# Tailer events that mean a file the globs match is not read.
+_TAILER_SKIPS = frozenset({"compressed"})
 
 
 def _iso_now(t: float) -> str:

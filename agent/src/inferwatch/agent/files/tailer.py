@@ -36,7 +36,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from inferwatch.agent.files.identity import DEFAULT_FINGERPRINT_BYTES, fingerprint
+from inferwatch.agent.files.compressed import MAGIC_BYTES, UNDECIDED, compression_of
+from inferwatch.agent.files.identity import DEFAULT_FINGERPRINT_BYTES, fingerprint, fingerprint_of
 from inferwatch.agent.files.lines import HEAD_BYTES, split_lines
 from inferwatch.agent.model import Checkpoint, FileId, LineBatch, OversizedLine
 
@@ -142,6 +143,7 @@ class Tailer:
         self._closed: dict[FileId, _Closed] = {}
         self._closed_keys: dict[Key, FileId] = {}
         self._copies: dict[FileId, dict[str, int]] = {}  # deferred copies: path -> input index
+        self._compressed: dict[Key, tuple[int, int]] = {}  # skipped files -> (size, mtime_ns)
         self._batches: dict[tuple[Key, FileId], tuple[LineBatch, int]] = {}
         self._rr = 0
         self._warned: set[str] = set()
@@ -166,6 +168,8 @@ class Tailer:
         if w is not None:
             w.path = path  # renamed to another globbed name
             return
+        if self._compressed.get(key) == (st.st_size, st.st_mtime_ns):
+            return  # a compressed file, unchanged since it was skipped
         fid = self._closed_keys.get(key)
         if fid is not None:
             rec = self._closed[fid]
@@ -214,10 +218,18 @@ class Tailer:
 
     def _resolve(self, w: _Open, final: bool = False) -> bool:
         """Give ``w`` its identity and start offset once it has a first line. False if ``w`` was
-        dropped as a copy of a file already being read."""
-        fid = fingerprint(w.fd, self._fp_bytes, final)
+        dropped as a copy of a file already being read, or as a compressed file."""
+        head = os.pread(w.fd, max(self._fp_bytes, MAGIC_BYTES), 0)
         size = os.fstat(w.fd).st_size
         w.tried_size = size
+        kind = compression_of(head)
+        if kind == UNDECIDED and not final:
+            return True
+        if kind is not None and kind != UNDECIDED:
+            self._skip_compressed(w, kind)
+            return False
+        self._compressed.pop(w.key, None)
+        fid = fingerprint_of(head[: self._fp_bytes], self._fp_bytes, final)
         if fid is None:
             return True
         holder = self._by_id.get(fid)
@@ -274,6 +286,29 @@ class Tailer:
         w.truncated_from = None
         self._by_id[fid] = w
         return True
+
+    def _skip_compressed(self, w: _Open, kind: str) -> None:
+        """Let go of a compressed file (a rotation compressed by logrotate): its bytes are not
+        lines. Its lines were read from the plain file before it was compressed, as long as the
+        agent ran (``delaycompress`` keeps that file one more rotation for an agent that was down)."""
+        st = os.fstat(w.fd)
+        if w.key not in self._compressed:
+            self.counts["compressed"] += 1
+            if "compressed" not in self._warned:
+                self._warned.add("compressed")
+                log.warning(
+                    "%s is %s-compressed: skipped, as is every compressed file the globs match (its "
+                    "lines are read from the file before it was compressed; see delaycompress in the "
+                    "README's rotation advice)",
+                    w.path,
+                    kind,
+                )
+            else:
+                log.info("%s is %s-compressed: skipped", w.path, kind)
+        self._compressed[w.key] = (st.st_size, st.st_mtime_ns)
+        while len(self._compressed) > MAX_REMEMBERED:
+            del self._compressed[next(iter(self._compressed))]
+        self._discard(w)
 
     # -- reading --------------------------------------------------------------------------------
 

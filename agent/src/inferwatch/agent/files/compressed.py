@@ -1,0 +1,36 @@
+"""Recognise compressed files by their first bytes (pure): a rotated log compressed by
+logrotate (``compress``) still matches a glob such as ``*.jsonl*``, and its bytes are not lines.
+
+``compression_of(head)`` names the format (``gzip``, ``zstd``, ``bzip2``, ``xz``, ``lz4``), returns
+``None`` for anything else, or ``UNDECIDED`` while the file is shorter than the magic it starts
+like (a compressor that has written only its first bytes yet).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+UNDECIDED: Final = "undecided"
+MAGIC_BYTES: Final = 6  # the longest magic below
+
+_MAGIC: Final = (
+    (b"\x1f\x8b", "gzip"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+)
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression format ``head`` (a file's first bytes) starts with, None for none,
+    ``UNDECIDED`` when ``head`` is a proper prefix of a magic number."""
+    for magic, name in _MAGIC:
+        if head.startswith(magic):
+            return name
+        if len(head) < len(magic) and magic.startswith(head) and head:
+            return UNDECIDED
+    if len(head) <= 3 and head and b"BZh".startswith(head):
+        return UNDECIDED
+    if head.startswith(b"BZh") and 0x31 <= head[3] <= 0x39:  # bzip2: "BZh" and the block size
+        return "bzip2"
+    return None
