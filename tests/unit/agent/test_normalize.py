@@ -448,6 +448,34 @@ def test_prediction_id_mode_uses_model_and_id_and_falls_back_to_offset() -> None
     assert normalizer(no_id, SOURCE, INGESTED).doc_id == b64_blake("f" * 32 + ":1234")
 
 
+@pytest.mark.parametrize("document_id", ["prediction_id", "offset"])
+def test_integer_ids_beyond_64_bits_keep_their_digits(document_id: str) -> None:
+    normalizer = make(input_config=InputConfig(paths=("x",), document_id=document_id))
+    ids = [2**64, 2**64 + 1, 2**127 + 12345, -(2**63) - 1]
+    docs, doc_ids = [], set()
+    for pid in ids:
+        line = b'{"model": "m", "timestamp": 0, "prediction_id": %d}' % pid
+        event = normalizer(line, SOURCE, INGESTED)
+        docs.append(orjson.loads(event.body)["ml"]["prediction"]["id"])
+        doc_ids.add(event.doc_id)
+    assert docs == [str(pid) for pid in ids]
+    if document_id == "prediction_id":
+        assert doc_ids == {b64_blake(f"m:{pid}") for pid in ids}
+    float_id = doc_of(b'{"model": "m", "timestamp": 0, "prediction_id": 1.5e30}')
+    assert float_id["ml"]["prediction"]["id"] == "1.5e+30"  # a float stays as orjson writes it
+
+
+def test_hashed_integer_ids_beyond_64_bits_hash_their_digits() -> None:
+    normalizer = make(redact=RedactConfig(hash=("prediction_id",)), hash_key=b"k")
+    got = set()
+    for pid in (2**64, 2**64 + 1):
+        line = b'{"model": "m", "timestamp": 0, "prediction_id": %d}' % pid
+        got.add(orjson.loads(normalizer(line, SOURCE, INGESTED).body)["ml"]["prediction"]["id"])
+    assert got == {keyed_hash(str(2**64)), keyed_hash(str(2**64 + 1))}
+    small = doc_of(b'{"model": "m", "timestamp": 0, "prediction_id": 7}', normalizer)
+    assert small["ml"]["prediction"]["id"] == keyed_hash("7")
+
+
 # ---- batches --------------------------------------------------------------------------------
 
 

@@ -37,7 +37,8 @@ Rules, in the order they run:
    Unparseable -> ``bad_timestamp``. No timestamp (absent or null): the document gets the ingest
    time and ``counts["timestamp_missing"]`` grows, unless ``require_timestamp`` is set
    (then ``missing_field``).
-5. Version, prediction id: strings; other scalars are written as JSON (``2`` -> ``"2"``). A
+5. Version, prediction id: strings; other scalars are written as JSON (``2`` -> ``"2"``); an
+   integer id keeps its digits at any size (``2**64`` and more, which orjson reads as a float). A
    latency that is not a number (or numeric string) is left out and listed as
    ``prediction.latency_ms`` in ``ml.invalid``.
 6. Kinds of ``models.<name>.features`` (inputs) and ``.outputs``, keyed by dotted path
@@ -56,6 +57,7 @@ Other fields of the line are not shipped: the document holds what the contract n
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -327,6 +329,19 @@ def _scalar_str(value: Any) -> str:
     return _dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+def _exact_int(line: bytes, get: Callable[[JsonObject, Any], Any], arg: Any) -> str | None:
+    """The digits of the integer at ``get(obj, arg)`` in ``line`` parsed by the standard library,
+    which keeps an integer's digits at any size where orjson gives a float beyond 64 bits (two
+    128-bit ids would become one float, one document id); None when the value is no integer.
+    Called only for a value orjson gave as a float: rare."""
+    try:
+        text = line.decode("utf-8")
+        value = get(json.loads(text[1:] if text.startswith("\ufeff") else text), arg)
+    except (ValueError, RecursionError):  # orjson took the line: only nesting depth differs
+        return None
+    return str(value) if type(value) is int else None
+
+
 def _parse_error(line: bytes) -> Any:
     """Called when orjson refused the line: return the object if only a BOM was in the way,
     else raise the right ``Rejected``."""
@@ -475,6 +490,7 @@ class Normalizer:
         require_timestamp = self.require_timestamp
         redactor = Redactor(self.redact.drop, self.redact.hash, self.hash_key)
         redacting = redactor.active
+        pid_hashed = fields.prediction_id in self.redact.hash
         host = {"name": self.host}
         agent = {"type": "inferwatch", "version": self.agent_version}
         counts = self.counts
@@ -499,7 +515,11 @@ class Normalizer:
                 obj = _parse_error(line)
             if type(obj) is not dict:
                 raise Rejected("not_an_object", f"the line is {_json_type(obj)}")
+            exact_pid = None
             if redacting:
+                if pid_hashed and type(get_pid(obj, pid_arg)) is float:
+                    exact = _exact_int(line, get_pid, pid_arg)
+                    exact_pid = None if exact is None else redactor.hash_value(exact)
                 obj = redactor(obj)
 
             name = get_model(obj, model_arg)
@@ -531,6 +551,10 @@ class Normalizer:
             prediction: JsonObject = {}
             pid = get_pid(obj, pid_arg)
             if pid is not None:
+                if exact_pid is not None:
+                    pid = exact_pid
+                elif type(pid) is float:  # maybe an integer over 64 bits that orjson made a float
+                    pid = _exact_int(line, get_pid, pid_arg) or pid
                 if type(pid) is not str:
                     pid = _scalar_str(pid)
                 prediction["id"] = pid

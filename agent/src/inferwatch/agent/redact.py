@@ -56,11 +56,12 @@ class Redactor:
         """The pseudonym of one value (``None`` stays ``None``)."""
         if value is None:
             return None
-        data = (
-            value.encode("utf-8")
-            if isinstance(value, str)
-            else orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        )
+        if isinstance(value, str):
+            data = value.encode("utf-8")
+        elif type(value) is int:  # its JSON, also beyond the 64 bits orjson writes
+            data = str(value).encode()
+        else:
+            data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
         return hmac.new(self._key, data, hashlib.sha256).hexdigest()
 
 
