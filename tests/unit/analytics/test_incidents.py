@@ -113,16 +113,27 @@ def test_features_failing_in_the_same_window_share_the_incident() -> None:
     assert len(run.incidents) == 1 and run.notifications() == ["opened"]
 
 
-def test_an_incident_escalates_once_and_resolves_when_its_last_member_resolves() -> None:
-    run = Run()
+def test_an_incident_escalates_once_and_resolves_a_cooldown_after_its_last_member() -> None:
+    run = Run(cooldown=2 * 3600.0)
     run.window(0, [finding(0, "null_surge", "inputs.a", severity="warning")])
     run.window(1, [finding(1, "null_surge", "inputs.a", severity="critical")])
     run.window(2, [finding(2, "null_surge", "inputs.a", severity="critical")])
-    for i in range(3, 3 + RESOLVE_AFTER):
+    quiet = 2 + RESOLVE_AFTER  # the alert resolves on this window
+    for i in range(3, quiet + 4):
         run.window(i, [])
+        (incident,) = run.incidents.values()
+        assert incident.status == ("open" if i < quiet else "resolving" if i <= quiet + 2 else "resolved")
+    assert run.events() == ["opened", "escalated", "resolving", "resolved"]
     assert run.notifications() == ["opened", "escalated", "resolved"]
-    (incident,) = run.incidents.values()
-    assert incident.status == "resolved" and incident.resolved == window(2 + RESOLVE_AFTER).end.isoformat()
+    assert incident.resolved == window(quiet).end.isoformat()
+
+
+def test_without_a_cooldown_an_incident_resolves_with_its_last_member() -> None:
+    run = Run(cooldown=0.0)
+    run.window(0, [finding(0, "null_surge", "inputs.a")])
+    for i in range(1, 1 + RESOLVE_AFTER):
+        run.window(i, [])
+    assert run.notifications() == ["opened", "resolved"]
 
 
 def test_an_alert_back_within_the_cooldown_reopens_in_place_without_a_new_notification() -> None:
@@ -136,8 +147,8 @@ def test_an_alert_back_within_the_cooldown_reopens_in_place_without_a_new_notifi
     assert alert.status == "open" and alert.recurrences == 1 and alert.first_seen == window(0).end.isoformat()
     (incident,) = run.incidents.values()
     assert incident.status == "open" and incident.recurrences == 1
-    assert run.events() == ["opened", "resolved", "reopened"]
-    assert run.notifications() == ["opened", "resolved"]
+    assert run.events() == ["opened", "resolving", "reopened"]
+    assert run.notifications() == ["opened"]  # the flap is not news: nothing was said resolved
 
 
 def test_an_alert_back_after_the_cooldown_is_news_again() -> None:
@@ -149,7 +160,7 @@ def test_an_alert_back_after_the_cooldown_is_news_again() -> None:
     assert [c.transition for c in update.alerts] == ["opened"]
     assert next(iter(run.alerts.values())).recurrences == 0
     assert len(run.incidents) == 2
-    assert run.notifications() == ["opened", "resolved", "opened"]
+    assert run.notifications() == ["opened", "resolved", "opened"]  # the old one resolved first
 
 
 def test_replaying_a_window_changes_no_incident() -> None:

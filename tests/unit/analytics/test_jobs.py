@@ -164,17 +164,20 @@ def test_a_new_value_opens_one_alert_and_rerunning_the_window_duplicates_nothing
 
 def test_alerts_resolve_after_clean_windows_and_state_survives_a_new_evaluator(tmp_path: Path) -> None:
     tables = {window(0).end: counts(window(0), 600, 390, xx=10)}
-    tables.update({window(i).end: counts(window(i), 600, 400) for i in range(1, 4)})
+    later = [1, 2, 3, 28]  # the incident is said resolved once its cooldown (a day) passed quiet
+    tables.update({window(i).end: counts(window(i), 600, 400) for i in later})
     source = StubSource(tables)
     ev, sink = evaluator(tmp_path, source)
     ev.evaluate(MODEL, window(0))
-    for i in range(1, 4):
+    for i in later:
         ev, sink = evaluator(tmp_path, source)  # a restarted worker: state comes from disk
         ev.evaluate(MODEL, window(i))
     doc = next(d for d in sink.alerts().values() if d["detector"] == "unseen_category")
     assert doc["status"] == "resolved" and doc["key"] == "XX"
     actions = [h["event"]["action"] for h in sink.history() if h["detector"] == "unseen_category"]
-    assert actions == ["opened", "resolved"]
+    assert actions == ["opened", "resolving", "resolved"]
+    (incident,) = sink.incidents().values()
+    assert incident["status"] == "resolved" and incident["incident"]["resolved"] == window(3).end.isoformat()
 
 
 def test_kinds_passed_to_the_source_come_from_config_and_baseline(tmp_path: Path) -> None:
@@ -409,3 +412,43 @@ def test_overlapping_windows_do_not_count_the_same_documents_again(tmp_path: Pat
         result = ev.evaluate(MODEL, Window(end - timedelta(hours=1), end))
         fired += [(i, f.detector) for f in result.findings if f.status is Status.FIRING]
     assert fired == []
+
+
+def test_model_floors_qualify_features_and_keep_only_the_floors_set() -> None:
+    from inferwatch.analytics.jobs import model_floors
+
+    cfg = parse_config(
+        "analytics: {cooldown: 2h}\n"
+        "models:\n"
+        "  churn:\n"
+        "    features: {country: categorical, age: numeric}\n"
+        "    outputs: {score: numeric}\n"
+        "    floors: {country: {unseen: 0.05}, score: {drift: 0.3}, inputs.age: {null: 0.2, drift: 0.15}}\n",
+        {},
+    )
+    assert cfg.analytics.cooldown == 7200.0
+    assert model_floors(cfg) == {
+        "churn": {
+            "inputs.country": {"unseen": 0.05},
+            "outputs.score": {"drift": 0.3},
+            "inputs.age": {"null": 0.2, "drift": 0.15},
+        }
+    }
+
+
+def test_a_skipped_detector_is_named_with_its_reason_in_the_evaluation_and_once_output(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from inferwatch.analytics.display import print_evaluation
+
+    ev, _ = evaluator(tmp_path, StubSource({window(0).end: counts(window(0), 600, 400)}))
+    result = ev.evaluate(MODEL, window(0))
+    volume = next(f for f in result.skipped if f.detector == "volume")
+    assert volume.reason == "no baseline has an hour-of-week volume (build one --from-logs)"
+    assert "volume: no baseline has an hour-of-week volume (build one --from-logs)" in result.skipped_lines()
+    print_evaluation(result, as_json=False, include_all=False)
+    out = capsys.readouterr().out
+    assert "  nothing firing" in out
+    assert "  skipped: volume: no baseline has an hour-of-week volume (build one --from-logs)" in out
+    print_evaluation(result, as_json=True, include_all=False)
+    assert "skipped: volume: no baseline" in capsys.readouterr().err

@@ -337,6 +337,9 @@ class AnalyticsConfig:
     baselines_dir: Path | None = None  # default: <agent.data_dir>/baselines
     shard: str = "0/1"  # this worker takes models whose hash % n == i
     min_window_docs: int = 200  # smaller windows are merged with the preceding ones
+    # A resolved alert back within this reopens in place (no new alert, no new message); an
+    # incident whose alerts all resolved is said resolved once this has passed with none back.
+    cooldown: Duration = Duration(86400.0)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the worker's /metrics, /livez, /readyz
 
     def validate(self) -> Problems:
@@ -347,6 +350,25 @@ class AnalyticsConfig:
             yield "false_alarms_per_week", "must be positive"
         if self.interval <= 0 or self.window <= 0:
             yield "window", "interval and window must be positive"
+        if self.cooldown < 0:
+            yield "cooldown", "must be zero (no cooldown) or positive"
+
+
+@dataclass(frozen=True)
+class FeatureFloors:
+    """Effect floors of one feature in place of the defaults: how large a change must be before
+    it can alert, however significant (rates as shares: 0.05 is 5 points above the baseline)."""
+
+    null: float | None = None  # missing values (default 0.01)
+    unseen: float | None = None  # values never seen in training (default 0.005)
+    oov: float | None = None  # texts with an out-of-vocabulary token (default 0.01)
+    drift: float | None = None  # Jensen-Shannon distance of the distribution (default 0.1)
+
+    def validate(self) -> Problems:
+        for name in ("null", "unseen", "oov", "drift"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                yield name, f"must be between 0 and 1, got {value}"
 
 
 @dataclass(frozen=True)
@@ -354,10 +376,15 @@ class ModelConfig:
     features: Mapping[str, FeatureKind] = field(default_factory=lambda: MappingProxyType({}))
     outputs: Mapping[str, FeatureKind] = field(default_factory=lambda: MappingProxyType({}))
     categorical_closed: tuple[str, ...] = ()  # closed vocabularies: one unseen value is enough
+    floors: Mapping[str, FeatureFloors] = field(default_factory=lambda: MappingProxyType({}))  # by feature
 
     def validate(self) -> Problems:
         if not self.features:  # kinds inferred from the baseline: nothing to check against
             return
+        known = {*self.features, *self.outputs}
+        for name in self.floors:
+            if name.split(".", 1)[-1] not in known:
+                yield f"floors.{name}", f"{name!r} is not one of the model's features or outputs"
         for i, name in enumerate(self.categorical_closed):
             kind = self.features.get(name)
             if kind is None:

@@ -61,6 +61,8 @@ def print_evaluation(
     if as_json:
         for note in notes:  # stdout stays a JSON array
             click.echo(f"note: {note}", err=True)
+        for line in ev.skipped_lines():
+            click.echo(f"skipped: {line}", err=True)
         return dicts
     click.echo(f"model {ev.model}, window {ev.window.start.isoformat()} .. {ev.window.end.isoformat()}")
     if shown:
@@ -69,10 +71,14 @@ def print_evaluation(
         click.echo("  no findings" if include_all else "  nothing firing")
     for note in notes:
         click.echo(f"  note: {note}")
+    for line in ev.skipped_lines():  # a test that did not run must not pass for a quiet one
+        click.echo(f"  skipped: {line}")
     for change in ev.changes:
         click.echo(
             f"  alert {change.transition}: {change.state.detector} {change.state.feature or ''}".rstrip()
         )
+    for event in ev.incidents:
+        click.echo(f"  incident {event.transition}: [{event.incident.severity}] {event.incident.message}")
     return dicts
 
 

@@ -10,7 +10,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from inferwatch.analytics.alerts import AlertChange, IncidentChange
@@ -55,6 +55,18 @@ class Evaluation:
         that never runs (volume without an hour-of-week profile) must not pass for a quiet one."""
         return [f for f in self.findings if f.status is Status.SKIPPED]
 
+    def skipped_lines(self) -> list[str]:
+        """The skipped tests for a person: one line per detector and reason, naming the features."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for f in self.skipped:
+            groups.setdefault((f.detector, f.reason or f.message), []).append(f.feature or "")
+        lines = []
+        for (detector, reason), features in groups.items():
+            named = sorted({x for x in features if x})
+            where = f" on {', '.join(named)}" if named else ""
+            lines.append(f"{detector}{where}: {reason}")
+        return lines
+
 
 def model_features(cfg: Config) -> tuple[dict[str, dict[str, FeatureKind]], dict[str, frozenset[str]]]:
     """From the config: model -> qualified key -> kind, and model -> closed-vocabulary keys."""
@@ -68,12 +80,27 @@ def model_features(cfg: Config) -> tuple[dict[str, dict[str, FeatureKind]], dict
     return features, closed
 
 
+def model_floors(cfg: Config) -> dict[str, dict[str, dict[str, float]]]:
+    """From the config: model -> qualified key -> its configured effect floors (set ones only)."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, m in cfg.models.items():
+        for feature, floors in m.floors.items():
+            key = feature if feature.startswith(("inputs.", "outputs.")) else f"inputs.{feature}"
+            if feature not in m.features and feature in m.outputs:
+                key = f"outputs.{feature}"
+            values = {k: float(v) for k, v in vars(floors).items() if v is not None}
+            if values:
+                out.setdefault(name, {})[key] = values
+    return out
+
+
 def aligned_window(at: datetime, span: float, step: float) -> Window:
-    """The window ending at the last multiple of ``step`` before ``at``: re-running the same
-    moment evaluates the same window, which keeps alerts idempotent."""
-    ts = at.astimezone(UTC).timestamp()
-    end = datetime.fromtimestamp(ts - ts % step, tz=UTC)
-    return Window(end - timedelta(seconds=span), end)
+    """The window ending at the last multiple of ``step`` (UTC) before ``at``: re-running the same
+    moment evaluates the same window, which keeps alerts idempotent (``analytics.windows``, where
+    a timezone can be given)."""
+    from inferwatch.analytics.windows import aligned_window as aligned
+
+    return aligned(at, span, step)
 
 
 @dataclass
@@ -84,6 +111,7 @@ class Evaluator:
     states: StateStore
     features: Mapping[str, Mapping[str, FeatureKind]]  # model -> qualified key -> kind (config)
     closed: Mapping[str, frozenset[str]]  # model -> closed-vocabulary features
+    floors: Mapping[str, Mapping[str, Mapping[str, float]]] = field(default_factory=dict)  # model_floors
     false_alarms_per_week: float = 1.0
     interval: float = 300.0
     cooldown: float = 86400.0  # a resolved alert firing again within this reopens (no new alert)
@@ -107,7 +135,7 @@ class Evaluator:
         document is in 12 windows), and carrying one state through all of them would count each
         document 12 times. Windows ``ceil(span / interval)`` steps apart do not overlap, so each
         phase of that cycle keeps its own state: a chain of disjoint windows."""
-        chains = max(1, math.ceil(window.seconds / self.interval - 1e-9))
+        chains = max(1, math.ceil(window.nominal_seconds / self.interval - 1e-9))
         if chains == 1:
             return version
         phase = round(window.end.timestamp() / self.interval) % chains
@@ -140,7 +168,12 @@ class Evaluator:
             previous = state.detectors.get(chain)
             det_state = DetectorState.from_dict(previous) if previous else None
             found, new_state = evaluate_version(
-                counts, baseline, self.params_for(baseline), self.closed.get(model, frozenset()), det_state
+                counts,
+                baseline,
+                self.params_for(baseline),
+                self.closed.get(model, frozenset()),
+                det_state,
+                self.floors.get(model, {}),
             )
             if not replay:
                 state.detectors[chain] = new_state.to_dict()

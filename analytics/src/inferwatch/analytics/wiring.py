@@ -11,7 +11,7 @@ from pathlib import Path
 
 from inferwatch.analytics.alerts.sink import AlertSink, LocalAlertSink
 from inferwatch.analytics.baseline_store import BaselineStore, LocalBaselineStore
-from inferwatch.analytics.jobs import Evaluator, model_features
+from inferwatch.analytics.jobs import Evaluator, model_features, model_floors
 from inferwatch.analytics.sources.base import CountSource
 from inferwatch.analytics.state_store import StateStore
 from inferwatch.core.clitools import hosts_text
@@ -80,6 +80,8 @@ def build_evaluator(cfg: Config, chosen: Backends | None = None) -> Evaluator:
         states=StateStore(DataDir(cfg.agent.data_dir).analytics_state),
         features=features,
         closed=closed,
+        floors=model_floors(cfg),
+        cooldown=float(cfg.analytics.cooldown),
         false_alarms_per_week=cfg.analytics.false_alarms_per_week,
         interval=float(cfg.analytics.interval),
         min_window_docs=cfg.analytics.min_window_docs,

@@ -93,3 +93,13 @@ def test_an_all_null_window_and_an_empty_baseline_are_skips_with_reasons() -> No
     empty = baseline(categorical(KEY, {}, nulls=10))
     findings, _ = evaluate_version(counts(100, base=empty, categories={KEY: {"a": 100}}), empty, P)
     assert "the baseline has no values" in pick(findings, "unseen_rate").message
+
+
+def test_a_configured_floor_of_a_feature_replaces_the_default_for_that_feature_only() -> None:
+    """models.<m>.floors.country.unseen: 0.05 -- 4.1% unseen is significant but under that floor."""
+    window = counts(2310, base=BASE, categories={KEY: {"US": 1200, "DE": 700, "FR": 316, "BR": 61, "MX": 33}})
+    findings, _ = evaluate_version(window, BASE, P, floors={"country": {"unseen": 0.05}})
+    rate = pick(findings, "unseen_rate")
+    assert rate.status is Status.OK and rate.effect_floor == 0.05
+    findings, _ = evaluate_version(window, BASE, P, floors={"inputs.other": {"unseen": 0.05}})
+    assert pick(findings, "unseen_rate").status is Status.FIRING

@@ -7,10 +7,11 @@ Pure: no clock, no I/O. Applied after ``lifecycle.apply_window`` on the same win
   (``outputs.*``: it follows an input failure), or one of the incident's alerts fired in this
   same window (the two conditions hold at once: features that move together, or one cause
   seen by several detectors). Otherwise it opens a new incident.
-- An alert that reopens within the cooldown goes back to its own incident, which reopens
-  (``reopened``, ``recurrences`` + 1) if it had resolved: no new incident, no new notification.
-- An incident's severity is its worst member's; it escalates when that rises; it resolves when
-  every member has resolved.
+- An incident's severity is its worst member's; it escalates when that rises. When every
+  member has resolved it is ``resolving``: it resolves (and says so) once ``cooldown`` seconds
+  pass with none of them back. An alert that reopens within its cooldown goes back to its own
+  incident, which reopens silently (``reopened``, ``recurrences`` + 1): a flapping cause is one
+  incident with one "opened" and one "resolved" message, not one pair per flap.
 - Its message names the likely cause first: the member earliest in ``CAUSE_ORDER`` (a vanished
   input before a null surge before a drift, inputs before outputs), then what follows.
 
@@ -30,8 +31,8 @@ from typing import Any, Literal
 from inferwatch.analytics.alerts.lifecycle import OPENING, AlertChange, AlertState
 from inferwatch.analytics.model import Severity
 
-IncidentStatus = Literal["open", "resolved"]
-IncidentTransition = Literal["opened", "joined", "escalated", "reopened", "resolved"]
+IncidentStatus = Literal["open", "resolving", "resolved"]
+IncidentTransition = Literal["opened", "joined", "escalated", "resolving", "reopened", "resolved"]
 NOTIFYING: frozenset[str] = frozenset({"opened", "escalated", "resolved"})
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -79,7 +80,7 @@ class IncidentState:
     status: IncidentStatus
     severity: Severity
     opened: str  # window end at which it opened
-    resolved: str | None  # window end at which it last resolved
+    resolved: str | None  # window end at which its last member resolved (resolving, resolved)
     last_window: str
     members: tuple[str, ...]  # alert ids, in the order they joined
     cause: str  # alert id of the likely cause
@@ -180,10 +181,8 @@ def _worst(members: Iterable[AlertState]) -> Severity:
     return worst
 
 
-def _within(resolved: str | None, end: datetime, cooldown: float) -> bool:
-    if resolved is None or cooldown <= 0:
-        return False
-    return 0 < (end - datetime.fromisoformat(resolved)).total_seconds() <= cooldown
+def _quiet_for(inc: IncidentState, end: datetime) -> float:
+    return (end - datetime.fromisoformat(inc.resolved)).total_seconds() if inc.resolved else 0.0
 
 
 def _related(inc: IncidentState, alert: AlertState, alerts: Mapping[str, AlertState], end: str) -> bool:
@@ -216,12 +215,14 @@ def apply_incidents(
     touched: dict[str, IncidentState] = {}  # id -> the incident as it was before this window
     joined: dict[str, list[str]] = {}
     changed = list(changes)
+    events: list[IncidentChange] = []
+    _resolve_quiet(out, states, end_dt, cooldown, events)
     opening = sorted((c for c in changed if c.transition in OPENING), key=lambda c: cause_rank(c.state))
     for change in opening:
         alert = states[change.state.id]
         target: IncidentState | None = None
         own = out.get(alert.incident) if alert.incident else None
-        if own is not None and (own.status == "open" or _within(own.resolved, end_dt, cooldown)):
+        if own is not None and own.status in ("open", "resolving"):
             target = own
         else:
             target = next((i for i in out.values() if _related(i, alert, states, end)), None)
@@ -251,31 +252,33 @@ def apply_incidents(
         member_of = states[change.state.id].incident
         if member_of is not None and member_of in out:
             touched.setdefault(member_of, out[member_of])
-    events: list[IncidentChange] = []
     for iid, before in touched.items():
         inc = out[iid]
         members = [states[m] for m in inc.members if m in states]
         cause_id, message = incident_message(members)
         is_open = any(m.status == "open" for m in members)
         severity = _worst(members)
+        quiet = not is_open and before.status == "open"
+        settled: IncidentStatus = "resolving" if cooldown > 0 else "resolved"
+        status: IncidentStatus = "open" if is_open else (settled if quiet else inc.status)
         new = replace(
             inc,
             severity=severity,
             cause=cause_id or inc.cause,
             message=message or inc.message,
-            status="open" if is_open else "resolved",
-            resolved=end if before.status == "open" and not is_open else inc.resolved,
+            status=status,
+            resolved=end if quiet else inc.resolved,
             last_window=end,
         )
         transition: IncidentTransition | None = None
-        if before.status == "resolved" and is_open:
+        if before.status != "open" and is_open:
             if iid in incidents:
                 new = replace(new, recurrences=inc.recurrences + 1)
                 transition = "reopened"
             else:
                 transition = "opened"
-        elif before.status == "open" and not is_open:
-            transition = "resolved"
+        elif quiet:
+            transition = "resolving" if cooldown > 0 else "resolved"
         elif is_open and _RANK[severity] > _RANK[before.severity]:
             transition = "escalated"
         elif iid in joined:
@@ -284,6 +287,25 @@ def apply_incidents(
         if transition is not None:
             events.append(IncidentChange(transition, new, states.get(new.cause, members[0]), end))
     return out, states, events
+
+
+def _resolve_quiet(
+    incidents: dict[str, IncidentState],
+    alerts: Mapping[str, AlertState],
+    end: datetime,
+    cooldown: float,
+    events: list[IncidentChange],
+) -> None:
+    """Resolving incidents whose cooldown passed with no member back are resolved: say so now.
+    Before this window's alerts join anything, so an alert back after that is a new incident."""
+    iso = end.isoformat()
+    for iid, inc in list(incidents.items()):
+        if inc.status != "resolving" or inc.last_window >= iso or _quiet_for(inc, end) <= cooldown:
+            continue
+        done = replace(inc, status="resolved", last_window=iso)
+        incidents[iid] = done
+        cause = alerts.get(done.cause) or alerts[done.members[0]]
+        events.append(IncidentChange("resolved", done, cause, iso))
 
 
 def incident_document(inc: IncidentState, cause: AlertState, timestamp: str) -> dict[str, Any]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
+from types import MappingProxyType
 
 from inferwatch.analytics.detectors import drift, nulls, unseen, versions, vocabulary, volume
 from inferwatch.analytics.detectors.common import Context, num
@@ -63,11 +65,13 @@ def evaluate_version(
     params: DetectorParams,
     closed: frozenset[str] = frozenset(),
     state: DetectorState | None = None,
+    floors: Mapping[str, Mapping[str, float]] = MappingProxyType({}),
 ) -> tuple[list[Finding], DetectorState]:
     """All per-feature detectors of one model version over one window.
 
-    ``closed`` lists the closed-vocabulary features (qualified or bare keys). The state passed
-    in is not modified; the returned one replaces it.
+    ``closed`` lists the closed-vocabulary features (qualified or bare keys); ``floors`` the
+    configured effect floors by feature (qualified or bare key -> ``FLOOR_FIELDS`` key -> value).
+    The state passed in is not modified; the returned one replaces it.
     """
     st = state.copy() if state is not None else DetectorState()
     ctx = Context(counts.model, counts.version, counts.window, params, st)
@@ -95,9 +99,11 @@ def evaluate_version(
     findings: list[Finding] = []
     for key in sorted(baseline.features):
         fb = baseline.features[key]
+        own = floors.get(key) or floors.get(key.split(".", 1)[-1])
+        fctx = replace(ctx, params=params.with_floors(own)) if own else ctx
         try:
             findings += _feature(
-                ctx, key, fb, tables.get(key, FeatureCounts()), counts.docs, _is_closed(key, closed)
+                fctx, key, fb, tables.get(key, FeatureCounts()), counts.docs, _is_closed(key, closed)
             )
         except Exception as exc:  # one feature's surprise must not cost the others their verdicts
             log.exception("detectors failed on %s %s %s", counts.model, counts.version, key)

@@ -15,11 +15,20 @@ the budget (see tests/unit/analytics/detectors/test_calibration.py).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 ALPHA_MIN = 1e-12  # below this the exact tails underflow and nothing could ever fire
 ALPHA_MAX = 0.05  # a budget this loose is a configuration mistake; never test at more than 5%
+
+# models.<m>.floors.<feature> keys (core.config.FeatureFloors) -> the floor each one sets
+FLOOR_FIELDS = {
+    "null": "null_floor_abs",
+    "unseen": "unseen_floor_abs",
+    "oov": "oov_floor_abs",
+    "drift": "js_floor",
+}
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,11 @@ class DetectorParams:
 
     def c_min(self, closed: bool) -> int:
         return self.c_min_closed if closed else self.c_min_open
+
+    def with_floors(self, floors: Mapping[str, float]) -> DetectorParams:
+        """These params with one feature's configured effect floors (``FLOOR_FIELDS`` keys)."""
+        changes: dict[str, Any] = {FLOOR_FIELDS[k]: float(v) for k, v in floors.items() if k in FLOOR_FIELDS}
+        return replace(self, **changes) if changes else self
 
     @classmethod
     def from_budget(
