@@ -329,6 +329,19 @@ class KibanaConfig:
         return self.password or _read_secret(self.password_file, "kibana.password_file")
 
 
+def timezone_problem(name: str) -> str | None:
+    """Why ``name`` is not a timezone the worker can follow, or None."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name.upper() in ("UTC", "Z"):
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"unknown timezone {name!r}: give an IANA name such as UTC, Europe/Berlin or America/New_York"
+    return None
+
+
 @dataclass(frozen=True)
 class AnalyticsConfig:
     interval: Duration = Duration(300.0)  # how often each model is evaluated
@@ -337,6 +350,8 @@ class AnalyticsConfig:
     baselines_dir: Path | None = None  # default: <agent.data_dir>/baselines
     shard: str = "0/1"  # this worker takes models whose hash % n == i
     min_window_docs: int = 200  # smaller windows are merged with the preceding ones
+    # Window ends follow this zone's wall clock (an IANA name): interval 1d + window 1d = local days
+    timezone: str = "UTC"
     # A resolved alert back within this reopens in place (no new alert, no new message); an
     # incident whose alerts all resolved is said resolved once this has passed with none back.
     cooldown: Duration = Duration(86400.0)
@@ -350,6 +365,8 @@ class AnalyticsConfig:
             yield "false_alarms_per_week", "must be positive"
         if self.interval <= 0 or self.window <= 0:
             yield "window", "interval and window must be positive"
+        if (problem := timezone_problem(self.timezone)) is not None:
+            yield "timezone", problem
         if self.cooldown < 0:
             yield "cooldown", "must be zero (no cooldown) or positive"
 

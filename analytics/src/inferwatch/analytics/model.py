@@ -56,6 +56,9 @@ class Window:
 
     start: datetime
     end: datetime
+    # The span the schedule asked for, when a calendar window differs from it (a local day is
+    # 23 or 25 hours when clocks change; ``analytics.windows``); None: end - start.
+    nominal: float | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None or self.end.tzinfo is None:
@@ -66,6 +69,11 @@ class Window:
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+    @property
+    def nominal_seconds(self) -> float:
+        """The scheduled span (``seconds`` unless the window follows a local calendar day)."""
+        return self.nominal if self.nominal is not None else self.seconds
 
     def to_dict(self) -> dict[str, str]:
         return {"gte": self.start.isoformat(), "lt": self.end.isoformat()}

@@ -12,11 +12,13 @@ import threading
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from apscheduler.triggers.base import BaseTrigger
+
+from inferwatch.analytics.windows import next_grid_point
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +53,28 @@ def my_models(models: Iterable[str], shard: str) -> list[str]:
     return sorted(m for m in set(models) if owns(m, shard))
 
 
+class GridTrigger(BaseTrigger):
+    """Fires ``lag`` after every window end of the schedule's grid (``analytics.windows``): every
+    ``interval`` of the wall clock of ``tz`` from its midnight, so daily windows of a local day
+    are evaluated when that day ends, whatever the clocks did. The lag (a tenth of the interval,
+    at most 10 s) lets the window's last documents be shipped and become searchable."""
+
+    def __init__(self, interval: float, tz: tzinfo = UTC) -> None:
+        self.interval = interval
+        self.tz = tz
+        self.lag = timedelta(seconds=min(10.0, interval / 10))
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
+        after = max(t for t in (previous_fire_time, now) if t is not None) - self.lag
+        return next_grid_point(after, self.interval, self.tz) + self.lag
+
+
 class Worker:
     """Owns the scheduler. ``start()`` schedules the jobs (the first run is immediate);
     ``stop()`` is idempotent and waits for running jobs to finish; ``request_stop()`` only sets
     an event, so it is safe in a signal handler while ``run_until_stopped()`` blocks."""
 
-    def __init__(self, models: list[str], interval: float, run: RunModel) -> None:
+    def __init__(self, models: list[str], interval: float, run: RunModel, tz: tzinfo = UTC) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
         self.models = list(models)
@@ -73,7 +91,7 @@ class Worker:
         for model in self.models:
             self.scheduler.add_job(
                 self._job,
-                IntervalTrigger(seconds=interval, timezone=UTC),
+                GridTrigger(interval, tz),
                 args=[model],
                 id=f"evaluate:{model}",
                 name=f"evaluate {model}",

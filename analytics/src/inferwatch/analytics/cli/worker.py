@@ -22,9 +22,10 @@ from inferwatch.analytics.cli.common import (
     parse_duration,
 )
 from inferwatch.analytics.display import evaluation_notes, print_evaluation
-from inferwatch.analytics.jobs import Evaluation, aligned_window
+from inferwatch.analytics.jobs import Evaluation
 from inferwatch.analytics.metrics import WorkerMetrics, endpoint
 from inferwatch.analytics.model import Status
+from inferwatch.analytics.windows import aligned_window, zone
 from inferwatch.analytics.wiring import backends, build_evaluator
 from inferwatch.core.clitools import config_option, fail, load_or_exit
 
@@ -72,9 +73,10 @@ def run(config_path: Path) -> None:
     chosen = backends(cfg)
     evaluator = build_evaluator(cfg, chosen)
     span, step = float(cfg.analytics.window), float(cfg.analytics.interval)
+    tz = zone(cfg.analytics.timezone)
 
     def run_model(model: str, at: datetime) -> Evaluation:
-        ev = evaluator.evaluate(model, aligned_window(at, span, step))
+        ev = evaluator.evaluate(model, aligned_window(at, span, step, tz))
         firing = sum(f.status is Status.FIRING for f in ev.findings)
         log.info(
             "model %s window %s..%s: %d firing, %s",
@@ -94,7 +96,7 @@ def run(config_path: Path) -> None:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
         logging.getLogger("apscheduler.executors").setLevel(logging.CRITICAL)
     worker_metrics = WorkerMetrics(models)
-    worker = Worker(models, step, worker_metrics.measure(run_model))
+    worker = Worker(models, step, worker_metrics.measure(run_model), tz)
     server = None
     if cfg.analytics.metrics.listen:
         try:  # bound before the scheduler starts: an address in use fails now
@@ -150,8 +152,8 @@ def once(
 ) -> None:
     """Run one evaluation now and print the findings (firing ones unless --all).
 
-    The window ends at the last multiple of analytics.interval before --at, like the scheduled
-    worker's, so running it again changes no alert.
+    The window ends at the last multiple of analytics.interval before --at (on the wall clock of
+    analytics.timezone), like the scheduled worker's, so running it again changes no alert.
 
     \b
     Examples:
@@ -170,7 +172,7 @@ def once(
     names = [configured_model(cfg, m)[0] for m in models] or list(cfg.models)
     chosen = backends(cfg)
     evaluator = build_evaluator(cfg, chosen)
-    window = aligned_window(at, span, float(cfg.analytics.interval))
+    window = aligned_window(at, span, float(cfg.analytics.interval), zone(cfg.analytics.timezone))
     out: list[dict[str, Any]] = []
     with elasticsearch_errors(cfg):
         for model in names:

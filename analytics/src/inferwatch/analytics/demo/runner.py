@@ -35,7 +35,6 @@ import yaml
 
 from inferwatch.agent.writer import PredictionLogger
 from inferwatch.analytics.alerts import RESOLVE_AFTER
-from inferwatch.analytics.wiring import Backends, backends, build_evaluator
 from inferwatch.analytics.demo import data as demo_data
 from inferwatch.analytics.demo import model as demo_model
 from inferwatch.analytics.demo.baseline import demo_baseline
@@ -52,6 +51,7 @@ from inferwatch.analytics.demo.story import (
 from inferwatch.analytics.demo.stream import Injection, default_schedule
 from inferwatch.analytics.demo.target import ES_URL, EsCounter, EsTarget
 from inferwatch.analytics.model import Window
+from inferwatch.analytics.wiring import Backends, backends, build_evaluator
 from inferwatch.core.config import Config, ConfigError, load_config
 from inferwatch.core.layout import DataDir
 
