@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from inferwatch.analytics.detectors import evaluate_version
+from inferwatch.analytics.detectors import DetectorState, evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.stats import binom_upper_p
-from inferwatch.analytics.model import Status
+from inferwatch.analytics.model import Status, WindowCounts
 
-from .factories import baseline, categorical, counts, firing, pick
+from .factories import baseline, categorical, counts, firing, pick, window
 
 P = DetectorParams(alpha=1e-4)
 KEY = "inputs.country"
@@ -103,3 +103,54 @@ def test_a_configured_floor_of_a_feature_replaces_the_default_for_that_feature_o
     assert rate.status is Status.OK and rate.effect_floor == 0.05
     findings, _ = evaluate_version(window, BASE, P, floors={"inputs.other": {"unseen": 0.05}})
     assert pick(findings, "unseen_rate").status is Status.FIRING
+
+
+RARE = categorical(KEY, {"US": 5000, "DE": 3000, "FR": 2000})  # p0 = 1/10,000
+
+
+def daily(i: int, extra: dict[str, int]) -> WindowCounts:
+    return counts(
+        900,
+        base=baseline(RARE),
+        categories={KEY: {"US": 450, "DE": 270, "FR": 180 - sum(extra.values()), **extra}},
+        win=window(i),
+    )
+
+
+def test_a_new_value_seen_once_a_window_alerts_by_name_once_the_evidence_adds_up() -> None:
+    """Once in each window of 900: never 3 sightings in one window, so it used to stay silent
+    for ever. Its sightings accumulate across windows against every value since its first."""
+    base = baseline(RARE)
+    state = DetectorState()
+    statuses = []
+    for i in range(8):
+        findings, state = evaluate_version(daily(i, {"Korea": 1}), base, P, state=state)
+        korea = [f for f in findings if f.detector == "unseen_category" and f.key == "Korea"]
+        statuses.append(korea[0].status if korea else None)
+    first = statuses.index(Status.FIRING)
+    assert statuses[:first] == [None, None] + [Status.OK] * (first - 2)  # c_min: 3 sightings first
+    assert statuses[first:] == [Status.FIRING] * (8 - first)  # and it stays firing while it is seen
+    korea = pick(findings, "unseen_category", key="Korea")
+    assert korea.observed["count"] == 8 and korea.observed["n"] == 7200 and korea.observed["windows"] == 8
+    assert korea.message == (
+        "inputs.country: new value 'Korea' seen 8 times in 7,200 values over 8 windows (0.11%), never seen in training"
+    )
+    assert DetectorState.from_dict(state.to_dict()) == state
+
+
+def test_a_new_value_at_the_expected_rate_is_forgotten() -> None:
+    state = DetectorState()
+    _, state = evaluate_version(daily(0, {"Oz": 1}), BASE, P, state=state)  # p0 = 0.2%: one is expected
+    assert state.unseen[KEY] == {"Oz": (1, 900, 1)}
+    for i in range(1, 3):
+        _, state = evaluate_version(daily(i, {}), BASE, P, state=state)
+    assert KEY not in state.unseen
+
+
+def test_an_accepted_value_is_never_new_again() -> None:
+    window = counts(2310, base=BASE, categories={KEY: {"US": 1200, "DE": 700, "FR": 316, "BR": 61, "MX": 33}})
+    findings, state = evaluate_version(window, BASE, P, accepted={KEY: frozenset({"BR"})})
+    assert [f.key for f in findings if f.detector == "unseen_category"] == ["MX"]
+    rate = pick(findings, "unseen_rate")
+    assert rate.observed["count"] == 33 and rate.examples == ("MX",)
+    assert "BR" not in state.unseen[KEY]

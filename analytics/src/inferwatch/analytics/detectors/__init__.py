@@ -19,44 +19,27 @@ from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from inferwatch.analytics.detectors import drift, nulls, unseen, versions, vocabulary, volume
+from inferwatch.analytics.detectors import versions, volume
 from inferwatch.analytics.detectors.common import Context, num
 from inferwatch.analytics.detectors.params import DetectorParams
+from inferwatch.analytics.detectors.registry import FeatureInput, run_feature, series_of
 from inferwatch.analytics.detectors.slices import FeatureCounts, split_counts
 from inferwatch.analytics.detectors.state import DetectorState
-from inferwatch.analytics.model import Baseline, FeatureBaseline, Finding, ModelCounts, Status, WindowCounts
+from inferwatch.analytics.model import Baseline, Finding, ModelCounts, Status, WindowCounts
 
 __all__ = ["DetectorParams", "DetectorState", "count_series", "evaluate_model", "evaluate_version"]
 
 log = logging.getLogger(__name__)
 
-# Tests one window runs per feature, by kind (vanished is a near-certain event, not counted).
-_NULL_TESTS = 2  # null_surge, null_creep
-_KIND_TESTS = {"categorical": 3, "numeric": 1, "text": 2}  # unseen value + rate + drift; drift; oov + vocab
-
 
 def count_series(baseline: Baseline) -> int:
-    """How many tests one window of this baseline's version runs: the alpha's denominator."""
-    return sum(_NULL_TESTS + _KIND_TESTS.get(fb.kind, 0) for fb in baseline.features.values())
+    """How many tests one window of this baseline's version runs: the alpha's denominator
+    (the same table ``evaluate_version`` runs: ``registry.FEATURE_DETECTORS``)."""
+    return sum(series_of(fb.kind) for fb in baseline.features.values())
 
 
 def _is_closed(key: str, closed: frozenset[str]) -> bool:
     return key in closed or key.split(".", 1)[-1] in closed
-
-
-def _feature(
-    ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts, docs: int, closed: bool
-) -> list[Finding]:
-    out = nulls.evaluate(ctx, key, fb, fc, docs)
-    if fb.kind == "categorical":
-        out += unseen.evaluate(ctx, key, fb, fc, closed)
-        out.append(drift.category(ctx, key, fb, fc))
-    elif fb.kind == "numeric":
-        out.append(drift.numeric(ctx, key, fb, fc))
-    elif fb.kind == "text":
-        out.append(vocabulary.oov_rate(ctx, key, fb, fc))
-        out.append(vocabulary.drift(ctx, key, fb, fc))
-    return out
 
 
 def evaluate_version(
@@ -66,11 +49,13 @@ def evaluate_version(
     closed: frozenset[str] = frozenset(),
     state: DetectorState | None = None,
     floors: Mapping[str, Mapping[str, float]] = MappingProxyType({}),
+    accepted: Mapping[str, frozenset[str]] = MappingProxyType({}),
 ) -> tuple[list[Finding], DetectorState]:
     """All per-feature detectors of one model version over one window.
 
     ``closed`` lists the closed-vocabulary features (qualified or bare keys); ``floors`` the
-    configured effect floors by feature (qualified or bare key -> ``FLOOR_FIELDS`` key -> value).
+    configured effect floors by feature (qualified or bare key -> ``FLOOR_FIELDS`` key -> value);
+    ``accepted`` the values acknowledged as normal by feature (they are never new).
     The state passed in is not modified; the returned one replaces it.
     """
     st = state.copy() if state is not None else DetectorState()
@@ -101,10 +86,10 @@ def evaluate_version(
         fb = baseline.features[key]
         own = floors.get(key) or floors.get(key.split(".", 1)[-1])
         fctx = replace(ctx, params=params.with_floors(own)) if own else ctx
+        fc = tables.get(key, FeatureCounts())
         try:
-            findings += _feature(
-                fctx, key, fb, tables.get(key, FeatureCounts()), counts.docs, _is_closed(key, closed)
-            )
+            ok = accepted.get(key, frozenset()) | accepted.get(key.split(".", 1)[-1], frozenset())
+            findings += run_feature(fctx, FeatureInput(key, fb, fc, counts.docs, _is_closed(key, closed), ok))
         except Exception as exc:  # one feature's surprise must not cost the others their verdicts
             log.exception("detectors failed on %s %s %s", counts.model, counts.version, key)
             findings.append(

@@ -56,6 +56,7 @@ class DetectorParams:
     max_merge_windows: int = 12  # a series merged this many windows is tested regardless
     high_cardinality_values: int = 50  # distinct unseen values in one window -> rate only
     max_value_findings: int = 20  # unseen_category findings per feature and window
+    unseen_memory_values: int = 200  # new values whose evidence is remembered across windows, per feature
     vocab_bins: int = 50  # top-K training tokens as bins of the token distribution
     volume_floor: float = 0.5  # |observed / expected - 1| needed for a volume finding
     volume_min_expected: float = 20.0  # expected documents before a drop to zero is critical

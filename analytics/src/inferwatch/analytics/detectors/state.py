@@ -5,6 +5,8 @@
   ``{"windows", "k", "n"}``, distribution series ``{"windows", "counts": {bin: count}}``.
 - ``cusum``: the null-creep CUSUM per feature, ``{"s", "m", "n", "alarm"}``.
 - ``high_cardinality``: features whose unseen values exploded; watched by rate only.
+- ``unseen``: per feature, each new value's evidence since its first sighting:
+  ``{value: [sightings, values of the feature, windows]}`` (``unseen._remember``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class DetectorState:
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     cusum: dict[str, Cusum] = field(default_factory=dict)
     high_cardinality: set[str] = field(default_factory=set)
+    unseen: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,6 +36,9 @@ class DetectorState:
                 k: {"s": c.s, "m": c.m, "n": c.n, "alarm": c.alarm} for k, c in sorted(self.cusum.items())
             },
             "high_cardinality": sorted(self.high_cardinality),
+            "unseen": {
+                k: {v: list(cmw) for v, cmw in sorted(m.items())} for k, m in sorted(self.unseen.items())
+            },
         }
 
     @classmethod
@@ -54,7 +60,15 @@ class DetectorState:
             except (KeyError, TypeError, ValueError):
                 continue
         high = {str(x) for x in (d.get("high_cardinality") or [])}
-        return cls(pending, cusum, high)
+        unseen: dict[str, dict[str, tuple[int, int, int]]] = {}
+        for key, values in dict(d.get("unseen") or {}).items():
+            try:
+                kept = {str(v): (int(c), int(m), int(w)) for v, (c, m, w) in dict(values).items()}
+            except (TypeError, ValueError):
+                continue
+            if kept:
+                unseen[str(key)] = kept
+        return cls(pending, cusum, high, unseen)
 
     def copy(self) -> DetectorState:
         return DetectorState.from_dict(self.to_dict())
