@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 import yaml
 
 from inferwatch.agent.daemon import AgentLocked, take_lock
+from inferwatch.agent.files.identity import fingerprint
+from inferwatch.core.contract import document_id
 from tests.fakes.bulk_server import BulkServer
-from tests.scenario.harness import free_port
+from tests.scenario.harness import AgentProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -182,7 +187,7 @@ def test_an_unset_variable_exits_2_naming_it(tmp_path: Path) -> None:
 def test_a_password_in_a_host_url_is_refused_and_never_printed(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, {"hosts": ["http://elastic:hunter2@127.0.0.1:9"]})
     out = run_cli("agent", "check", "--config", str(cfg))
-    assert_clean_failure(out, 2, "elasticsearch.hosts[0]: must not carry a user or password")
+    assert_clean_failure(out, 2, "elasticsearch.hosts[0]: must not carry credentials")
     assert "hunter2" not in out.stdout + out.stderr
 
 
@@ -266,3 +271,114 @@ def test_check_says_when_an_agent_is_running_on_the_data_dir(tmp_path: Path) -> 
     assert "an agent is running on it now" in out.stdout
     out = run_cli("agent", "check", "--config", str(cfg))
     assert "an agent is running" not in out.stdout
+
+
+def test_check_offline_never_contacts_the_output(tmp_path: Path) -> None:
+    with socket.socket() as listener:  # an "Elasticsearch" that records any connection
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        cfg = write_config(tmp_path, {"hosts": [url], "request_timeout": "2s"})
+        out = run_cli("agent", "check", "--config", str(cfg), "--offline")
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nothing connected
+    assert out.returncode == 0, out.stderr
+    assert f"output: Elasticsearch at {url}: not contacted (--offline)" in out.stdout
+    assert "valid (output not contacted): 0 files of 1 input would be shipped to Elasticsearch" in out.stdout
+
+
+def test_check_offline_still_refuses_an_invalid_config(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, batch={"max_docs": "${MAXDOCS}"})
+    out = run_cli("agent", "check", "--config", str(cfg), "--offline")
+    assert_clean_failure(out, 2, "environment variable MAXDOCS is not set")
+
+
+def explain_lines(cfg: Path, data: bytes, *args: str) -> tuple[int, list[dict[str, Any]]]:
+    out = subprocess.run(
+        [sys.executable, "-m", "inferwatch.core", "agent", "explain", "-c", str(cfg), "--json", *args, "-"],
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+    return out.returncode, [orjson.loads(line) for line in out.stdout.splitlines()]
+
+
+def test_explain_shows_the_documents_and_ids_the_agent_ships(tmp_path: Path) -> None:
+    content = (
+        b'{"timestamp": "2026-11-22T10:48:12Z", "model": "churn", "prediction_id": "p1", '
+        b'"inputs": {"review": "\xe9\x85\x8d\xe9\x80\x81\xe3\x81\x8c\xe9\x81\x85\xe3\x81\x84", '
+        b'"email": "a@b.c"}}\n'
+        b'{"timestamp": 1764000000, "model": "Churn-2", "inputs": {"review": "late"}}\n'
+    )
+    with BulkServer() as srv:
+        agent = AgentProcess(tmp_path, srv, redact={"drop": ["inputs.email"]})
+        cfg = yaml.safe_load(agent.config.read_text())
+        cfg["models"] = {"churn": {"features": {"review": "text"}}}
+        agent.config.write_text(yaml.safe_dump(cfg))
+        code, explained = explain_lines(agent.config, content)
+        assert code == 0
+        (agent.logs / "a.jsonl").write_bytes(content)
+        agent.start()
+        try:
+            assert srv.wait_for(2), agent.output_log()
+            shipped = srv.documents()
+        finally:
+            agent.stop()
+            agent.close()
+    assert {(e["index"], e["id"]) for e in explained} == set(shipped)
+    for e in explained:
+        doc = shipped[(e["index"], e["id"])]
+        for d in (doc, e["document"]):
+            d["event"].pop("ingested")
+            d["log"]["file"].pop("path")
+        assert e["document"] == doc
+    first = explained[0]["document"]
+    assert first["ml"]["tokens"]["review"] == ["配送", "送が", "が遅", "遅い"]
+    assert "email" not in first["ml"]["inputs"]  # redacted as when shipping
+
+
+def test_explain_names_the_dead_letter_reason_and_exits_1(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    code, explained = explain_lines(cfg, b'{"model": "churn"}\nnot json\n[1]\n')
+    assert code == 1
+    assert [e.get("dead_letter", {}).get("reason") for e in explained] == [
+        None,
+        "invalid_json",
+        "not_an_object",
+    ]
+    assert explained[1]["offset"] == len(b'{"model": "churn"}\n')
+    out = run_cli("agent", "explain", "--config", str(cfg), "not json")
+    assert out.returncode == 1
+    assert "line 1 (offset 0): dead letter, reason invalid_json" in out.stdout
+    assert "1 line of 1 would go to the dead letter" in out.stderr
+
+
+def test_explain_refuses_an_input_the_config_does_not_have(tmp_path: Path) -> None:
+    out = run_cli("agent", "explain", "--config", str(write_config(tmp_path)), "--input", "1", "{}")
+    assert_clean_failure(out, 2, "--input 1: the config has 1 input", "give --input 0 to 0")
+
+
+def test_explain_ids_follow_the_file_identity_and_offset_rule(tmp_path: Path) -> None:
+    """Without running the daemon: ``document_id: offset`` ids are made of the identity the tailer
+    gives the file (its first line) and each line's byte offset."""
+    content = b'{"model": "churn", "prediction_id": "a"}\n\n{"model": "churn", "prediction_id": "b"}\r\n'
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(content)
+    with log.open("rb") as f:
+        file_id = fingerprint(f)
+    assert file_id is not None
+    cfg = write_config(tmp_path)
+    code, explained = explain_lines(cfg, content)
+    assert code == 0
+    second = content.index(b'{"model": "churn", "prediction_id": "b"}')
+    assert [(e["offset"], e["id"]) for e in explained] == [
+        (0, document_id(f"{file_id}:0")),
+        (second, document_id(f"{file_id}:{second}")),
+    ]
+    assert [e["index"] for e in explained] == ["logs-inferwatch.churn-default"] * 2
+    by_prediction = write_config(tmp_path, inputs=[{"paths": ["x"], "document_id": "prediction_id"}])
+    _, explained = explain_lines(by_prediction, content)
+    assert [e["id"] for e in explained] == [document_id("churn:a"), document_id("churn:b")]

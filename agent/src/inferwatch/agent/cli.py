@@ -1,4 +1,5 @@
-"""``inferwatch agent run|check``: the shipping daemon in the foreground, and a pre-flight check.
+"""``inferwatch agent run|check|explain``: the shipping daemon in the foreground, a pre-flight
+check, and what a log line becomes.
 
 This module reads argv (via click), installs the signal handlers and chooses exit codes; the
 daemon itself lives in ``agent.daemon``. It imports only the agent's own stack.
@@ -13,6 +14,7 @@ import socket
 import sys
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
@@ -31,6 +33,7 @@ def agent() -> None:
     \b
     Examples:
       inferwatch agent check --config inferwatch.yml   # files matched, output reached?
+      inferwatch agent explain -c inferwatch.yml -     # what lines on stdin become
       inferwatch agent run --config inferwatch.yml     # foreground; Ctrl-C or SIGTERM stops
 
     \b
@@ -109,24 +112,29 @@ def run(config_path: Path) -> None:
 
 @agent.command(short_help="Validate the config, list matched files, reach the output.")
 @config_option
-def check(config_path: Path) -> None:
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Do not contact the output (Elasticsearch or the local store): check the config and this host only.",
+)
+def check(config_path: Path, offline: bool) -> None:
     """Validate the config, list the files each input matches, and reach the output.
 
     Prints, in order: the config, whether agent.data_dir is writable, the files each input
     matches now (and, when none, whether the folder exists), the output reached, and a summary.
-    Nothing is read or shipped.
+    Nothing is read or shipped. With --offline the output is not contacted (for a CI job or an
+    image build where Elasticsearch is not reachable; like `vector validate --no-environment`).
 
     \b
-    Example:
+    Examples:
       inferwatch agent check --config inferwatch.yml
+      inferwatch agent check --config inferwatch.yml --offline
     Exit codes: 0 ready to run (inputs matching no file yet are only warned about: files created
     later are picked up while running), 1 the output or agent.data_dir is unusable (with the
     reason and what to change), 2 invalid config.
     """
     cfg = _load_with_inputs(config_path)
-    from inferwatch.agent.daemon import build_output
     from inferwatch.agent.files.discovery import Discovery
-    from inferwatch.agent.outputs import OutputUnavailable
 
     a = cfg.agent
     click.echo(f"config {config_path}: valid")
@@ -163,20 +171,16 @@ def check(config_path: Path) -> None:
             click.echo(f"  warning: {problem}; `agent run` would not start; {_LISTEN_FIX}")
         else:
             click.echo(f"metrics: http://{a.metrics.listen}/metrics and /health (address free)")
-    output = build_output(cfg)
-    try:
-        click.echo(f"output: {output.check()}")
-    except OutputUnavailable as e:
-        click.echo(f"output: unreachable: {e}", err=True)
-        fail(
-            f"not ready: the output cannot be reached ({plural(len(found), 'file')} matched)",
-            _fix_hint(cfg, e),
-        )
-    finally:
-        output.close()
     where = "Elasticsearch" if cfg.elasticsearch is not None else "the local store"
+    if offline:
+        target = hosts_text(cfg.elasticsearch.hosts) if cfg.elasticsearch is not None else a.data_dir
+        click.echo(f"output: {where} at {target}: not contacted (--offline)")
+    else:
+        _reach_output(cfg, len(found))
+    verdict = "valid (output not contacted)" if offline else "ready"
     summary = (
-        f"ready: {plural(len(found), 'file')} of {plural(len(a.inputs), 'input')} would be shipped to {where}"
+        f"{verdict}: {plural(len(found), 'file')} of {plural(len(a.inputs), 'input')} would be shipped "
+        f"to {where}"
     )
     if idle:
         which = "input" if len(idle) == 1 else "inputs"
@@ -184,6 +188,72 @@ def check(config_path: Path) -> None:
     if metrics_busy:
         summary += "; the metrics address is in use"
     click.echo(summary)
+
+
+def _reach_output(cfg: Config, files: int) -> None:
+    """Print what the output answers, or exit 1 with the fix when it cannot be reached."""
+    from inferwatch.agent.daemon import build_output
+    from inferwatch.agent.outputs import OutputUnavailable
+
+    output = build_output(cfg)
+    try:
+        click.echo(f"output: {output.check()}")
+    except OutputUnavailable as e:
+        click.echo(f"output: unreachable: {e}", err=True)
+        fail(f"not ready: the output cannot be reached ({plural(files, 'file')} matched)", _fix_hint(cfg, e))
+    finally:
+        output.close()
+
+
+@agent.command(short_help="Show what log lines become (document, index, id) without shipping them.")
+@config_option
+@click.option(
+    "--input",
+    "-i",
+    "input_index",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="The agent.inputs entry (0 is the first) whose model, fields and id rule apply.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (for jq and scripts).")
+@click.argument("line")
+def explain(config_path: Path, input_index: int, as_json: bool, line: str) -> None:
+    """Show what LINE becomes: its document, data stream and id, or why it would go to the
+    dead letter. Nothing is shipped or written, and the output is not contacted.
+
+    LINE is one log line, or - to read lines from standard input (a whole file: the ids are
+    those the agent gives its lines, which depend on the file's first line and each line's
+    offset). Redaction (agent.redact) applies as when shipping.
+
+    \b
+    Examples:
+      inferwatch agent explain -c inferwatch.yml '{"model": "churn", "inputs": {"age": 41}}'
+      head -3 /var/log/models/churn.jsonl | inferwatch agent explain -c inferwatch.yml -
+      inferwatch agent explain -c inferwatch.yml --input 1 --json - < sample.jsonl | jq .index
+    Exit codes: 0 every line becomes a document, 1 a line would go to the dead letter,
+    2 invalid config or --input.
+    """
+    cfg = _load_with_inputs(config_path)
+    if input_index >= len(cfg.agent.inputs):
+        fail(
+            f"--input {input_index}: the config has {plural(len(cfg.agent.inputs), 'input')}",
+            f"give --input 0 to {len(cfg.agent.inputs) - 1} (the position in agent.inputs)",
+            code=EXIT_CONFIG,
+        )
+    from inferwatch.agent.explain import explain as explain_lines
+    from inferwatch.agent.explain import render, to_json
+
+    data = sys.stdin.buffer.read() if line == "-" else line.encode("utf-8", "surrogateescape")
+    ingested = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    found = explain_lines(cfg, input_index, data, "-", socket.gethostname(), ingested)
+    if not found:
+        fail("no line to explain: the input is empty", "give a log line, or - and lines on standard input")
+    for number, e in enumerate(found, 1):
+        click.echo(to_json(e) if as_json else render(e, number))
+    dead = sum(e.dead_lettered for e in found)
+    if dead:
+        fail(f"{plural(dead, 'line')} of {len(found)} would go to the dead letter (reason above)")
 
 
 _DATA_DIR_FIX = (
