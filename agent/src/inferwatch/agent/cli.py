@@ -43,7 +43,7 @@ def agent() -> None:
         inputs:
           - paths: ["/var/log/models/*.jsonl*"]
             model: churn_classifier          # when a line names no model
-        metrics: {listen: "127.0.0.1:9464"}  # optional: /metrics and /health
+        metrics: {listen: "127.0.0.1:9464"}  # optional: /metrics, /livez (/health), /readyz
       elasticsearch:                         # leave out to write to <data_dir>/store
         hosts: ["https://127.0.0.1:9200"]
         api_key: ${ES_API_KEY}
@@ -170,7 +170,7 @@ def check(config_path: Path, offline: bool) -> None:
             click.echo(f"metrics: {a.metrics.listen}")
             click.echo(f"  warning: {problem}; `agent run` would not start; {_LISTEN_FIX}")
         else:
-            click.echo(f"metrics: http://{a.metrics.listen}/metrics and /health (address free)")
+            click.echo(f"metrics: http://{a.metrics.listen}/metrics, /livez and /readyz (address free)")
     where = "Elasticsearch" if cfg.elasticsearch is not None else "the local store"
     if offline:
         target = hosts_text(cfg.elasticsearch.hosts) if cfg.elasticsearch is not None else a.data_dir
