@@ -168,9 +168,12 @@ class SpoolConfig:
         if self.segment_bytes < 64 * 1024:
             yield "segment_bytes", "must be at least 64KiB"
         if self.max_bytes < 2 * self.segment_bytes:
-            yield "max_bytes", (
-                f"must be at least two segments (2 x spool.segment_bytes = {2 * self.segment_bytes} bytes, "
-                f"got {self.max_bytes}): raise max_bytes or lower spool.segment_bytes"
+            yield (
+                "max_bytes",
+                (
+                    f"must be at least two segments (2 x spool.segment_bytes = {2 * self.segment_bytes} bytes, "
+                    f"got {self.max_bytes}): raise max_bytes or lower spool.segment_bytes"
+                ),
             )
 
 
