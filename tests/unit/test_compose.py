@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
 
+import jsonschema
 import pytest
 import yaml
 
@@ -48,6 +49,18 @@ def _env_example() -> dict[str, str]:
         line.split("=", 1) for line in ENV_EXAMPLE.splitlines() if line.strip() and not line.startswith("#")
     ]
     return {k.strip(): v.strip() for k, v in pairs}
+
+
+def test_the_compose_file_is_valid_against_the_compose_specification() -> None:
+    """The Compose Specification's own JSON schema (vendored, tests/fixtures/compose): an unknown or
+    misspelled key, a wrong type or an invalid depends_on condition fails here as it would in
+    ``docker compose config``."""
+    schema = json.loads((ROOT / "tests" / "fixtures" / "compose" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(COMPOSE)]
+    assert not errors, errors
+    broken = {**COMPOSE, "services": {**SERVICES, "agent": {**SERVICES["agent"], "helthcheck": {}}}}
+    assert any("helthcheck" in e.message for e in validator.iter_errors(broken))
 
 
 def test_the_stack_has_every_service() -> None:
