@@ -172,3 +172,24 @@ def test_a_history_line_torn_by_a_crash_is_dropped_and_the_window_is_written_aga
     assert [h["event"]["action"] for h in sink.history()] == ["opened", "joined"]
     assert sink.history_path.read_bytes().startswith(whole)
     assert sink.history_path.read_bytes().endswith(b"\n")
+
+
+def test_es_sink_marks_alert_documents_with_partial_updates_and_skips_missing_ones() -> None:
+    client = FakeClient([200, 404])
+    found = ElasticsearchAlertSink(client).mark({"a1": {"acknowledged": True}, "a2": {"acknowledged": True}})
+    assert found == 1
+    ops = client.calls[0]["operations"]
+    assert ops[0] == {"update": {"_index": ALERTS_INDEX, "_id": "a1"}}
+    assert ops[1] == {"doc": {"alert": {"acknowledged": True}}}
+    with pytest.raises(RuntimeError, match="refused"):
+        ElasticsearchAlertSink(FakeClient([400])).mark({"a1": {"muted_until": None}})
+
+
+def test_local_sink_marks_documents_in_place(tmp_path: Path) -> None:
+    sink = LocalAlertSink(tmp_path, fsync=False)
+    (opened,) = changes_of([[finding(0)]])
+    sink.write(opened, window(0).end.isoformat())
+    alert_id = opened.alerts[0].state.id
+    assert sink.mark({alert_id: {"acknowledged": True}, "unknown": {"acknowledged": True}}) == 1
+    doc = sink.alerts()[alert_id]
+    assert doc["alert"]["acknowledged"] is True and doc["alert"]["id"] == alert_id

@@ -14,6 +14,16 @@ COMMANDS = (
         "Run the drift worker on a schedule, or one evaluation now.",
     ),
     CommandSpec(
+        "report",
+        "inferwatch.analytics.cli.report:report",
+        "Write an HTML report of a model over a period (distributions, monitored rates, alerts).",
+    ),
+    CommandSpec(
+        "alerts",
+        "inferwatch.analytics.alerts.cli:alerts",
+        "List incidents and alerts; acknowledge them, mute a feature or a detector.",
+    ),
+    CommandSpec(
         "demo",
         "inferwatch.analytics.demo.cli:demo",
         "Run the whole loop on this machine with a demo model, no servers.",

@@ -9,11 +9,12 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from inferwatch.analytics.alerts import AlertChange, IncidentChange
+from inferwatch.analytics.alerts.controls import Controls, ControlStore, annotate, apply_mutes
 from inferwatch.analytics.alerts.sink import AlertSink
 from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
 from inferwatch.analytics.baseline_store import BaselineStore
@@ -22,7 +23,7 @@ from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.volume import MODEL_LEVEL
 from inferwatch.analytics.model import Baseline, FeatureKind, Finding, Status, Window, WindowCounts
 from inferwatch.analytics.sources.base import CountSource
-from inferwatch.analytics.state_store import StateStore
+from inferwatch.analytics.state_store import ModelState, StateStore
 from inferwatch.core.config import AnalyticsConfig, Config
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class Evaluator:
     false_alarms_per_week: float = 1.0
     interval: float = 300.0
     cooldown: float = 86400.0  # a resolved alert firing again within this reopens (no new alert)
+    controls: ControlStore | None = None  # acknowledged alerts, accepted values, mutes
     overrides: Mapping[str, Any] = field(default_factory=dict)  # DetectorParams fields to change
     # analytics.min_window_docs: smaller windows are merged with the next ones, not tested
     min_window_docs: int = AnalyticsConfig.min_window_docs
@@ -128,6 +130,16 @@ class Evaluator:
             windows_per_week=WEEK / self.interval,
             **knobs,
         )
+
+    @staticmethod
+    def _annotate(state: ModelState, update: AlertUpdate, controls: Controls, at: datetime) -> AlertUpdate:
+        """Alert documents carry what people decided (acknowledged, muted until)."""
+        changes = []
+        for change in update.alerts:
+            marked = annotate(controls, change.state, at)
+            state.alerts[marked.id] = marked
+            changes.append(replace(change, state=marked))
+        return replace(update, alerts=tuple(changes))
 
     def state_key(self, version: str, window: Window) -> str:
         """Where a version's detector state (merged small windows, CUSUM sums) lives for this
@@ -145,6 +157,8 @@ class Evaluator:
         """Evaluate one window. Re-running a window already evaluated recomputes its findings but
         writes no alert change and keeps the detectors' state as it was (no double counting)."""
         state = self.states.load(model)
+        controls = self.controls.load() if self.controls is not None else Controls()
+        accepted = controls.accepted_for(model)
         replay = state.last_window is not None and datetime.fromisoformat(state.last_window) >= window.end
         counts_by_version: dict[str, WindowCounts] = {}
         model_counts = self.source.model_counts(model, window)
@@ -174,6 +188,7 @@ class Evaluator:
                 self.closed.get(model, frozenset()),
                 det_state,
                 self.floors.get(model, {}),
+                accepted,
             )
             if not replay:
                 state.detectors[chain] = new_state.to_dict()
@@ -191,9 +206,11 @@ class Evaluator:
         # Model-level findings (volume) carry the version "*": without it here a volume alert
         # would never count a clean window, so it could never resolve.
         evaluated = [(model, v) for v in versions] + [(model, MODEL_LEVEL)]
+        findings = apply_mutes(controls, findings, window.end)
         state.alerts, state.incidents, update = apply_findings(
             state.alerts, state.incidents, findings, window.end, evaluated, self.cooldown
         )
+        update = self._annotate(state, update, controls, window.end)
         state.last_window = window.end.isoformat()
         # The sink first: a crash between the two replays the window, and the sink is idempotent.
         self.sink.write(update, window.end.isoformat())

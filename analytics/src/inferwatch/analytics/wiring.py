@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from inferwatch.analytics.alerts.controls import ControlStore
 from inferwatch.analytics.alerts.sink import AlertSink, LocalAlertSink
 from inferwatch.analytics.baseline_store import BaselineStore, LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, model_features, model_floors
@@ -81,6 +82,7 @@ def build_evaluator(cfg: Config, chosen: Backends | None = None) -> Evaluator:
         features=features,
         closed=closed,
         floors=model_floors(cfg),
+        controls=ControlStore.in_data_dir(cfg.agent.data_dir),
         cooldown=float(cfg.analytics.cooldown),
         false_alarms_per_week=cfg.analytics.false_alarms_per_week,
         interval=float(cfg.analytics.interval),

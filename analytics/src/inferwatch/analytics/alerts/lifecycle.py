@@ -56,6 +56,8 @@ class AlertState:
     incident: str | None = None  # id of the incident the alert belongs to (alerts/incidents.py)
     recurrences: int = 0  # times the alert came back within the cooldown of its resolution
     resolved_at: str | None = None  # window end at which it last resolved (after having opened)
+    acknowledged: bool = False  # inferwatch alerts ack (alerts/controls.py)
+    muted_until: str | None = None  # the end of an active inferwatch alerts mute covering it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -77,6 +79,8 @@ class AlertState:
             "incident": self.incident,
             "recurrences": self.recurrences,
             "resolved_at": self.resolved_at,
+            "acknowledged": self.acknowledged,
+            "muted_until": self.muted_until,
         }
 
     @classmethod
@@ -100,6 +104,8 @@ class AlertState:
             incident=d.get("incident"),
             recurrences=int(d.get("recurrences") or 0),
             resolved_at=d.get("resolved_at"),
+            acknowledged=d.get("acknowledged") is True,
+            muted_until=d.get("muted_until"),
         )
 
 
@@ -252,7 +258,12 @@ def alert_document(state: AlertState, timestamp: str) -> dict[str, Any]:
     f = state.finding
     return {
         "@timestamp": timestamp,
-        "alert": {"id": state.id, "recurrences": state.recurrences},
+        "alert": {
+            "id": state.id,
+            "recurrences": state.recurrences,
+            "acknowledged": state.acknowledged,
+            "muted_until": state.muted_until,
+        },
         "incident": {"id": state.incident},
         "status": state.status,
         "detector": state.detector,

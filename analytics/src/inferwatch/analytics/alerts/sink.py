@@ -34,6 +34,8 @@ INCIDENTS_INDEX = "inferwatch-incidents"
 class AlertSink(Protocol):
     def write(self, update: AlertUpdate, timestamp: str) -> None: ...
 
+    def mark(self, marks: Mapping[str, Mapping[str, Any]]) -> int: ...
+
 
 class LocalAlertSink:
     """``alerts.json`` and ``incidents.json`` (current documents by id) and ``history.ndjson``
@@ -54,14 +56,21 @@ class LocalAlertSink:
     def incidents(self) -> dict[str, dict[str, Any]]:
         return _read_json(self.incidents_path)
 
-    def save_alerts(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
-        """Rewrite alert documents (``inferwatch alerts ack|mute`` marks them in place)."""
+    def mark(self, marks: Mapping[str, Mapping[str, Any]]) -> int:
+        """Set ``alert.*`` fields of alert documents in place (``inferwatch alerts ack|mute``);
+        returns how many documents were there to mark."""
         with self._lock:
             current = self.alerts()
-            current.update({k: dict(v) for k, v in documents.items()})
-            atomic_write_bytes(
-                self.alerts_path, orjson.dumps(current, option=orjson.OPT_INDENT_2), self.fsync
-            )
+            found = 0
+            for alert_id, fields in marks.items():
+                doc = current.get(alert_id)
+                if doc is not None:
+                    doc.setdefault("alert", {}).update(fields)
+                    found += 1
+            if found:
+                data = orjson.dumps(current, option=orjson.OPT_INDENT_2)
+                atomic_write_bytes(self.alerts_path, data, self.fsync)
+            return found
 
     def history(self) -> list[dict[str, Any]]:
         """The history events; a last line without its newline (torn by a crash) is not one."""
@@ -181,6 +190,28 @@ class ElasticsearchAlertSink:
                 failures.append(f"{op} {result.get('_id')}: {status} {result.get('error')}")
         if failures:
             raise RuntimeError("alert documents were refused: " + "; ".join(failures[:5]))
+
+    def mark(self, marks: Mapping[str, Mapping[str, Any]]) -> int:
+        """Partial updates of ``alert.*`` (the object is merged); a document not there yet
+        (404) is skipped: the worker writes the marks with its next change of that alert."""
+        if not marks:
+            return 0
+        ops: list[dict[str, Any]] = []
+        for alert_id, fields in marks.items():
+            ops.append({"update": {"_index": self.alerts_index, "_id": alert_id}})
+            ops.append({"doc": {"alert": json_safe(dict(fields))}})
+        resp = self.client.bulk(operations=ops, refresh="wait_for")
+        found, failures = 0, []
+        for item in resp.get("items", []):
+            ((_op, result),) = item.items()
+            status = result.get("status", 0)
+            if status < 300:
+                found += 1
+            elif status != 404:
+                failures.append(f"update {result.get('_id')}: {status} {result.get('error')}")
+        if failures:
+            raise RuntimeError("alert documents were refused: " + "; ".join(failures[:5]))
+        return found
 
 
 def _read_json(path: Path) -> dict[str, dict[str, Any]]:
