@@ -113,3 +113,21 @@ def test_a_closed_dead_letter_refuses_writes(tmp_path: Path) -> None:
     dl.close()
     with pytest.raises(ValueError, match="closed"):
         dl.write("x", "y")
+
+
+def test_lines_after_a_mark_name_the_log_lines_written_since(tmp_path: Path) -> None:
+    from inferwatch.agent.deadletter import DeadLetterMark
+
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, clock=lambda: T, max_bytes=1000)
+    dl.write("invalid_json", "x", source="/a", offset=1, raw=b"{", fingerprint="f1")
+    mark = dl.position()
+    dl.write("mapping", "x", document=b"{}", doc_id="d")  # not a log line: no key
+    dl.write("invalid_json", "x", source="/a", offset=2, raw=b"{", fingerprint="f1")
+    assert dl.lines_after(mark) == {("f1", 2)}
+    for offset in range(3, 6):  # passes max_bytes: rotated to .1 once
+        dl.write("invalid_json", "x", source="/a", offset=offset, raw=b"{" * 100, fingerprint="f2")
+    assert dl.rotations == 1
+    assert dl.lines_after(mark) == {("f1", 2), ("f2", 3), ("f2", 4), ("f2", 5)}
+    assert dl.lines_after(DeadLetterMark(inode=0, size=0)) == dl.lines_after(mark) | {("f1", 1)}
+    dl.close()

@@ -63,3 +63,16 @@ def test_sets_from_one_thread_and_flushes_from_another_lose_nothing(tmp_path: Pa
     registry.flush()
     assert Registry(path).items() == registry.items()
     assert registry.items()[FileId("f49")] == cp(1999)
+
+
+def test_the_dead_letter_mark_is_kept_with_the_offsets(tmp_path: Path) -> None:
+    from inferwatch.agent.deadletter import DeadLetterMark
+
+    reg = Registry(tmp_path / "registry.json", fsync=False)
+    assert reg.dead_letter_mark is None
+    reg.set(FileId("aa"), cp(1))
+    reg.set_dead_letter_mark(DeadLetterMark(7, 512))
+    reg.flush()
+    again = Registry(tmp_path / "registry.json", fsync=False)
+    assert (again.items(), again.dead_letter_mark) == ({FileId("aa"): cp(1)}, DeadLetterMark(7, 512))
+    assert decode(encode({FileId("aa"): cp(1)})) == {FileId("aa"): cp(1)}  # the mark is optional

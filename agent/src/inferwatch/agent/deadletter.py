@@ -3,7 +3,7 @@
 One NDJSON line per item, appended to ``<data_dir>/dead-letter.ndjson``::
 
     {"@timestamp": "2026-11-22T22:15:00.123Z", "reason": "invalid_json", "detail": "...",
-     "log": {"file": {"path": "/var/log/m/a.jsonl"}, "offset": 4096},
+     "log": {"file": {"path": "/var/log/m/a.jsonl", "fingerprint": "<file id>"}, "offset": 4096},
      "raw": "<the line, utf-8 with replacement, at most 64 KiB>", "raw_bytes": 70000,
      "document": {...}, "_id": "..."}
 
@@ -15,6 +15,11 @@ line of its own. Creating or rotating the file fsyncs the directory, so the entr
 afterwards are not lost with a file name a power cut forgot.
 When the file passes ``max_bytes`` it is renamed to ``dead-letter.ndjson.1`` (replacing the
 previous one), so a flood of bad input cannot fill the disk; ``counts`` still tells how many.
+
+Once per line: a rejected log line's entry carries its file's identity
+(``log.file.fingerprint``) and offset. The read loop checkpoints ``position()`` in the registry
+with the offsets of the lines it covers; after a crash, ``lines_after(mark)`` names the lines
+dead-lettered past the checkpoint, which the read loop reads again and must not write twice.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +40,17 @@ from inferwatch.core.atomic import fsync_dir
 
 RAW_CAP = 64 * 1024
 DEFAULT_MAX_BYTES = 256 * 1024**2
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterMark:
+    """A position in the dead letter: the file (by inode) and its size at that moment."""
+
+    inode: int
+    size: int
+
+
+LineKey = tuple[str, int]  # (file fingerprint, offset) of a rejected log line
 
 
 def iso_ms(ts: float) -> str:
@@ -50,6 +67,7 @@ def entry(
     raw: bytes | None = None,
     document: bytes | None = None,
     doc_id: str | None = None,
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """The dead-letter document for one item (pure)."""
     doc: dict[str, Any] = {"@timestamp": iso_ms(ts), "reason": reason, "detail": detail}
@@ -57,6 +75,8 @@ def entry(
         log_field: dict[str, Any] = {}
         if source is not None:
             log_field["file"] = {"path": source}
+            if fingerprint is not None:
+                log_field["file"]["fingerprint"] = fingerprint
         if offset is not None:
             log_field["offset"] = offset
         doc["log"] = log_field
@@ -117,6 +137,7 @@ class DeadLetter:
         raw: bytes | None = None,
         document: bytes | None = None,
         doc_id: str | None = None,
+        fingerprint: str | None = None,
     ) -> None:
         doc = entry(
             reason,
@@ -127,6 +148,7 @@ class DeadLetter:
             raw=raw,
             document=document,
             doc_id=doc_id,
+            fingerprint=fingerprint,
         )
         line = orjson.dumps(doc) + b"\n"
         with self._lock:
@@ -170,6 +192,43 @@ class DeadLetter:
         if self.fsync:
             fsync_dir(self.path.parent)  # the rename and the new name, before entries rely on them
 
+    def position(self) -> DeadLetterMark:
+        """Where the next entry goes: entries written so far are before this mark."""
+        with self._lock:
+            if self._fd is None:
+                raise ValueError(f"dead letter {self.path} is closed")
+            return DeadLetterMark(os.fstat(self._fd).st_ino, self._size)
+
+    def lines_after(self, mark: DeadLetterMark) -> set[LineKey]:
+        """The (fingerprint, offset) of the log lines dead-lettered after ``mark``, in this file
+        and, when it was rotated since, in ``.1`` after the mark. A mark whose file is gone
+        (rotated twice since) counts both files whole."""
+        files = [(self.path, 0)]
+        rotated = self.path.with_name(self.path.name + ".1")
+        with self._lock:
+            current = None if self._fd is None else os.fstat(self._fd).st_ino
+        if current == mark.inode:
+            files = [(self.path, mark.size)]
+        else:
+            try:
+                same = os.stat(rotated).st_ino == mark.inode
+                files.insert(0, (rotated, mark.size if same else 0))
+            except FileNotFoundError:
+                pass
+        keys: set[LineKey] = set()
+        for path, start in files:
+            try:
+                with path.open("rb") as f:
+                    f.seek(start)
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            for row in data.split(b"\n"):
+                key = _line_key(row)
+                if key is not None:
+                    keys.add(key)
+        return keys
+
     def flush(self) -> None:
         """Make every written line durable (fsync when ``fsync``)."""
         with self._lock:
@@ -183,3 +242,18 @@ class DeadLetter:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+
+
+def _line_key(row: bytes) -> LineKey | None:
+    """(fingerprint, offset) of an entry for a log line; None for other entries and torn pieces."""
+    if b'"fingerprint"' not in row:
+        return None
+    try:
+        doc = orjson.loads(row)
+        log = doc["log"]
+        fingerprint, offset = log["file"]["fingerprint"], log["offset"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if type(fingerprint) is not str or type(offset) is not int:
+        return None
+    return fingerprint, offset

@@ -4,9 +4,10 @@ One ``step()`` finds files (when a scan is due), reads what they have, normalize
 dead-letters what can't be indexed, and seals a batch when it is full (documents or bytes) or old
 (``max_wait``). Sealing is the first delivery point of docs/architecture.md: the batch's bulk body is
 appended to the spool (fsynced) and the dead letter is fsynced, and only then do the files'
-offsets move in the registry. The registry file is written at most every second: a crash loses
-at most that second of offsets, and the lines read again get the same document ids, so the
-output answers 409 for them instead of storing copies.
+offsets move in the registry, which is written at once: a crash reads again at most the batch
+being committed, and the lines read again get the same document ids, so the output answers 409
+for them instead of storing copies. The registry also records the dead letter's position at that
+checkpoint; at start the lines dead-lettered past it (read again now) are not written twice.
 
 When the spool is full, the sealed batch waits and nothing more is read: the log files are the
 buffer, and memory holds at most what one step read. ``wake`` (shared with discovery events and
@@ -36,12 +37,12 @@ from typing import Protocol
 import orjson
 
 from inferwatch.agent import bulkbody
-from inferwatch.agent.deadletter import DeadLetter, entry
+from inferwatch.agent.deadletter import DeadLetter, DeadLetterMark, LineKey, entry
 from inferwatch.agent.deadletter_index import dead_letter_id
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.metrics import Metrics, labels
-from inferwatch.agent.model import Checkpoint, Event, FileId, LineBatch, Rejected, Source
+from inferwatch.agent.model import Checkpoint, Event, FileId, LineBatch, OversizedLine, Rejected, Source
 from inferwatch.agent.redact import Redactor
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.spool import Spool, SpoolFull
@@ -106,6 +107,7 @@ class _Sealed:
     payload: bytes | Future[bytes] | None
     docs: int
     marks: dict[FileId, Checkpoint]
+    dead_mark: DeadLetterMark  # the dead letter's position once this batch's entries are in it
 
 
 class ReadLoop:
@@ -155,6 +157,9 @@ class ReadLoop:
             else None
         )
         self._first_start = not registry.items()  # start_at applies to files found at the first start
+        # Lines dead-lettered after the last checkpoint: read again now, written once.
+        mark = registry.dead_letter_mark
+        self._dead_before: set[LineKey] = set() if mark is None else dead_letter.lines_after(mark)
         self._scanned = False
         now = clock()
         self._last_registry_flush = -math.inf  # the first commit is written at once
@@ -225,8 +230,8 @@ class ReadLoop:
         if self._batch.started is None:
             self._batch.started = now
         self._metrics.inc("lines_read_total", len(b.lines) + len(b.oversized))
-        if b.oversized:
-            self._take_oversized(b)
+        oversized = iter(b.oversized)  # dead-lettered in line order, each before the seal past it
+        pending = next(oversized, None)
         offsets, n = b.offsets, len(b.lines)
         batcher = self._batchers[b.input_index]
         max_docs, max_bytes = self._s.max_docs, self._s.max_bytes
@@ -239,6 +244,10 @@ class ReadLoop:
             room = max_bytes - batch.size
             while k > 1 and _raw(b, i, k) * self._expansion > room:
                 k //= 2
+            end = offsets[i + k] if i + k < n else b.end_offset
+            while pending is not None and pending.offset < end:
+                self._take_oversized(b, pending)
+                pending = next(oversized, None)
             if batcher is not None and k > 1 and self._take_run(batcher, b, i, k, ingested):
                 i += k
             else:
@@ -249,6 +258,9 @@ class ReadLoop:
                 end = offsets[i] if i < n else b.end_offset
                 batch.marks[b.file_id] = Checkpoint(end, b.path, b.device, b.inode, self._wall())
                 self._seal()
+        while pending is not None:
+            self._take_oversized(b, pending)
+            pending = next(oversized, None)
         batch = self._batch
         if n == 0 or batch.lines:  # the rest of the file's lines are in the open batch
             if batch.started is None:
@@ -297,12 +309,9 @@ class ReadLoop:
         else:
             self._add(ev)
 
-    def _take_oversized(self, b: LineBatch) -> None:
-        # Dead-lettered up front: the entries become durable with the next sealed batch, before
-        # any offset past them is committed. A crash in between writes them again, never loses them.
-        for o in b.oversized:
-            detail = f"line of {o.length} bytes is over max_line_bytes ({self._s.max_line_bytes})"
-            self._dead_letter("line_too_long", detail, b, o.offset, o.head, o.length)
+    def _take_oversized(self, b: LineBatch, o: OversizedLine) -> None:
+        detail = f"line of {o.length} bytes is over max_line_bytes ({self._s.max_line_bytes})"
+        self._dead_letter("line_too_long", detail, b, o.offset, o.head, o.length)
 
     def _dead_letter(
         self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int | None = None
@@ -310,9 +319,23 @@ class ReadLoop:
         """Write a rejected line (``raw``: the line, or the head of one of ``length`` bytes) to
         the local dead letter, which stays on the host and keeps the line as read; with
         ``dead_letter_index``, also spool its redacted document (``_index_document``)."""
+        key = (b.file_id.fingerprint, offset)
+        if key in self._dead_before:
+            self._dead_before.discard(key)  # written before a crash: once is enough
+        else:
+            self._write_dead_letter(reason, detail, b, offset, raw)
+        if self._s.dead_letter_index:
+            # Also indexed, through the spool like any document (deterministic id: no copies).
+            size = len(raw) if length is None else length
+            doc = self._index_document(reason, detail, b, offset, raw, size)
+            self._add(Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc))
+
+    def _write_dead_letter(self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes) -> None:
         path = b.path
         try:
-            self._dead.write(reason, detail, source=path, offset=offset, raw=raw)
+            self._dead.write(
+                reason, detail, source=path, offset=offset, raw=raw, fingerprint=b.file_id.fingerprint
+            )
         except OSError as e:
             # Disk full or the like: the line is lost, but good lines must not wait behind it.
             log.error("cannot write the dead letter (%s); %s at %s:%d is dropped", e, reason, path, offset)
@@ -320,11 +343,6 @@ class ReadLoop:
             return
         self._batch.dead += 1
         self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
-        if self._s.dead_letter_index:
-            # Also indexed, through the spool like any document (deterministic id: no copies).
-            size = len(raw) if length is None else length
-            doc = self._index_document(reason, detail, b, offset, raw, size)
-            self._add(Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc))
 
     def _index_document(
         self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int
@@ -367,7 +385,7 @@ class ReadLoop:
             payload.add_done_callback(self._encoded)
         # Without encoders the batch is compressed where it is spooled (``_payload``): a failure
         # there leaves it at the head of the queue, where it is tried again.
-        self._sealed.append(_Sealed(items or None, payload, len(items), batch.marks))
+        self._sealed.append(_Sealed(items or None, payload, len(items), batch.marks, self._dead.position()))
 
     def _bound_in_flight(self) -> None:
         """Wait for the oldest compression while ``encoders + 1`` are running (bounded memory)."""
@@ -425,14 +443,14 @@ class ReadLoop:
             self._sealed.popleft()
             for fid, cp in sealed.marks.items():
                 self._registry.set(fid, cp)
+            self._registry.set_dead_letter_mark(sealed.dead_mark)
+            # Checkpointed at once: a crash reads again at most the batch being committed.
+            self._registry.flush()
+            self._last_registry_flush = self._clock()
         self._spool_full = False
         if self._metrics.value("spool_full"):
             log.info("spool has room again; reading resumed")
             self._metrics.set("spool_full", 0)
-        now = self._clock()
-        if now - self._last_registry_flush >= self._s.registry_flush_interval:
-            self._registry.flush()
-            self._last_registry_flush = now
         return True
 
     # -- upkeep ----------------------------------------------------------------------------------

@@ -5,7 +5,11 @@ flush or the new one::
 
     {"version": 1,
      "files": {"<FileId.fingerprint>": {"offset": 123, "path": "/var/log/m/a.jsonl",
-                                        "device": 64768, "inode": 131, "updated": 1763850000.5}}}
+                                        "device": 64768, "inode": 131, "updated": 1763850000.5}},
+     "dead_letter": {"inode": 140, "size": 5120}}
+
+``dead_letter`` (optional) is the dead letter's position when the offsets were checkpointed
+(``DeadLetterMark``): entries after it are for lines past the offsets, read again after a crash.
 
 ``set``/``remove``/``prune`` change memory and mark the registry dirty; ``flush`` writes it (the
 pipeline flushes about once a second, and only after the lines are in the spool). ``prune`` drops
@@ -34,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from inferwatch.agent.deadletter import DeadLetterMark
 from inferwatch.agent.model import Checkpoint, FileId
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 
@@ -46,7 +51,7 @@ class RegistryError(Exception):
     """The registry file exists but this version of the agent must not use or replace it."""
 
 
-def encode(entries: Mapping[FileId, Checkpoint]) -> bytes:
+def encode(entries: Mapping[FileId, Checkpoint], dead_letter: DeadLetterMark | None = None) -> bytes:
     files = {
         str(fid): {
             "offset": c.offset,
@@ -57,11 +62,19 @@ def encode(entries: Mapping[FileId, Checkpoint]) -> bytes:
         }
         for fid, c in entries.items()
     }
-    return orjson.dumps({"version": VERSION, "files": files}, option=orjson.OPT_SORT_KEYS)
+    doc: dict[str, Any] = {"version": VERSION, "files": files}
+    if dead_letter is not None:
+        doc["dead_letter"] = {"inode": dead_letter.inode, "size": dead_letter.size}
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
 def decode(data: bytes) -> dict[FileId, Checkpoint]:
     """The entries of a registry file; ValueError when it is not one, RegistryError when newer."""
+    return decode_all(data)[0]
+
+
+def decode_all(data: bytes) -> tuple[dict[FileId, Checkpoint], DeadLetterMark | None]:
+    """The entries and the dead-letter mark of a registry file (see ``decode``)."""
     doc = orjson.loads(data)  # JSONDecodeError is a ValueError
     if not isinstance(doc, dict) or not isinstance(doc.get("version"), int):
         raise ValueError("not a registry document (no integer 'version')")
@@ -71,7 +84,19 @@ def decode(data: bytes) -> dict[FileId, Checkpoint]:
         )
     if doc["version"] != VERSION or not isinstance(doc.get("files"), dict):
         raise ValueError(f"unexpected registry version {doc['version']!r} or missing 'files'")
-    return {FileId(key): _checkpoint(key, value) for key, value in doc["files"].items()}
+    entries = {FileId(key): _checkpoint(key, value) for key, value in doc["files"].items()}
+    return entries, _mark(doc.get("dead_letter"))
+
+
+def _mark(value: Any) -> DeadLetterMark | None:
+    """The dead-letter mark, or None when absent or not two non-negative integers (it only
+    avoids duplicates; a registry is not refused for it)."""
+    if not isinstance(value, dict):
+        return None
+    inode, size = value.get("inode"), value.get("size")
+    if type(inode) is not int or type(size) is not int or inode < 0 or size < 0:
+        return None
+    return DeadLetterMark(inode, size)
 
 
 def _checkpoint(key: str, value: Any) -> Checkpoint:
@@ -103,6 +128,7 @@ class Registry:
         self._flush_lock = threading.Lock()  # one writer of the file at a time
         self._dirty = False
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._dead_letter: DeadLetterMark | None = None
         self._entries = self._load()
 
     def _load(self) -> dict[FileId, Checkpoint]:
@@ -110,7 +136,8 @@ class Registry:
         if data is None:
             return {}
         try:
-            return decode(data)
+            entries, self._dead_letter = decode_all(data)
+            return entries
         except RegistryError as e:
             raise RegistryError(f"{self.path}: {e}; use that agent version or move the file away") from None
         except ValueError as e:
@@ -129,6 +156,18 @@ class Registry:
         with self._lock:
             if self._entries.get(file_id) != checkpoint:
                 self._entries[file_id] = checkpoint
+                self._dirty = True
+
+    @property
+    def dead_letter_mark(self) -> DeadLetterMark | None:
+        """The dead letter's position at the checkpoint of these offsets."""
+        with self._lock:
+            return self._dead_letter
+
+    def set_dead_letter_mark(self, mark: DeadLetterMark) -> None:
+        with self._lock:
+            if self._dead_letter != mark:
+                self._dead_letter = mark
                 self._dirty = True
 
     def remove(self, file_id: FileId) -> None:
@@ -169,9 +208,10 @@ class Registry:
                 if not self._dirty:
                     return False
                 snapshot = dict(self._entries)
+                mark = self._dead_letter
                 self._dirty = False
             try:
-                atomic_write_bytes(self.path, encode(snapshot), fsync=self.fsync)
+                atomic_write_bytes(self.path, encode(snapshot, mark), fsync=self.fsync)
             except BaseException:
                 with self._lock:
                     self._dirty = True
