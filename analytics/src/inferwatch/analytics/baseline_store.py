@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -48,6 +50,36 @@ BASELINES_MAPPINGS: dict[str, Any] = {
 BASELINES_SETTINGS: dict[str, Any] = {"index": {"auto_expand_replicas": "0-1"}}
 
 
+class BaselineUnreadable(Exception):
+    """A stored baseline that cannot be read (truncated, not JSON, another format): the model's
+    evaluation cannot run. Names where it is and the fix; ``reason`` is its kind for the worker's
+    error counts (``scheduler.error_reason``)."""
+
+    reason = "baseline_unreadable"
+
+    def __init__(self, model: str, version: str, where: str, problem: str) -> None:
+        self.model, self.version, self.where, self.problem = model, version, where, problem
+        super().__init__(f"baseline {model}@{version} is unreadable: {where}: {problem}")
+
+    def fix(self, config: str = "CONFIG") -> str:
+        return (
+            f"rebuild it with `inferwatch baseline build -c {config} -m {self.model} -v {self.version} "
+            f"--data TRAINING_DATA` (or --from-logs START END), or restore {self.where} from a backup"
+        )
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}; fix: {self.fix()}"
+
+
+@contextmanager
+def _decoding(model: str, version: str, where: str) -> Iterator[None]:
+    """A baseline that does not decode becomes ``BaselineUnreadable`` naming ``where``."""
+    try:
+        yield
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:  # JSON and Unicode errors too
+        raise BaselineUnreadable(model, version, where, f"{type(exc).__name__}: {exc}") from exc
+
+
 class BaselineStore(Protocol):
     def load(self, model: str, version: str) -> Baseline | None: ...
 
@@ -80,7 +112,8 @@ class LocalBaselineStore:
             data = read_state_bytes(path)
             if data is None:
                 continue
-            baseline = baseline_from_json(data)
+            with _decoding(model, version, str(path)):
+                baseline = baseline_from_json(data)
             if (baseline.model, baseline.version) == (model, version):  # else another name's file
                 return baseline
         return None
@@ -110,7 +143,9 @@ class ElasticsearchBaselineStore:
             )
             doc = None
         if doc is not None and isinstance(doc.get("baseline"), dict):
-            baseline = baseline_from_dict(doc["baseline"])
+            where = f"the {BASELINES_INDEX} index, document {model}:{version}"
+            with _decoding(model, version, where):
+                baseline = baseline_from_dict(doc["baseline"])
             if (baseline.model, baseline.version) == (model, version):  # "a:b"+"1" is "a"+"b:1"
                 return baseline
         return self.local.load(model, version)

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from inferwatch.analytics.baseline_store import BaselineUnreadable
 from inferwatch.analytics.jobs import Evaluation
 from inferwatch.core import __version__
 from inferwatch.core.metricsserver import HealthStatus, MetricsServer
@@ -36,6 +37,12 @@ WORKER_METRICS: dict[str, Spec] = {
     ),
     "evaluation_errors_total": Spec(
         "counter", "Evaluations that raised, by model and error type (logged).", ("model", "error")
+    ),
+    "evaluations_skipped_total": Spec(
+        "counter",
+        "Evaluations not run because an input is unusable (reason baseline_unreadable: a stored "
+        "baseline file that cannot be read; its path and fix are logged), by model and reason.",
+        ("model", "reason"),
     ),
     "last_evaluation_timestamp_seconds": Spec(
         "gauge", "Unix time the model's last successful evaluation finished.", ("model",)
@@ -78,6 +85,12 @@ class WorkerMetrics(Store):
             ("model",),
             tuple((m,) for m in names),
         )
+        specs["evaluations_skipped_total"] = Spec(
+            "counter",
+            WORKER_METRICS["evaluations_skipped_total"].help,
+            ("model", "reason"),
+            tuple((m, BaselineUnreadable.reason) for m in names),
+        )
         super().__init__(PREFIX, specs, __version__)
         self._clock = clock
         self._failing: dict[str, str] = {}  # model -> the error of its last evaluation
@@ -104,6 +117,8 @@ class WorkerMetrics(Store):
         self.observe("evaluation_duration_seconds", seconds)
         self.inc("evaluations_total", 1, labels(model=model, result="error"))
         self.inc("evaluation_errors_total", 1, labels(model=model, error=type(exc).__name__))
+        if isinstance(exc, BaselineUnreadable):
+            self.inc("evaluations_skipped_total", 1, labels(model=model, reason=exc.reason))
         with self._failing_lock:
             self._failing[model] = f"{type(exc).__name__}: {exc}"
 

@@ -86,6 +86,8 @@ class Worker:
         self._shut = False
         # "runs", "errors", and "errors:<reason>" per kind of failure (``error_reason``)
         self.counts: Counter[str] = Counter()
+        self._episodes: dict[str, tuple[str, int]] = {}  # job id -> (its error, failed runs since)
+        self._events_lock = threading.Lock()  # jobs of several models end at once
         self.scheduler = BackgroundScheduler(timezone=UTC)
         self.scheduler.add_listener(self._on_event, EVENT_JOB_ERROR | EVENT_JOB_EXECUTED)
         for model in self.models:
@@ -106,12 +108,24 @@ class Worker:
             self._run(model, datetime.now(UTC))
 
     def _on_event(self, event: JobExecutionEvent) -> None:
-        if event.exception is not None:
-            self.counts["errors"] += 1
-            self.counts[f"errors:{error_reason(event.exception)}"] += 1
-            log.error("job %s failed: %r", event.job_id, event.exception)
-        else:
-            self.counts["runs"] += 1
+        """Counts every run; logs a failure once per episode (when it starts or its error
+        changes), not every interval while the same cause lasts, and the run that ends it."""
+        with self._events_lock:
+            if event.exception is not None:
+                self.counts["errors"] += 1
+                self.counts[f"errors:{error_reason(event.exception)}"] += 1
+                error = f"{type(event.exception).__name__}: {event.exception}"
+                previous, failed = self._episodes.get(event.job_id, ("", 0))
+                self._episodes[event.job_id] = (error, failed + 1)
+                if error != previous:
+                    log.error("job %s failed: %s (repeats are logged when it changes)", event.job_id, error)
+                else:
+                    log.debug("job %s failed again (%d runs): %s", event.job_id, failed + 1, error)
+            else:
+                self.counts["runs"] += 1
+                ended = self._episodes.pop(event.job_id, None)
+                if ended is not None:
+                    log.info("job %s succeeded again after %d failed runs", event.job_id, ended[1])
 
     def start(self) -> None:
         with self._lock:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from inferwatch.analytics.alerts.sink import json_safe
+from inferwatch.analytics.baseline_store import BaselineUnreadable
 from inferwatch.analytics.cli.common import (
     EXIT_USAGE,
     configured_model,
@@ -174,10 +175,22 @@ def once(
     evaluator = build_evaluator(cfg, chosen)
     window = aligned_window(at, span, float(cfg.analytics.interval), zone(cfg.analytics.timezone))
     out: list[dict[str, Any]] = []
+    skipped: list[str] = []  # models not evaluated (an unreadable baseline): the others still are
     with elasticsearch_errors(cfg):
         for model in names:
-            ev = evaluator.evaluate(model, window)
+            try:
+                ev = evaluator.evaluate(model, window)
+            except BaselineUnreadable as exc:
+                click.echo(f"model {model} skipped: {exc.args[0]}", err=True)
+                click.echo(f"fix: {exc.fix(str(config_path))}", err=True)
+                skipped.append(model)
+                continue
             out += print_evaluation(ev, as_json, include_all, evaluation_notes(ev, chosen, config_path))
     if as_json:
         # strict JSON: a skipped test's infinite cut is null, not the Infinity token
         click.echo(json.dumps(json_safe(out), indent=1, default=str, allow_nan=False))
+    if skipped:
+        fail(
+            f"{len(skipped)} of {len(names)} models skipped ({BaselineUnreadable.reason}): "
+            f"{', '.join(skipped)}; the others were evaluated"
+        )

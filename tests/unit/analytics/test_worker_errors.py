@@ -1,0 +1,136 @@
+"""Errors in the worker (issue 12), through the real CLI on real files: an unreadable baseline
+names its file and the fix and skips only its model (``once``), once per episode (``run``, with
+the skip counted in the worker's metrics); a data dir the worker cannot write is reported after
+the findings; a damaged local-store segment is reported, never skipped silently; ``once
+--dry-run`` writes nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.scenario.harness import free_port
+from tests.unit.analytics.test_cli import CONFIG, T0, invoke
+from tests.unit.analytics.test_worker_metrics import scrape, wait_until, worker
+
+TWO_MODELS = CONFIG + "  other:\n    features: {country: categorical, age: numeric}\n"
+AT = "2026-11-22T11:00:00Z"
+
+
+def segment(tmp_path: Path, model: str, start: datetime, n: int = 300) -> Path:
+    """One local-store segment as the agent's local output writes it: n documents, every tenth
+    with a country the training data never had."""
+    seg = (
+        tmp_path
+        / "data"
+        / "store"
+        / f"logs-inferwatch.{model}-default"
+        / f"{int(start.timestamp()):020d}.ndjson"
+    )
+    seg.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(n):
+        doc = {
+            "@timestamp": (start + timedelta(seconds=i))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
+            "ml": {
+                "model": {"name": model, "version": "1"},
+                "inputs": {"country": "XX" if i % 10 == 0 else ("DE" if i % 3 else "FR"), "age": 20 + i % 50},
+            },
+            "_id": f"{model}-{i}",
+        }
+        lines.append(orjson.dumps(doc) + b"\n")
+    seg.write_bytes(b"".join(lines))
+    return seg
+
+
+def project(tmp_path: Path, config: str = TWO_MODELS, start: datetime = T0) -> Path:
+    """A config with two models, a baseline of version 1 for each and a window of logs for each."""
+    cfg = tmp_path / "inferwatch.yml"
+    cfg.write_text(config, encoding="utf-8")
+    train = tmp_path / "train.csv"
+    rows = ["country,age"] + [f"{'DE' if i % 3 else 'FR'},{20 + i % 50}" for i in range(300)]
+    train.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    for model in ("churn", "other"):
+        code, _, stderr = invoke(
+            "baseline", "build", "-c", str(cfg), "-m", model, "-v", "1", "--data", str(train)
+        )
+        assert code == 0, stderr
+        segment(tmp_path, model, start)
+    return cfg
+
+
+def truncate(path: Path, keep: int) -> None:
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+# --- 1. an unreadable baseline ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_once_names_an_unreadable_baseline_and_its_fix_and_evaluates_the_other_model(
+    tmp_path: Path, damage: str
+) -> None:
+    cfg = project(tmp_path)
+    broken = tmp_path / "data" / "baselines" / "churn@1.json"
+    if damage == "truncated":
+        truncate(broken, 100)
+    else:
+        broken.write_bytes(b"\x00\xff\xfe not json at all")
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT)
+    assert code == 1, stderr
+    assert "unexpected error" not in stderr and "this is a bug" not in stderr
+    assert f"model churn skipped: baseline churn@1 is unreadable: {broken}" in stderr
+    assert f"fix: rebuild it with `inferwatch baseline build -c {cfg} -m churn -v 1" in stderr
+    assert f"or restore {broken} from a backup" in stderr
+    assert "1 of 2 models skipped (baseline_unreadable): churn" in stderr
+    # the other model was evaluated, its findings printed and its alerts written
+    assert "model other, window" in stdout and "unseen_category" in stdout
+    assert "model churn, window" not in stdout
+    alerts = json.loads((tmp_path / "data" / "alerts" / "alerts.json").read_bytes())
+    assert {d["model"] for d in alerts.values()} == {"other"}
+
+
+def test_once_json_keeps_stdout_a_json_array_of_the_models_evaluated(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    truncate(tmp_path / "data" / "baselines" / "other@1.json", 50)
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "--json")
+    assert code == 1 and "model other skipped" in stderr
+    findings = json.loads(stdout)
+    assert findings and {f["model"] for f in findings} == {"churn"}
+
+
+def test_run_says_it_once_per_episode_counts_the_skips_and_keeps_evaluating(tmp_path: Path) -> None:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=40)
+    port = free_port()
+    config = TWO_MODELS.replace("interval: 1h", f'interval: 1s\n  metrics: {{listen: "127.0.0.1:{port}"}}')
+    project(tmp_path, config, start)
+    broken = tmp_path / "data" / "baselines" / "churn@1.json"
+    good = broken.read_bytes()
+    truncate(broken, 100)
+    base = f"http://127.0.0.1:{port}"
+    skipped = (
+        "inferwatch_analytics_evaluations_skipped_total",
+        (("model", "churn"), ("reason", "baseline_unreadable")),
+    )
+    other_ok = ("inferwatch_analytics_evaluations_total", (("model", "other"), ("result", "ok")))
+    churn_ok = ("inferwatch_analytics_evaluations_total", (("model", "churn"), ("result", "ok")))
+    with worker(tmp_path, config) as (proc, log):
+        # several intervals: the skip is counted each time, the other model evaluated each time
+        wait_until(lambda: (scrape(base) or {}).get(skipped, 0) >= 3, proc, log)
+        wait_until(lambda: (scrape(base) or {}).get(other_ok, 0) >= 3, proc, log)
+        text = log.read_text()
+        failures = [line for line in text.splitlines() if "job evaluate:churn failed" in line]
+        assert len(failures) == 1, text  # once per episode, not every interval
+        assert f"baseline churn@1 is unreadable: {broken}" in failures[0]
+        assert "inferwatch baseline build" in failures[0] and "restore" in failures[0]
+        assert "evaluate:other failed" not in text
+        # restoring the file ends the episode: said once, and churn is evaluated again
+        broken.write_bytes(good)
+        wait_until(lambda: "job evaluate:churn succeeded again" in log.read_text(), proc, log)
+        wait_until(lambda: (scrape(base) or {}).get(churn_ok, 0) >= 1, proc, log)
