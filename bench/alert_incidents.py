@@ -5,7 +5,8 @@ agent's ``Normalizer``, stored by its ``LocalOutput`` and evaluated by the worke
 (the local store), window after window, as ``inferwatch demo`` does.
 
     .venv/bin/python bench/alert_incidents.py            # the demo's schedule (3 failures)
-    .venv/bin/python bench/alert_incidents.py --long     # 120 windows, 9 failures, one flapping
+    .venv/bin/python bench/alert_incidents.py --long     # 120 windows, 10 failures, one flapping
+    .venv/bin/python bench/alert_incidents.py --long --cooldown 3600   # a cooldown of 12 windows
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def long_schedule() -> list[Injection]:
     return out
 
 
-def run(schedule: list[Injection], windows: int, per_window: int, seed: int) -> None:
+def run(schedule: list[Injection], windows: int, per_window: int, seed: int, cooldown: float | None) -> None:
     t0 = time.perf_counter()
     cars = demo_data.load_cars()
     parts = demo_data.split(cars, seed=seed)
@@ -74,6 +75,8 @@ def run(schedule: list[Injection], windows: int, per_window: int, seed: int) -> 
         chosen = backends(cfg)
         chosen.baselines.save(baseline)
         evaluator = build_evaluator(cfg, chosen)
+        if cooldown is not None:
+            evaluator.cooldown = cooldown
         output = LocalOutput(cfg.agent.data_dir / "store", fsync=False)
         normalizer = Normalizer(cfg.agent.inputs[0], cfg.models, cfg.agent.namespace)
         origin = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
@@ -135,6 +138,7 @@ def run(schedule: list[Injection], windows: int, per_window: int, seed: int) -> 
     )
     print(f"open notifications per incident {opens}; all notifications per incident {notify}")
     print(f"alert reopenings (recurrences) {reopened}; incident reopenings {sum(reopens)}")
+    print(f"alerts opened: {Counter(d for _, d, _ in alert_opened)}")
     for text, n in skipped.items():
         print(f"skipped in {n} windows: {text}")
     print(f"{elapsed:.1f} s")
@@ -145,6 +149,7 @@ def main() -> None:
     ap.add_argument("--long", action="store_true")
     ap.add_argument("--per-window", type=int, default=400)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--cooldown", type=float, help="seconds (default: analytics.cooldown, 1 day)")
     args = ap.parse_args()
     if args.long:
         schedule = long_schedule()
@@ -152,7 +157,7 @@ def main() -> None:
     else:
         schedule = default_schedule()
         windows = max(i.end for i in schedule) + 4
-    run(schedule, windows, args.per_window, args.seed)
+    run(schedule, windows, args.per_window, args.seed, args.cooldown)
 
 
 if __name__ == "__main__":

@@ -121,9 +121,17 @@ class Evaluator:
     # analytics.min_window_docs: smaller windows are merged with the next ones, not tested
     min_window_docs: int = AnalyticsConfig.min_window_docs
 
-    def params_for(self, baseline: Baseline | None) -> DetectorParams:
+    def params_for(self, baseline: Baseline | None, span: float | None = None) -> DetectorParams:
+        """The detectors' params for one version: alpha from the budget, and a long drift
+        horizon of a week of the windows one state chain sees (``state_key``: windows of
+        ``span`` seconds every ``max(span, interval)``)."""
         series = count_series(baseline) if baseline is not None else 1
-        knobs: dict[str, Any] = {"min_window_docs": max(int(self.min_window_docs), 0), **self.overrides}
+        step = max(float(span or 0.0), float(self.interval), 1.0)
+        knobs: dict[str, Any] = {
+            "min_window_docs": max(int(self.min_window_docs), 0),
+            "horizon_windows": max(round(WEEK / step), 2),
+            **self.overrides,
+        }
         return DetectorParams.from_budget(
             self.false_alarms_per_week,
             series=max(series, 1),
@@ -184,7 +192,7 @@ class Evaluator:
             found, new_state = evaluate_version(
                 counts,
                 baseline,
-                self.params_for(baseline),
+                self.params_for(baseline, window.seconds),
                 self.closed.get(model, frozenset()),
                 det_state,
                 self.floors.get(model, {}),

@@ -176,7 +176,7 @@ def test_category_drift_holds_alpha_where_evidentlys_rule_fires_on_most_windows(
         for d in draws:
             cats = {labels[j]: int(c) for j in np.flatnonzero(d) for c in (d[j],)}
             firings += (
-                drift.category(ctx(LOOSE), "inputs.x", fb, FeatureCounts(categories=cats)).status
+                drift.category(ctx(LOOSE), "inputs.x", fb, FeatureCounts(categories=cats))[0].status
                 is Status.FIRING
             )
         rows.append(
@@ -194,7 +194,7 @@ def test_numeric_drift_holds_alpha_on_quantile_bins() -> None:
         firings = sum(
             drift.numeric(
                 ctx(LOOSE), "inputs.age", fb, FeatureCounts(numeric={b: int(c) for b, c in enumerate(d)})
-            ).status
+            )[0].status
             is Status.FIRING
             for d in draws
         )
@@ -538,10 +538,10 @@ def test_a_small_reference_and_a_small_population_of_the_same_distribution_raise
             draw = {k: rng.multinomial(400, p) for k, p in population.items()}
             cx = Context("churn", "1", window(i), params, state)
             findings = [
-                drift.numeric(
+                *drift.numeric(
                     cx, "inputs.age", age, FeatureCounts(numeric=dict(enumerate(draw["deciles"].tolist())))
                 ),
-                drift.category(
+                *drift.category(
                     cx,
                     "inputs.origin",
                     origin,

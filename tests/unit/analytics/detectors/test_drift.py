@@ -189,3 +189,51 @@ def test_a_window_shaped_like_its_baseline_is_stable_when_edges_are_large_number
     window = counts(2000, base=base, numeric={"inputs.signup_ts": dict.fromkeys(range(10), 200)})
     f = pick(evaluate_version(window, base, P)[0], "numeric_drift")
     assert f.status is Status.OK and f.statistic == 0.0
+
+
+def test_a_slight_shift_no_window_can_show_is_reported_once_on_the_long_horizon() -> None:
+    """JS 0.16 in windows of 150 values: one window's noise floor puts its cut near 0.23 (and
+    two merged ones near 0.19), so the window test stays clean for ever. The week's decayed
+    sum reaches the cut after a few windows: one alert (key 'week'), open while it lasts."""
+    ref = categorical("inputs.tier", {"a": 8000, "b": 6000, "c": 4000, "d": 2000})
+    base = baseline(ref)
+    params = DetectorParams(alpha=1e-4, horizon_windows=168)
+    state, alerts = DetectorState(), dict[str, AlertState]()
+    window_statuses, week_statuses, transitions = [], [], []
+    for i in range(30):
+        shifted = {"a": 38, "b": 45, "c": 30, "d": 37}  # 25%, 30%, 20%, 25% of 150
+        findings, state = evaluate_version(
+            counts(150, base=base, categories={"inputs.tier": shifted}, win=window(i)),
+            base,
+            params,
+            state=state,
+        )
+        (own,) = [f for f in findings if f.detector == "category_drift" and f.key is None]
+        window_statuses.append(own.status)
+        week = pick(findings, "category_drift", key="week")
+        week_statuses.append(week.status)
+        alerts, changes = apply_window(alerts, findings, window(i).end, [("churn", "1")])
+        transitions += [(c.transition, c.state.key) for c in changes]
+    assert Status.FIRING not in window_statuses
+    first = week_statuses.index(Status.FIRING)
+    assert week_statuses[0] is Status.SKIPPED and 1 < first < 15
+    assert week_statuses[first:] == [Status.FIRING] * (30 - first)
+    assert transitions[0] == ("opened", "week") and {t for t, _ in transitions[1:]} <= {"updated"}
+    assert week.message.startswith("inputs.tier: value distribution over the last week shifted (JS 0.16 >= ")
+    assert DetectorState.from_dict(state.to_dict()) == state
+
+
+def test_the_long_horizon_is_clean_on_stable_traffic() -> None:
+    ref = categorical("inputs.tier", {"a": 8000, "b": 6000, "c": 4000, "d": 2000})
+    base = baseline(ref)
+    params = DetectorParams(alpha=1e-4, horizon_windows=168)
+    state = DetectorState()
+    for i in range(30):
+        stable = {"a": 60, "b": 45, "c": 30, "d": 15}
+        findings, state = evaluate_version(
+            counts(150, base=base, categories={"inputs.tier": stable}, win=window(i)),
+            base,
+            params,
+            state=state,
+        )
+        assert pick(findings, "category_drift", key="week").status in (Status.SKIPPED, Status.OK)

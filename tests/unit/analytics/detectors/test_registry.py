@@ -31,7 +31,7 @@ def test_every_detector_of_the_table_reports_on_its_kind_and_nothing_else_runs()
         assert reported <= set().union(*named), fb.kind
         assert all(reported & names for names in named), fb.kind  # each row ran
     tested = [f for f in findings if f.status is not Status.SKIPPED and f.detector != "unseen_category"]
-    assert count_series(base) == series_of("categorical") + series_of("numeric") + series_of("text") == 12
+    assert count_series(base) == series_of("categorical") + series_of("numeric") + series_of("text") == 14
     assert len(tested) <= count_series(base)
 
 

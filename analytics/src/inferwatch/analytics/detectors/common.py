@@ -296,6 +296,44 @@ def dist_series(
     return verdict(Status.SKIPPED, d, False, windows, reason)
 
 
+def horizon_series(
+    ctx: Context,
+    series: str,
+    current: Mapping[str, float],
+    reference: Mapping[str, float],
+    what: str,
+) -> DistVerdict:
+    """The drift test on the long horizon: this window's counts join the series' decayed sum
+    (``DetectorState.horizon``; weight 1 - 1/horizon_windows per window, so about a week of
+    windows), which is tested like a window. The decayed sum counts fewer values than the
+    window's it stands for, so its noise floor is conservative. Until the horizon holds twice
+    this window's values it says nothing the window test did not: SKIPPED."""
+    params = ctx.params
+    keep = 1.0 - 1.0 / params.horizon_windows
+    acc = {label: c * keep for label, c in (ctx.state.horizon.get(series) or {}).items()}
+    now = {str(a): float(b) for a, b in current.items() if b}
+    for label, c in now.items():
+        acc[label] = acc.get(label, 0.0) + c
+    acc = {label: c for label, c in acc.items() if c >= 1e-3}
+    if acc:
+        ctx.state.horizon[series] = acc
+    else:
+        ctx.state.horizon.pop(series, None)
+    n = sum(acc.values())
+
+    def skip(reason: str) -> DistVerdict:
+        return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, 0, (), reason)
+
+    if sum(1 for v in reference.values() if v > 0) < 2 or n <= 0:
+        return skip(f"no {what} values to compare over the long horizon")
+    if n < 2 * sum(now.values()):
+        return skip("the long horizon holds little more than this window yet")
+    d = _dist_stats(params, acc, reference)
+    firing = d.above() and d.p < params.alpha
+    status = Status.FIRING if firing else Status.OK
+    return DistVerdict(status, d.n, d.bins, d.js, d.cut, d.quantile, d.p, False, 0, d.changes)
+
+
 def _changes(
     labels: list[str], obs: np.ndarray, ref: np.ndarray, limit: int
 ) -> tuple[tuple[str, float, float], ...]:

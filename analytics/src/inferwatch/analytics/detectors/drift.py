@@ -10,6 +10,11 @@ Both use ``common.dist_series``: chi-square homogeneity against the baseline cou
 bins merged (expected counts on both sides), effect = JS distance held to js_floor + its 1 - alpha
 sampling quantile at the two-sample n_eff = n m / (n + m) (``common.js_cut``), so a reference of
 a few hundred rows does not turn its own noise into drift.
+
+Two horizons: the window, and a long one (about a week of windows, ``common.horizon_series``)
+reported under the key ``week``. A slow or slight shift that no single window can show (its
+noise floor is above the shift) adds up on the long horizon and is reported once there, and
+kept open while it lasts.
 """
 
 from __future__ import annotations
@@ -23,19 +28,21 @@ from inferwatch.analytics.detectors.common import (
     describe_changes,
     dist_fields,
     dist_series,
+    horizon_series,
     num,
 )
 from inferwatch.analytics.detectors.slices import FeatureCounts
 from inferwatch.analytics.model import FeatureBaseline, Finding, Status
 
 UNSEEN_BIN = "(never seen in training)"
+HORIZON_KEY = "week"  # the alert key of the long-horizon drift test
 
 
 def detector_name(key: str, base: str) -> str:
     return "prediction_drift" if key.startswith("outputs.") else base
 
 
-def category(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> Finding:
+def category(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> list[Finding]:
     name = detector_name(key, "category_drift")
     reference: dict[str, float] = {str(v): float(c) for v, c in fb.categories.items() if c > 0}
     total = sum(reference.values())
@@ -45,7 +52,7 @@ def category(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> 
         label = value if value in reference and value != UNSEEN_BIN else UNSEEN_BIN
         current[label] = current.get(label, 0.0) + c
     v = dist_series(ctx, f"{name}|{key}", current, reference, "category")
-    return _finding(ctx, name, key, v, "value distribution")
+    return _with_horizon(ctx, name, key, v, current, reference, "category")
 
 
 def _edge_format(edges: tuple[float, ...]) -> str:
@@ -67,10 +74,10 @@ def bin_labels(edges: tuple[float, ...]) -> list[str]:
     return labels
 
 
-def numeric(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> Finding:
+def numeric(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> list[Finding]:
     name = detector_name(key, "numeric_drift")
     if not fb.bin_counts:
-        return ctx.skipped(name, key, "the baseline has no numeric bins for this feature")
+        return [ctx.skipped(name, key, "the baseline has no numeric bins for this feature")]
     labels = bin_labels(fb.edges)
     if len(labels) != len(fb.bin_counts) or len(set(labels)) != len(labels):
         # Labels key the bins: two bins under one label would lose a reference count.
@@ -81,12 +88,32 @@ def numeric(ctx: Context, key: str, fb: FeatureBaseline, fc: FeatureCounts) -> F
         label = labels[b] if 0 <= b < len(labels) else f"bin {b}"
         current[label] = current.get(label, 0.0) + c
     v = dist_series(ctx, f"{name}|{key}", current, reference, "numeric")
-    return _finding(ctx, name, key, v, "value distribution")
+    return _with_horizon(ctx, name, key, v, current, reference, "numeric")
 
 
-def _finding(ctx: Context, name: str, key: str, v: DistVerdict, what: str) -> Finding:
+def _with_horizon(
+    ctx: Context,
+    name: str,
+    key: str,
+    v: DistVerdict,
+    current: dict[str, float],
+    reference: dict[str, float],
+    what: str,
+) -> list[Finding]:
+    out = [_finding(ctx, name, key, v, "value distribution")]
+    if ctx.params.horizon_windows > 1:
+        long = horizon_series(ctx, f"{name}|{key}", current, reference, what)
+        out.append(_finding(ctx, name, key, long, "value distribution over the last week", HORIZON_KEY))
+    return out
+
+
+def _finding(
+    ctx: Context, name: str, key: str, v: DistVerdict, what: str, horizon: str | None = None
+) -> Finding:
     fields = dist_fields(v)
     fields["examples"] = tuple(label for label, o, e in v.changes if o > e)[: ctx.params.examples]
+    if horizon is not None:
+        fields["key"] = horizon
     if v.status is Status.SKIPPED:
         return ctx.skipped(name, key, v.reason, **fields)
     cut = "inf" if math.isinf(v.cut) else f"{v.cut:.2f}"

@@ -61,6 +61,10 @@ class DetectorParams:
     volume_floor: float = 0.5  # |observed / expected - 1| needed for a volume finding
     volume_min_expected: float = 20.0  # expected documents before a drop to zero is critical
     examples: int = 5
+    # The long horizon of the drift tests, in windows of one state chain (a week of windows):
+    # each window's counts join a decayed sum (weight 1 - 1/horizon_windows per window) that
+    # is tested too, so a shift too slight for one window is reported once it adds up. 0: off.
+    horizon_windows: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:

@@ -53,17 +53,18 @@ FEATURE_DETECTORS: tuple[Descriptor, ...] = (
         frozenset({"categorical"}),
         lambda ctx, x: unseen.evaluate(ctx, x.key, x.baseline, x.counts, x.closed, x.accepted),
     ),
+    # the window and the long horizon (a week): two tests
     Descriptor(
         ("category_drift", "prediction_drift"),
-        1,
+        2,
         frozenset({"categorical"}),
-        lambda ctx, x: [drift.category(ctx, x.key, x.baseline, x.counts)],
+        lambda ctx, x: drift.category(ctx, x.key, x.baseline, x.counts),
     ),
     Descriptor(
         ("numeric_drift", "prediction_drift"),
-        1,
+        2,
         frozenset({"numeric"}),
-        lambda ctx, x: [drift.numeric(ctx, x.key, x.baseline, x.counts)],
+        lambda ctx, x: drift.numeric(ctx, x.key, x.baseline, x.counts),
     ),
     Descriptor(
         ("oov_rate",),

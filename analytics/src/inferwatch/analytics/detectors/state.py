@@ -5,6 +5,8 @@
   ``{"windows", "k", "n"}``, distribution series ``{"windows", "counts": {bin: count}}``.
 - ``cusum``: the null-creep CUSUM per feature, ``{"s", "m", "n", "alarm"}``.
 - ``high_cardinality``: features whose unseen values exploded; watched by rate only.
+- ``horizon``: per drift series, the decayed sum of its counts per bin over the long horizon
+  (``common.horizon_series``).
 - ``unseen``: per feature, each new value's evidence since its first sighting:
   ``{value: [sightings, values of the feature, windows]}`` (``unseen._remember``).
 """
@@ -27,6 +29,7 @@ class DetectorState:
     cusum: dict[str, Cusum] = field(default_factory=dict)
     high_cardinality: set[str] = field(default_factory=set)
     unseen: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
+    horizon: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,6 +42,7 @@ class DetectorState:
             "unseen": {
                 k: {v: list(cmw) for v, cmw in sorted(m.items())} for k, m in sorted(self.unseen.items())
             },
+            "horizon": {k: dict(sorted(v.items())) for k, v in sorted(self.horizon.items())},
         }
 
     @classmethod
@@ -68,7 +72,19 @@ class DetectorState:
                 continue
             if kept:
                 unseen[str(key)] = kept
-        return cls(pending, cusum, high, unseen)
+        horizon: dict[str, dict[str, float]] = {}
+        for key, bins in dict(d.get("horizon") or {}).items():
+            try:
+                sums = {
+                    str(b): float(c)
+                    for b, c in dict(bins).items()
+                    if math.isfinite(float(c)) and float(c) > 0
+                }
+            except (TypeError, ValueError):
+                continue
+            if sums:
+                horizon[str(key)] = sums
+        return cls(pending, cusum, high, unseen, horizon)
 
     def copy(self) -> DetectorState:
         return DetectorState.from_dict(self.to_dict())
