@@ -200,6 +200,7 @@ class Agent:
             step_bytes=max(a.read_buffer_bytes, min(a.batch.max_bytes, 4 * a.read_buffer_bytes)),
             dead_letter_index=a.dead_letter_index,
             encoders=encoder_threads(self._cfg),
+            keep_unparsed=a.dead_letter.keep_unparsed,
         )
         self.shipper = ShipLoop(
             self.spool,

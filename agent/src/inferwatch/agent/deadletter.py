@@ -68,8 +68,10 @@ def entry(
     document: bytes | None = None,
     doc_id: str | None = None,
     fingerprint: str | None = None,
+    raw_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """The dead-letter document for one item (pure)."""
+    """The dead-letter document for one item (pure). ``raw_bytes`` is the line's length when
+    ``raw`` is not the line as read (redacted, withheld: None, or only its head)."""
     doc: dict[str, Any] = {"@timestamp": iso_ms(ts), "reason": reason, "detail": detail}
     if source is not None or offset is not None:
         log_field: dict[str, Any] = {}
@@ -85,6 +87,8 @@ def entry(
         doc["raw_bytes"] = len(raw)
         if len(raw) > RAW_CAP:
             doc["raw_truncated"] = True
+    if raw_bytes is not None:
+        doc["raw_bytes"] = raw_bytes
     if document is not None:
         try:
             doc["document"] = orjson.loads(document)
@@ -138,6 +142,7 @@ class DeadLetter:
         document: bytes | None = None,
         doc_id: str | None = None,
         fingerprint: str | None = None,
+        raw_bytes: int | None = None,
     ) -> None:
         doc = entry(
             reason,
@@ -149,6 +154,7 @@ class DeadLetter:
             document=document,
             doc_id=doc_id,
             fingerprint=fingerprint,
+            raw_bytes=raw_bytes,
         )
         line = orjson.dumps(doc) + b"\n"
         with self._lock:

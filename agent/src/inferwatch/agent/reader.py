@@ -34,17 +34,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import orjson
-
 from inferwatch.agent import bulkbody
-from inferwatch.agent.deadletter import DeadLetter, DeadLetterMark, LineKey, entry
-from inferwatch.agent.deadletter_index import dead_letter_id
+from inferwatch.agent.deadletter import DeadLetter, DeadLetterMark
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import Checkpoint, Event, FileId, LineBatch, OversizedLine, Rejected, Source
 from inferwatch.agent.redact import Redactor
 from inferwatch.agent.registry import Registry
+from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool, SpoolFull
 from inferwatch.core.config import InputConfig, RedactConfig
 
@@ -84,6 +82,7 @@ class ReadSettings:
     housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait
     dead_letter_index: str | None = None  # also index dead-lettered lines there
     encoders: int = 0  # threads that gzip sealed batches; 0: the read thread does it
+    keep_unparsed: bool = False  # agent.dead_letter.keep_unparsed (see agent.rejects)
 
 
 @dataclass(slots=True)
@@ -92,7 +91,6 @@ class _Batch:
     size: int = 0
     marks: dict[FileId, Checkpoint] = field(default_factory=dict)
     lines: int = 0  # lines covered, for the log
-    dead: int = 0  # dead-letter entries written, not yet fsynced
     started: float | None = None
 
 
@@ -137,11 +135,8 @@ class ReadLoop:
             getattr(n, "bulk_items", None) for n in normalizers
         )
         self._expansion = 4.0  # document bytes per line byte, learned; decides the fast path
-        # Each input's redaction, for the rejected lines that leave the host (dead_letter_index).
-        self._redactors = tuple(_redactor_of(n) for n in normalizers)
         self._registry = registry
         self._spool = spool
-        self._dead = dead_letter
         self._metrics = metrics
         self._s = settings
         self.wake = wake
@@ -159,7 +154,14 @@ class ReadLoop:
         self._first_start = not registry.items()  # start_at applies to files found at the first start
         # Lines dead-lettered after the last checkpoint: read again now, written once.
         mark = registry.dead_letter_mark
-        self._dead_before: set[LineKey] = set() if mark is None else dead_letter.lines_after(mark)
+        self._rejects = Rejects(
+            dead_letter,
+            metrics,
+            [RejectPolicy(_redactor_of(n), settings.keep_unparsed) for n in normalizers],
+            settings.dead_letter_index,
+            set() if mark is None else dead_letter.lines_after(mark),
+            wall,
+        )
         self._scanned = False
         now = clock()
         self._last_registry_flush = -math.inf  # the first commit is written at once
@@ -316,48 +318,9 @@ class ReadLoop:
     def _dead_letter(
         self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int | None = None
     ) -> None:
-        """Write a rejected line (``raw``: the line, or the head of one of ``length`` bytes) to
-        the local dead letter, which stays on the host and keeps the line as read; with
-        ``dead_letter_index``, also spool its redacted document (``_index_document``)."""
-        key = (b.file_id.fingerprint, offset)
-        if key in self._dead_before:
-            self._dead_before.discard(key)  # written before a crash: once is enough
-        else:
-            self._write_dead_letter(reason, detail, b, offset, raw)
-        if self._s.dead_letter_index:
-            # Also indexed, through the spool like any document (deterministic id: no copies).
-            size = len(raw) if length is None else length
-            doc = self._index_document(reason, detail, b, offset, raw, size)
-            self._add(Event(dead_letter_id(f"{b.file_id}:{offset}"), self._s.dead_letter_index, doc))
-
-    def _write_dead_letter(self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes) -> None:
-        path = b.path
-        try:
-            self._dead.write(
-                reason, detail, source=path, offset=offset, raw=raw, fingerprint=b.file_id.fingerprint
-            )
-        except OSError as e:
-            # Disk full or the like: the line is lost, but good lines must not wait behind it.
-            log.error("cannot write the dead letter (%s); %s at %s:%d is dropped", e, reason, path, offset)
-            self._metrics.inc("dropped_total", 1, labels(reason="dead_letter_write_failed"))
-            return
-        self._batch.dead += 1
-        self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
-
-    def _index_document(
-        self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int
-    ) -> bytes:
-        """The ``dead_letter_index`` document of a rejected line. It leaves the host, so when the
-        input redacts fields the line is parsed and redacted first (``agent.redact``, as for its
-        documents), and a line that is not a JSON object then goes without its text: reason,
-        detail and ``raw_bytes`` only. Without redaction the line goes as it was read."""
-        redactor = self._redactors[b.input_index]
-        text = raw if redactor is None else _redacted_line(raw, redactor)
-        doc = entry(reason, detail, self._wall(), source=b.path, offset=offset, raw=text)
-        doc["raw_bytes"] = length  # the line's, also when its text is withheld or only a head
-        if text is raw and length > len(raw):  # the head of a line over max_line_bytes
-            doc["raw_truncated"] = True
-        return orjson.dumps(doc)
+        ev = self._rejects.reject(reason, detail, b, offset, raw, length)
+        if ev is not None:
+            self._add(ev)
 
     def _add(self, ev: Event) -> None:
         batch = self._batch
@@ -371,12 +334,7 @@ class ReadLoop:
         self._batch = _Batch()
         if batch.started is None:
             return
-        if batch.dead:
-            try:
-                self._dead.flush()  # durable before any offset past those lines moves
-            except OSError as e:
-                log.error("cannot fsync the dead letter: %s", e)
-                self._metrics.inc("dropped_total", batch.dead, labels(reason="dead_letter_write_failed"))
+        dead_mark = self._rejects.sync()  # the batch's dead letters are durable before its offsets
         items = batch.items
         payload: Future[bytes] | None = None
         if items and self._encoders is not None:
@@ -385,7 +343,7 @@ class ReadLoop:
             payload.add_done_callback(self._encoded)
         # Without encoders the batch is compressed where it is spooled (``_payload``): a failure
         # there leaves it at the head of the queue, where it is tried again.
-        self._sealed.append(_Sealed(items or None, payload, len(items), batch.marks, self._dead.position()))
+        self._sealed.append(_Sealed(items or None, payload, len(items), batch.marks, dead_mark))
 
     def _bound_in_flight(self) -> None:
         """Wait for the oldest compression while ``encoders + 1`` are running (bounded memory)."""
@@ -505,26 +463,6 @@ def _redactor_of(normalize: Normalize) -> Redactor | None:
         return None
     redactor = Redactor(redact.drop, redact.hash, getattr(normalize, "hash_key", None))
     return redactor if redactor.active else None
-
-
-def _redacted_line(raw: bytes, redactor: Redactor) -> bytes | None:
-    """``raw`` parsed as the normalizer parses it (a leading BOM allowed), redacted and written
-    back as compact JSON; None when it is not a JSON object (invalid UTF-8 or JSON, a cut head,
-    an array...): the configured paths cannot be found in it, so none of it may leave."""
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        try:
-            text = raw.decode("utf-8")
-            obj = orjson.loads(text[1:] if text.startswith("\ufeff") else text)
-        except (UnicodeDecodeError, orjson.JSONDecodeError):
-            return None
-    if type(obj) is not dict:
-        return None
-    try:
-        return orjson.dumps(redactor(obj))
-    except orjson.JSONEncodeError:  # nesting deeper than orjson writes
-        return None
 
 
 def _encode(items: list[bytes], level: int) -> bytes:

@@ -159,6 +159,15 @@ class RedactConfig:
 
 
 @dataclass(frozen=True)
+class DeadLetterConfig:
+    """The local dead letter, ``<data_dir>/dead-letter.ndjson`` (see agent.rejects)."""
+
+    # A rejected line that does not parse cannot be redacted (agent.redact): it is kept as its
+    # reason, offset and length only, unless this is true (then as read, on the host only).
+    keep_unparsed: bool = False
+
+
+@dataclass(frozen=True)
 class SpoolConfig:
     max_bytes: ByteSize = ByteSize(1024**3)  # when full, reading pauses and the log files buffer
     segment_bytes: ByteSize = ByteSize(16 * 1024**2)
@@ -227,6 +236,7 @@ class AgentConfig:
     output: OutputConfig = field(default_factory=OutputConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     dead_letter_index: str | None = None  # also index dead letters in Elasticsearch
+    dead_letter: DeadLetterConfig = field(default_factory=DeadLetterConfig)
     # Threads that gzip sealed batches beside the read thread (zlib runs without the GIL, so
     # compression uses a second core); 0: the read thread compresses; null: one per CPU beyond
     # the first, at most 1.

@@ -1,0 +1,117 @@
+"""What the dead letters keep of a rejected line: redacted like a document, on disk too; a line
+that does not parse keeps no text unless agent.dead_letter.keep_unparsed asks for it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from pathlib import Path
+
+import orjson
+import pytest
+
+from inferwatch.agent.daemon import build_normalizers
+from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.files.discovery import Discovery
+from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.metrics import Metrics
+from inferwatch.agent.reader import ReadLoop, ReadSettings
+from inferwatch.agent.redact import Redactor
+from inferwatch.agent.registry import Registry
+from inferwatch.agent.rejects import RejectPolicy
+from inferwatch.agent.spool import Spool
+from inferwatch.core.config import ConfigError, parse_config
+
+SECRET = "alice.secret@example.com"
+BAD_TIME = orjson.dumps({"timestamp": "never", "model": "m", "inputs": {"email": SECRET, "name": "Al"}})
+UNPARSED = b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"'
+LONG = b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'", "pad": "' + b"x" * 2000 + b'"}}'
+
+
+def local_entries(tmp_path: Path, data: bytes, redact: str, keep_unparsed: str = "false") -> list[dict]:
+    """Run the daemon's normalizers through a read loop over ``data``; the local dead letter."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_bytes(data)
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  redact: {redact}
+  dead_letter: {{keep_unparsed: {keep_unparsed}}}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    registry = Registry(tmp_path / "registry.json", fsync=False)
+    dead = DeadLetter(tmp_path / "dead-letter.ndjson", fsync=False)
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        loop = ReadLoop(
+            cfg.agent.inputs,
+            Discovery(cfg.agent.inputs, scan_interval=0.0),
+            Tailer(256, 4096, registry.get),
+            build_normalizers(cfg, "test-host"),
+            registry,
+            spool,
+            dead,
+            Metrics(),
+            ReadSettings(max_line_bytes=256, keep_unparsed=cfg.agent.dead_letter.keep_unparsed),
+            wake=threading.Event(),
+        )
+        loop.step()
+        loop.flush()
+        loop.close()
+    dead.close()
+    return [orjson.loads(row) for row in (tmp_path / "dead-letter.ndjson").read_bytes().splitlines()]
+
+
+def test_the_local_dead_letter_keeps_a_rejected_line_redacted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
+    redact = "{drop: [inputs.email], hash: [inputs.name]}"
+    data = BAD_TIME + b"\n" + UNPARSED + b"\n" + LONG + b"\n"
+    entries = local_entries(tmp_path, data, redact)
+    assert SECRET not in orjson.dumps(entries).decode()
+    by_reason = {e["reason"]: e for e in entries}
+    assert set(by_reason) == {"bad_timestamp", "invalid_json", "line_too_long"}
+    name = hmac.new(b"k", b"Al", hashlib.sha256).hexdigest()
+    bad_time = by_reason["bad_timestamp"]
+    assert orjson.loads(bad_time["raw"]) == {"timestamp": "never", "model": "m", "inputs": {"name": name}}
+    assert bad_time["raw_bytes"] == len(BAD_TIME)
+    for reason, line in (("invalid_json", UNPARSED), ("line_too_long", LONG)):
+        assert "raw" not in by_reason[reason]  # cannot be redacted: reason, offset, length only
+        assert by_reason[reason]["raw_bytes"] == len(line)
+        assert by_reason[reason]["log"]["offset"] >= 0
+
+
+def test_keep_unparsed_keeps_a_line_that_cannot_be_redacted_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entries = local_entries(tmp_path, BAD_TIME + b"\n" + UNPARSED + b"\n", "{drop: [inputs.email]}", "true")
+    by_reason = {e["reason"]: e for e in entries}
+    assert by_reason["invalid_json"]["raw"] == UNPARSED.decode()  # asked for: kept as read
+    assert SECRET not in by_reason["bad_timestamp"]["raw"]  # what parses is still redacted
+
+
+def test_without_redaction_a_rejected_line_is_kept_as_read(tmp_path: Path) -> None:
+    entries = local_entries(tmp_path, UNPARSED + b"\n", "{}")
+    assert [(e["reason"], e["raw"]) for e in entries] == [("invalid_json", UNPARSED.decode())]
+
+
+def test_the_policy_in_one_place() -> None:
+    redactor = Redactor(drop=("inputs.email",))
+    plain, redacting = RejectPolicy(), RejectPolicy(redactor)
+    keeping = RejectPolicy(redactor, keep_unparsed=True)
+    assert plain.local_text(UNPARSED) == plain.index_text(UNPARSED) == UNPARSED
+    assert redacting.local_text(UNPARSED) is None and redacting.index_text(UNPARSED) is None
+    assert keeping.local_text(UNPARSED) == UNPARSED
+    assert keeping.index_text(UNPARSED) is None  # never leaves the host
+    assert redacting.local_text(BAD_TIME) == keeping.local_text(BAD_TIME) == redacting.index_text(BAD_TIME)
+
+
+def test_keep_unparsed_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keep_unparsed"):
+        parse_config(
+            f"agent:\n  data_dir: {tmp_path}\n  dead_letter: {{keep_unparsed: maybe}}\n"
+            f"  inputs: [{{paths: ['{tmp_path}/*.jsonl']}}]\n"
+        )
