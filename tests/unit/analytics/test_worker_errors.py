@@ -6,9 +6,17 @@ the findings; a damaged local-store segment is reported, never skipped silently;
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -88,7 +96,7 @@ def test_once_names_an_unreadable_baseline_and_its_fix_and_evaluates_the_other_m
     assert f"model churn skipped: baseline churn@1 is unreadable: {broken}" in stderr
     assert f"fix: rebuild it with `inferwatch baseline build -c {cfg} -m churn -v 1" in stderr
     assert f"or restore {broken} from a backup" in stderr
-    assert "1 of 2 models skipped (baseline_unreadable): churn" in stderr
+    assert "of 2 models, 1 skipped (baseline_unreadable): churn" in stderr
     # the other model was evaluated, its findings printed and its alerts written
     assert "model other, window" in stdout and "unseen_category" in stdout
     assert "model churn, window" not in stdout
@@ -134,3 +142,127 @@ def test_run_says_it_once_per_episode_counts_the_skips_and_keeps_evaluating(tmp_
         broken.write_bytes(good)
         wait_until(lambda: "job evaluate:churn succeeded again" in log.read_text(), proc, log)
         wait_until(lambda: (scrape(base) or {}).get(churn_ok, 0) >= 1, proc, log)
+
+
+# --- 2. a data dir the worker cannot write -------------------------------------------------------
+
+
+def without_root_override() -> None:
+    """In the child, before exec: drop CAP_DAC_OVERRIDE from the bounding set, so that root too
+    is refused what file modes refuse (exec gives root only the bounding set)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(24, 1, 0, 0, 0) != 0:  # PR_CAPBSET_DROP, CAP_DAC_OVERRIDE
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+
+@contextmanager
+def read_only(root: Path) -> Iterator[dict[str, Any]]:
+    """``root``'s tree without a write bit, for a process started with the arguments yielded (as
+    root, one that cannot override file modes); the write bits come back afterwards."""
+    paths = [root, *root.rglob("*")]
+    modes = {p: p.stat().st_mode for p in paths}
+    writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    for p in paths:
+        p.chmod(modes[p] & ~writable)
+    try:
+        yield {"preexec_fn": without_root_override} if os.geteuid() == 0 else {}
+    finally:
+        for p in paths:
+            p.chmod(modes[p])
+
+
+def once_process(cfg: Path, *args: str, **user: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "inferwatch.core", "analytics", "once", "-c", str(cfg), "--at", AT, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **user,
+    )
+
+
+def finding_rows(stdout: str, detector: str) -> int:
+    """Rows of the findings table of ``detector`` (one per model here)."""
+    return sum(line.split()[1:2] == [detector] for line in stdout.splitlines() if line.startswith("critical"))
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_once_prints_its_findings_then_reports_a_data_dir_it_cannot_write(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    assert invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T09:00:00Z")[0] == 0  # dirs exist
+    data = tmp_path / "data"
+    before = snapshot(data)
+    with read_only(data) as user:
+        proc = once_process(cfg, **user)
+        dry = once_process(cfg, "--dry-run", **user)
+    assert proc.returncode == 1, proc.stderr
+    assert "unexpected error" not in proc.stderr and "Traceback" not in proc.stderr
+    # the findings it computed are printed, for both models
+    assert finding_rows(proc.stdout, "unseen_category") == 2 and "model other, window" in proc.stdout
+    # then the failure: which model, which path, why, and the fix
+    assert "model churn: its alerts and detector state could not be written" in proc.stderr
+    assert f"{data / 'alerts' / 'alerts.json'}" in proc.stderr and "Permission denied" in proc.stderr
+    assert "of 2 models, 2 evaluated but not written: churn, other" in proc.stderr
+    assert f"fix: make {data} and what is under it writable" in proc.stderr and "--dry-run" in proc.stderr
+    assert snapshot(data) == before
+    # --dry-run needs no write: the same evaluation succeeds on the read-only data dir
+    assert dry.returncode == 0, dry.stderr
+    assert finding_rows(dry.stdout, "unseen_category") == 2 and "dry run: nothing written" in dry.stdout
+
+
+def test_alerts_that_cannot_be_written_keep_the_state_so_the_window_is_evaluated_again(
+    tmp_path: Path,
+) -> None:
+    """The evaluation's order is kept: alerts first, then the detector state, so a window whose
+    alerts were not written is not marked evaluated and its alerts open on the next run."""
+    cfg = project(tmp_path)
+    assert invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T09:00:00Z")[0] == 0  # dirs exist
+    state = tmp_path / "data" / "analytics-state" / "churn.state.json"
+    kept = state.read_bytes()
+    with read_only(tmp_path / "data" / "alerts") as user:
+        proc = once_process(cfg, "-m", "churn", **user)
+    assert proc.returncode == 1 and "alerts.json" in proc.stderr, proc.stderr
+    assert state.read_bytes() == kept  # not marked evaluated
+    code, stdout, _ = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "-m", "churn")
+    assert code == 0 and "alert opened: unseen_category inputs.country" in stdout
+    assert json.loads(state.read_bytes())["last_window"] == "2026-11-22T11:00:00+00:00"
+
+
+# --- 4. once --dry-run -----------------------------------------------------------------------
+
+
+def test_once_dry_run_evaluates_and_prints_but_writes_no_alert_and_no_state(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    data = tmp_path / "data"
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "--dry-run")
+    assert code == 0, stderr
+    assert "unseen_category" in stdout and "alert opened: unseen_category inputs.country" in stdout
+    assert stdout.count("dry run: nothing written (alerts, detector state)") == 2
+    assert not list((data / "alerts").iterdir())
+    assert not list((data / "analytics-state").glob("*.state.json"))
+
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "--dry-run", "--json")
+    assert code == 0 and json.loads(stdout) and "note: dry run: nothing written" in stderr
+    assert not list((data / "alerts").iterdir())
+
+    # the dry runs left no trace: the real run opens the alerts of that window, and writes them
+    code, stdout, _ = invoke("analytics", "once", "-c", str(cfg), "--at", AT)
+    assert code == 0 and "alert opened: unseen_category inputs.country" in stdout
+    assert "dry run" not in stdout
+    assert (data / "alerts" / "alerts.json").exists()
+    assert {p.name for p in (data / "analytics-state").glob("*.state.json")} == {
+        "churn.state.json",
+        "other.state.json",
+    }
+    before = snapshot(data)
+    assert invoke("analytics", "once", "-c", str(cfg), "--at", "2026-11-22T12:00:00Z", "--dry-run")[0] == 0
+    assert snapshot(data) == before
+
+
+def test_once_help_says_what_it_writes_without_dry_run() -> None:
+    code, stdout, _ = invoke("analytics", "once", "--help")
+    assert code == 0 and "--dry-run" in stdout
+    assert "alert and incident documents" in stdout and "detector state" in stdout

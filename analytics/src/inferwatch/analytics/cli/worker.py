@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
@@ -23,12 +24,14 @@ from inferwatch.analytics.cli.common import (
     parse_duration,
 )
 from inferwatch.analytics.display import evaluation_notes, print_evaluation
+from inferwatch.analytics.held_writes import HeldWrites
 from inferwatch.analytics.jobs import Evaluation
 from inferwatch.analytics.metrics import WorkerMetrics, endpoint
 from inferwatch.analytics.model import Status
 from inferwatch.analytics.windows import aligned_window, zone
 from inferwatch.analytics.wiring import backends, build_evaluator
 from inferwatch.core.clitools import config_option, fail, load_or_exit
+from inferwatch.core.config import Config
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +146,11 @@ def run(config_path: Path) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of findings instead of a table.")
 @click.option("--all", "include_all", is_flag=True, help="Also show clean (ok) and skipped verdicts.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Evaluate and print, write nothing: no alert or incident documents, no detector state.",
+)
 def once(
     config_path: Path,
     models: tuple[str, ...],
@@ -150,11 +158,16 @@ def once(
     window_text: str | None,
     as_json: bool,
     include_all: bool,
+    dry_run: bool,
 ) -> None:
     """Run one evaluation now and print the findings (firing ones unless --all).
 
     The window ends at the last multiple of analytics.interval before --at (on the wall clock of
     analytics.timezone), like the scheduled worker's, so running it again changes no alert.
+
+    Without --dry-run it writes what the scheduled worker writes, after printing the findings:
+    the alert and incident documents (<agent.data_dir>/alerts, or the Elasticsearch alert
+    indices) and each model's detector state (<agent.data_dir>/analytics-state).
 
     \b
     Examples:
@@ -163,7 +176,8 @@ def once(
       inferwatch analytics once -c inferwatch.yml --json | jq '.[] | .message'
     When a model has no logs in the window, or a version no baseline, a note says so (on
     stderr with --json).
-    Exit codes: 0 done (whatever was found), 1 Elasticsearch failed, 2 invalid config or usage.
+    Exit codes: 0 done (whatever was found), 1 Elasticsearch failed, a baseline unreadable or the
+    data dir not writable (the other models are still evaluated), 2 invalid config or usage.
     """
     at = parse_at(at_text)  # usage errors first: they need no config
     cfg = load_or_exit(config_path)
@@ -171,11 +185,19 @@ def once(
     if not cfg.models:
         no_models_exit(config_path)
     names = [configured_model(cfg, m)[0] for m in models] or list(cfg.models)
-    chosen = backends(cfg)
-    evaluator = build_evaluator(cfg, chosen)
+    try:
+        chosen = backends(cfg)
+        evaluator = build_evaluator(cfg, chosen)
+    except OSError as exc:  # the data dir's folders cannot be created
+        fail(
+            f"cannot prepare {exc.filename or cfg.agent.data_dir}: {exc.strerror or exc}", _writable_fix(cfg)
+        )
+    held = HeldWrites(evaluator.sink, evaluator.states)  # written after the findings are printed
+    evaluator = replace(evaluator, sink=held.sink, states=held.states)
     window = aligned_window(at, span, float(cfg.analytics.interval), zone(cfg.analytics.timezone))
     out: list[dict[str, Any]] = []
     skipped: list[str] = []  # models not evaluated (an unreadable baseline): the others still are
+    unwritten: list[str] = []  # models evaluated and printed whose alerts or state were not written
     with elasticsearch_errors(cfg):
         for model in names:
             try:
@@ -186,11 +208,35 @@ def once(
                 skipped.append(model)
                 continue
             out += print_evaluation(ev, as_json, include_all, evaluation_notes(ev, chosen, config_path))
+            if dry_run:
+                if held.discard():
+                    said = "nothing written (alerts, detector state)"
+                    click.echo(f"note: dry run: {said}" if as_json else f"  dry run: {said}", err=as_json)
+                continue
+            try:
+                held.commit()
+            except OSError as exc:
+                where = exc.filename or cfg.agent.data_dir
+                click.echo(
+                    f"model {model}: its alerts and detector state could not be written, the findings "
+                    f"above are not recorded: {where}: {exc.strerror or exc}",
+                    err=True,
+                )
+                unwritten.append(model)
     if as_json:
         # strict JSON: a skipped test's infinite cut is null, not the Infinity token
         click.echo(json.dumps(json_safe(out), indent=1, default=str, allow_nan=False))
+    problems = []
     if skipped:
-        fail(
-            f"{len(skipped)} of {len(names)} models skipped ({BaselineUnreadable.reason}): "
-            f"{', '.join(skipped)}; the others were evaluated"
-        )
+        problems.append(f"{len(skipped)} skipped ({BaselineUnreadable.reason}): {', '.join(skipped)}")
+    if unwritten:
+        problems.append(f"{len(unwritten)} evaluated but not written: {', '.join(unwritten)}")
+    if problems:
+        fail(f"of {len(names)} models, {'; '.join(problems)}", _writable_fix(cfg) if unwritten else None)
+
+
+def _writable_fix(cfg: Config) -> str:
+    return (
+        f"make {cfg.agent.data_dir} and what is under it writable by the user running inferwatch "
+        "(or set agent.data_dir to a writable directory); --dry-run evaluates without writing"
+    )
