@@ -171,8 +171,20 @@ class ReadLoop:
     # -- the loop body ---------------------------------------------------------------------------
 
     def step(self) -> bool:
-        """Read once and seal what is due. True if lines were read (more may be waiting)."""
+        """Read once and seal what is due. True if lines were read (more may be waiting). The
+        gauges are published when due also while reading waits (spool full) or a step fails."""
         now = self._clock()
+        try:
+            return self._step(now)
+        finally:
+            if now >= self._next_housekeeping:
+                self._next_housekeeping = now + self._s.housekeeping_interval
+                try:
+                    self._publish_gauges()
+                except Exception:  # a gauge must never hide the step's own error
+                    log.exception("publishing the read loop's gauges failed")
+
+    def _step(self, now: float) -> bool:
         if self._sealed and not self._commit_sealed():
             self._housekeeping(now)
             return False  # spool full: the files keep the data until there is room
@@ -425,9 +437,6 @@ class ReadLoop:
             pruned = self._registry.prune(keep, self._wall(), self._s.prune_grace)
             if pruned:
                 log.info("registry: forgot %d files that are gone", pruned)
-        if now >= self._next_housekeeping:
-            self._next_housekeeping = now + self._s.housekeeping_interval
-            self._publish_gauges()
 
     def _publish_gauges(self) -> None:
         lag: dict[tuple[tuple[str, str], ...], float] = {}

@@ -543,7 +543,8 @@ class Tailer:
     # -- state ----------------------------------------------------------------------------------
 
     def files(self) -> list[FileStatus]:
-        return [FileStatus(w.path, w.file_id, w.line_start, w.size) for w in self._open.values()]
+        """The open files with their size now (an ``fstat`` each: true also while not read)."""
+        return [FileStatus(w.path, w.file_id, w.line_start, _size_now(w)) for w in self._open.values()]
 
     def alive_ids(self) -> set[FileId]:
         """Identities whose files still exist: open ones, and closed ones still under their path
@@ -558,6 +559,13 @@ class Tailer:
         for w in list(self._open.values()):
             self._discard(w)
         self._by_id.clear()
+
+
+def _size_now(w: _Open) -> int:
+    try:
+        return os.fstat(w.fd).st_size
+    except OSError:
+        return w.size
 
 
 def _sample(fd: int, end: int) -> tuple[int, bytes]:
