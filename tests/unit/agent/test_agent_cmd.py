@@ -15,6 +15,7 @@ import yaml
 
 from inferwatch.agent.daemon import AgentLocked, take_lock
 from inferwatch.agent.files.identity import fingerprint
+from inferwatch.agent.identity import agent_identity
 from inferwatch.core.contract import document_id
 from tests.fakes.bulk_server import BulkServer
 from tests.scenario.harness import AgentProcess, free_port
@@ -382,3 +383,14 @@ def test_explain_ids_follow_the_file_identity_and_offset_rule(tmp_path: Path) ->
     by_prediction = write_config(tmp_path, inputs=[{"paths": ["x"], "document_id": "prediction_id"}])
     _, explained = explain_lines(by_prediction, content)
     assert [e["id"] for e in explained] == [document_id("churn:a"), document_id("churn:b")]
+
+
+def test_documents_name_the_agent_that_shipped_them(tmp_path: Path) -> None:
+    line = b'{"model": "churn"}\n'
+    _, (doc,) = explain_lines(write_config(tmp_path), line)
+    agent = doc["document"]["agent"]
+    assert agent["name"] == socket.gethostname()
+    assert agent["id"] == agent_identity(socket.gethostname(), tmp_path / "data").id
+    _, (named,) = explain_lines(write_config(tmp_path, name="ingest-eu"), line)
+    assert named["document"]["agent"]["name"] == "ingest-eu"
+    assert named["document"]["agent"]["id"] == agent["id"]  # the name is a label, not the identity

@@ -30,6 +30,7 @@ from pathlib import Path
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
+from inferwatch.agent.identity import agent_identity
 from inferwatch.agent.measured import MeasuredOutput
 from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, progress_line
 from inferwatch.agent.normalize import Normalizer
@@ -68,8 +69,19 @@ def build_normalizers(cfg: Config, host: str) -> list[Normalize]:
     a = cfg.agent
     key = os.environ.get(a.redact.hash_key_env)
     hash_key = key.encode() if key else None
+    me = agent_identity(host, a.data_dir, a.name)
     return [
-        Normalizer(inp, cfg.models, inp.namespace or a.namespace, a.redact, hash_key, host, __version__)
+        Normalizer(
+            inp,
+            cfg.models,
+            inp.namespace or a.namespace,
+            a.redact,
+            hash_key,
+            host,
+            __version__,
+            agent_id=me.id,
+            agent_name=me.name,
+        )
         for inp in a.inputs
     ]
 

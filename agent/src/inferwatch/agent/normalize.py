@@ -13,7 +13,8 @@ The document (docs/architecture.md, "Documents in Elasticsearch")::
     {"@timestamp": "2026-11-22T10:48:12.486Z",
      "event": {"ingested": <ingested>, "dataset": "inferwatch.<m>"},
      "data_stream": {"type": "logs", "dataset": "inferwatch.<m>", "namespace": <ns>},
-     "host": {"name": <host>}, "agent": {"type": "inferwatch", "version": <agent_version>},
+     "host": {"name": <host>}, "agent": {"type": "inferwatch", "version": <agent_version>,
+                                         "id": <agent_id>, "name": <agent_name>},  # each when set
      "log": {"file": {"path": <path>}, "offset": <offset>},
      "ml": {"model": {"name": <as in the line>, "version": <str, or the input's default, or "unknown">},
             "prediction": {"id": <str>, "latency_ms": <float>},   # each only when present
@@ -381,6 +382,8 @@ class Normalizer:
     host: str = ""
     agent_version: str = ""
     require_timestamp: bool = False
+    agent_id: str = ""  # ECS agent.id and agent.name (agent.identity); left out when empty
+    agent_name: str = ""
     counts: Counter[str] = field(default_factory=Counter, init=False, compare=False, repr=False)
     #: ``normalize_at(line, fingerprint, path, offset, ingested)``: the per-line function itself,
     #: for callers that would otherwise build a ``Source`` per line only to have it taken apart.
@@ -493,6 +496,7 @@ class Normalizer:
         pid_hashed = fields.prediction_id in self.redact.hash
         host = {"name": self.host}
         agent = {"type": "inferwatch", "version": self.agent_version}
+        agent.update((k, v) for k, v in (("id", self.agent_id), ("name", self.agent_name)) if v)
         counts = self.counts
         cache = self._cache
         model_info = self.model_info

@@ -225,6 +225,7 @@ class MetricsConfig:
 class AgentConfig:
     inputs: tuple[InputConfig, ...] = ()
     data_dir: Path = Path("./data")
+    name: str | None = None  # agent.name in every document (default: the host name)
     namespace: str = "default"
     max_line_bytes: ByteSize = ByteSize(1024**2)
     scan_interval: Duration = Duration(10.0)  # periodic glob scan beside watchdog events
