@@ -266,3 +266,92 @@ def test_once_help_says_what_it_writes_without_dry_run() -> None:
     code, stdout, _ = invoke("analytics", "once", "--help")
     assert code == 0 and "--dry-run" in stdout
     assert "alert and incident documents" in stdout and "detector state" in stdout
+
+
+# --- 3. a damaged local-store segment ---------------------------------------------------------
+
+
+def cut_at_line(path: Path, line: int, keep: int) -> None:
+    """Cut ``path`` inside its ``line``-th line (0-based), ``keep`` bytes into it."""
+    data = path.read_bytes()
+    start = sum(len(x) for x in data.splitlines(keepends=True)[:line])
+    path.write_bytes(data[: start + keep])
+
+
+def test_once_reports_a_truncated_segment_with_its_numbers(tmp_path: Path) -> None:
+    cfg = project(tmp_path)
+    seg = segment(tmp_path, "churn", T0, n=3000)
+    cut_at_line(seg, 2499, 40)  # 2,499 whole documents and a torn one, as a disk cut short leaves
+    lines = seg.read_bytes().split(b"\n")
+    lines[7] = b'{"@timestamp": "2026-11-22T10:00:07Z", "ml": {'  # and one garbled line inside
+    seg.write_bytes(b"\n".join(lines))
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "-m", "churn")
+    assert code == 0, stderr
+    said = f"store segment {seg}: 2 of 2,500 lines skipped (1 invalid_json, 1 torn_last_line)"
+    assert f"  note: {said}: the agent writes whole segments atomically" in stdout
+    assert "in 2,498 values" in stdout  # what was counted is what the note says
+
+    code, stdout, stderr = invoke("analytics", "once", "-c", str(cfg), "--at", AT, "-m", "churn", "--json")
+    assert code == 0 and json.loads(stdout) and f"note: {said}" in stderr
+
+
+def test_a_damaged_segment_is_logged_when_read_not_at_every_evaluation(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from inferwatch.analytics.sources.local import LocalSource
+    from inferwatch.analytics.windows import aligned_window
+
+    seg = segment(tmp_path, "churn", T0, n=100)
+    cut_at_line(seg, 99, 10)
+    source = LocalSource(tmp_path / "data" / "store")
+    window = aligned_window(T0 + timedelta(hours=1), 3600.0, 3600.0)
+    with caplog.at_level("WARNING", logger="inferwatch.analytics.sources.local"):
+        for _ in range(3):
+            assert int(source.model_counts("churn", window).versions["docs"].sum()) == 99
+    assert [r.getMessage()[:80] for r in caplog.records] == [
+        f"local store segment {seg}: 1 of 100 lines"[:80]
+    ]
+    (skipped,) = source.skipped_lines("churn")
+    assert (skipped.segment, skipped.documents, dict(skipped.reasons)) == (
+        str(seg),
+        99,
+        {"torn_last_line": 1},
+    )
+    assert source.dropped == {"torn_last_line": 1}
+
+    segment(tmp_path, "churn", T0, n=100)  # the segment restored: read again, nothing skipped
+    assert int(source.model_counts("churn", window).versions["docs"].sum()) == 100
+    assert source.skipped_lines("churn") == []
+
+
+def test_models_read_at_once_from_one_local_store_do_not_fail_each_other(tmp_path: Path) -> None:
+    """The worker evaluates its models in a thread pool over one source: a model's new segment
+    spans must not break another's index write ('dictionary changed size during iteration',
+    which made 'analytics run' fail an evaluation now and then)."""
+    import threading
+
+    from inferwatch.analytics.sources.local import LocalSource
+    from inferwatch.analytics.windows import aligned_window
+
+    for model in ("churn", "other"):
+        for k in range(100):
+            segment(tmp_path, model, T0 + timedelta(seconds=k), n=2)
+    window = aligned_window(T0 + timedelta(hours=1), 3600.0, 3600.0)
+    errors: list[BaseException] = []
+    for attempt in range(10):
+        source = LocalSource(tmp_path / "data" / "store", index_file=tmp_path / f"index-{attempt}.json")
+        both = threading.Barrier(2)
+
+        def read(model: str, source: LocalSource = source, both: threading.Barrier = both) -> None:
+            both.wait()
+            try:
+                source.model_counts(model, window)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=read, args=(m,)) for m in ("churn", "other")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

@@ -28,6 +28,7 @@ from inferwatch.analytics.held_writes import HeldWrites
 from inferwatch.analytics.jobs import Evaluation
 from inferwatch.analytics.metrics import WorkerMetrics, endpoint
 from inferwatch.analytics.model import Status
+from inferwatch.analytics.sources.local import LocalSource
 from inferwatch.analytics.windows import aligned_window, zone
 from inferwatch.analytics.wiring import backends, build_evaluator
 from inferwatch.core.clitools import config_option, fail, load_or_exit
@@ -208,6 +209,10 @@ def once(
                 skipped.append(model)
                 continue
             out += print_evaluation(ev, as_json, include_all, evaluation_notes(ev, chosen, config_path))
+            if isinstance(chosen.source, LocalSource):  # a damaged segment is never silent
+                for lines in chosen.source.skipped_lines(model):
+                    said = f"store {lines.describe()}: {lines.FIX}"
+                    click.echo(f"note: {said}" if as_json else f"  note: {said}", err=as_json)
             if dry_run:
                 if held.discard():
                     said = "nothing written (alerts, detector state)"

@@ -5,7 +5,8 @@ line a document exactly as it would be indexed plus a top-level ``_id``. The sem
 Elasticsearch path (``analytics.queries``) so that both give equal tables for the same documents:
 
 - A document counts once per index and ``_id`` (the first one written wins, as ``create`` in
-  Elasticsearch; a document without ``_id`` is one document, as auto ids are); a line that does not parse is skipped and counted in ``dropped``.
+  Elasticsearch; a document without ``_id`` is one document, as auto ids are); a line that does
+  not parse is skipped, counted in ``dropped`` and per segment (``skipped_lines``), and logged.
 - A field is present when it has at least one non-null value (null, absent and ``[]`` are
   missing, as ``exists``). Numeric features need a number or a numeric string (Elasticsearch
   coerces those and ignores malformed values); categorical strings longer than 1024 characters
@@ -26,12 +27,14 @@ import glob
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import numpy as np
 import orjson
@@ -70,6 +73,31 @@ class _Segment:
     last: pd.Timestamp | None
 
 
+@dataclass(frozen=True)
+class SkippedLines:
+    """The lines of one segment that were not counted (``reasons``: invalid_json, torn_last_line
+    (a last line cut short), not_an_object, bad_timestamp) beside the ``documents`` it gave."""
+
+    FIX: ClassVar[str] = (
+        "the agent writes whole segments atomically, so the file was damaged (cut short, edited, "
+        "a disk problem): those documents are not in the counts; restore it, or remove it and "
+        "let the agent ship its logs again"
+    )
+
+    segment: str
+    documents: int
+    reasons: Mapping[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.reasons.values())
+
+    def describe(self) -> str:
+        why = ", ".join(f"{n:,} {reason}" for reason, n in sorted(self.reasons.items()))
+        lines = self.total + self.documents
+        return f"segment {self.segment}: {self.total:,} of {lines:,} lines skipped ({why})"
+
+
 _TIMESTAMP = re.compile(rb'"@timestamp":"([^"]*)"')
 
 
@@ -98,6 +126,7 @@ class SpanIndex:
         self.path = path
         self.entries: dict[str, list[Any]] = {}
         self.dirty = False
+        self._lock = threading.Lock()  # the worker evaluates several models at once
         if path is not None:
             data = read_state_bytes(path)
             try:
@@ -116,23 +145,28 @@ class SpanIndex:
                 pd.Timestamp(entry[3], tz="UTC") if entry[3] is not None else None,
             )
         first, last = scan_span(path)
-        self.entries[key] = [stamp[0], stamp[1], _ns(first), _ns(last)]
-        self.dirty = True
+        with self._lock:
+            self.entries[key] = [stamp[0], stamp[1], _ns(first), _ns(last)]
+            self.dirty = True
         return first, last
 
     def save(self) -> None:
         """Write the index when it learned something (segments gone are dropped from it)."""
         if self.path is None:
             return
+        with self._lock:  # another model's span() must not change the entries while they are written
+            self._save(self.path)
+
+    def _save(self, path: Path) -> None:
         present = {k: v for k, v in self.entries.items() if (self.store_dir / k).exists()}
         if not self.dirty and len(present) == len(self.entries):
             return
         self.entries = present
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(self.path, orjson.dumps({"format": 1, "segments": present}), fsync=False)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(path, orjson.dumps({"format": 1, "segments": present}), fsync=False)
         except OSError as exc:  # a cache: the next process scans again
-            log.warning("cannot write the local store's segment index %s: %s", self.path, exc)
+            log.warning("cannot write the local store's segment index %s: %s", path, exc)
         self.dirty = False
 
 
@@ -239,6 +273,7 @@ class LocalSource:
         self.store_dir = store_dir
         self.namespaces = (namespaces,) if isinstance(namespaces, str) else tuple(namespaces)
         self.dropped: Counter[str] = Counter()
+        self._skipped: dict[str, SkippedLines] = {}  # segment path -> its lines not counted
         self._cache: dict[str, dict[str, _Segment]] = {}  # model -> segment path -> parsed
         self._joined: tuple[tuple[tuple[str, tuple[int, int]], ...], pd.DataFrame] | None = None
         self._spans = SpanIndex(store_dir, index_file)
@@ -256,6 +291,7 @@ class LocalSource:
     def _parse(self, path: str, stamp: tuple[int, int]) -> _Segment:
         index = Path(path).parent.name
         records: list[dict[str, Any]] = []
+        skipped: Counter[str] = Counter()  # this segment's lines not counted, by reason
         with open(path, "rb") as fh:
             for line in fh:
                 if not line.strip():
@@ -263,10 +299,10 @@ class LocalSource:
                 try:
                     doc = orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    self.dropped["invalid_json"] += 1
+                    skipped["invalid_json" if line.endswith(b"\n") else "torn_last_line"] += 1
                     continue
                 if not isinstance(doc, dict):
-                    self.dropped["not_an_object"] += 1
+                    skipped["not_an_object"] += 1
                     continue
                 records.append(_record(index, doc))
         frame = (
@@ -275,11 +311,26 @@ class LocalSource:
         frame["_ts"] = pd.to_datetime(frame["_ts"], utc=True, format="ISO8601", errors="coerce")
         bad = frame["_ts"].isna()
         if bad.any():
-            self.dropped["bad_timestamp"] += int(bad.sum())
+            skipped["bad_timestamp"] += int(bad.sum())
             frame = frame[~bad]
+        self._count_skipped(SkippedLines(path, len(frame), MappingProxyType(dict(skipped))))
         first = frame["_ts"].min() if len(frame) else None
         last = frame["_ts"].max() if len(frame) else None
         return _Segment(stamp, frame, first, last)
+
+    def _count_skipped(self, lines: SkippedLines) -> None:
+        """A segment's lines that were not counted are counted (``dropped``, and per segment for
+        ``skipped_lines``) and logged when it is read: a damaged segment is never silent."""
+        self.dropped.update(lines.reasons)
+        if not lines.total:
+            self._skipped.pop(lines.segment, None)
+            return
+        self._skipped[lines.segment] = lines
+        log.warning("local store %s; %s", lines.describe(), lines.FIX)
+
+    def skipped_lines(self, model: str) -> list[SkippedLines]:
+        """The segments of ``model`` read by this source that have lines it could not count."""
+        return [lines for p in self._paths(model) if (lines := self._skipped.get(p)) is not None]
 
     def _segments(self, model: str) -> dict[str, _Segment]:
         """The model's segments: their time spans (from the span index, else a scan of their
