@@ -39,11 +39,8 @@ from inferwatch.analytics.demo import data as demo_data
 from inferwatch.analytics.demo import model as demo_model
 from inferwatch.analytics.demo.baseline import demo_baseline
 from inferwatch.analytics.demo.clock import VirtualClock, floor_time
-from inferwatch.analytics.demo.report import Marker, Series, Shade, render, write
 from inferwatch.analytics.demo.server import DemoModel, sklearn_predict
 from inferwatch.analytics.demo.story import (
-    RATE_FEATURES,
-    RATE_TITLES,
     ChangeLine,
     WindowRecord,
     summary_lines,
@@ -51,6 +48,7 @@ from inferwatch.analytics.demo.story import (
 from inferwatch.analytics.demo.stream import Injection, default_schedule
 from inferwatch.analytics.demo.target import ES_URL, EsCounter, EsTarget
 from inferwatch.analytics.model import Window
+from inferwatch.analytics.report import Shade, build_report, write_report
 from inferwatch.analytics.wiring import Backends, backends, build_evaluator
 from inferwatch.core.config import Config, ConfigError, load_config
 from inferwatch.core.layout import DataDir
@@ -350,7 +348,7 @@ class Demo:
                 self._evaluate(evaluator, model, k, Window(start, now), counter.count())
         elif code not in (0, None):
             echo(f"the agent exited with {code}; see {agent.log_path}")
-        return self._finish(model, counter.count(), interrupted)
+        return self._finish(cfg, model, counter.count(), interrupted)
 
     def _setup(self, config_path: Path) -> None:
         """``inferwatch setup``: templates, alert indices and (with Kibana) the saved objects."""
@@ -433,11 +431,11 @@ class Demo:
         for c in changes:
             self.echo(_change_text(c))
 
-    def _finish(self, model: DemoModel, shipped: int, interrupted: bool) -> DemoResult:
+    def _finish(self, cfg: Config, model: DemoModel, shipped: int, interrupted: bool) -> DemoResult:
         opts = self.opts
         written = model.total_written()
         summary = summary_lines(self.schedule, self.records, written, shipped)
-        report = write(opts.data_dir / "report.html", self._report(summary))
+        report = write_report(opts.data_dir / "report.html", self._report(cfg, model, summary))
         (opts.data_dir / "summary.txt").write_text("\n".join(summary) + "\n", encoding="utf-8")
         (opts.data_dir / "demo.json").write_bytes(
             orjson.dumps(
@@ -482,26 +480,21 @@ class Demo:
             opts.data_dir, self.records, summary, report, interrupted, written, shipped, self.schedule
         )
 
-    def _report(self, summary: list[str]) -> str:
+    def _report(self, cfg: Config, model: DemoModel, summary: list[str]) -> str:
+        """``inferwatch report`` of the run: its windows, injected failures shaded."""
         n = len(self.records)
-        series = [
-            Series(title, [r.rates.get(key) for r in self.records], feature=RATE_FEATURES[key])
-            for key, title in RATE_TITLES.items()
+        if n == 0:
+            return build_report(
+                cfg, demo_data.MODEL, Window(model.origin, model.window_start(1)), self.opts.span
+            )
+        period = Window(model.window_start(0), datetime.fromisoformat(self.records[-1].end))
+        shades = [
+            Shade(model.window_start(i.start), model.window_start(min(i.end, n)), i.describe)
+            for i in self.schedule
+            if i.start < n
         ]
-        series.append(
-            Series("requests per window (documents evaluated)", [float(r.docs) for r in self.records], "")
-        )
-        shades = [Shade(i.start, min(i.end, n), i.describe) for i in self.schedule if i.start < n]
-        markers = [
-            Marker(c.window, f"{c.transition}: {c.message}", c.transition, c.feature)
-            for r in self.records
-            for c in r.changes
-            if c.transition in ("opened", "resolved")
-        ]
-        table = [
-            (f"{c.window}", c.transition, c.detector, c.message) for r in self.records for c in r.changes
-        ]
-        return render("inferwatch demo: cars_mpg 1.0", series, shades, markers, table, summary)
+        title = f"inferwatch demo: {demo_data.MODEL} {demo_data.VERSION}"
+        return build_report(cfg, demo_data.MODEL, period, self.opts.span, title, summary, shades)
 
 
 def run_demo(opts: DemoOptions, echo: Echo, stop: threading.Event | None = None) -> DemoResult:

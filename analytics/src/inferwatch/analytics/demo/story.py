@@ -20,7 +20,6 @@ RATE_TITLES = {
     "unseen": "inputs.origin: share of values never seen in training",
     "oov": "inputs.name: share of texts with a token outside the training vocabulary",
 }
-RATE_FEATURES = {"null": HORSEPOWER, "unseen": ORIGIN, "oov": NAME}
 
 
 def _share(part: float, whole: float) -> float | None:
