@@ -125,8 +125,8 @@ def test_a_new_value_seen_once_a_window_alerts_by_name_once_the_evidence_adds_up
     statuses = []
     for i in range(8):
         findings, state = evaluate_version(daily(i, {"Korea": 1}), base, P, state=state)
-        korea = [f for f in findings if f.detector == "unseen_category" and f.key == "Korea"]
-        statuses.append(korea[0].status if korea else None)
+        hits = [f for f in findings if f.detector == "unseen_category" and f.key == "Korea"]
+        statuses.append(hits[0].status if hits else None)
     first = statuses.index(Status.FIRING)
     assert statuses[:first] == [None, None] + [Status.OK] * (first - 2)  # c_min: 3 sightings first
     assert statuses[first:] == [Status.FIRING] * (8 - first)  # and it stays firing while it is seen
