@@ -60,8 +60,10 @@ def run(config_path: Path) -> None:
     \b
     Example:
       inferwatch analytics run --config inferwatch.yml
-    Exit codes: 0 stopped by a signal, 2 invalid config or no model to evaluate. An Elasticsearch
-    that is down is not fatal: the failed evaluation is logged and retried at the next interval.
+    Exit codes: 0 stopped by a signal, 2 invalid config or no model to evaluate. A failing
+    evaluation is not fatal (an Elasticsearch that is down, an unreadable baseline: the message
+    names the file and the fix): it is logged when it starts failing and when it succeeds again,
+    retried at each interval, and the other models keep being evaluated.
     """
     from inferwatch.analytics.scheduler import Worker, my_models
 
