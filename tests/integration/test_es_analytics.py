@@ -16,7 +16,7 @@ from inferwatch.analytics import es
 from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
 from inferwatch.analytics.alerts.window import apply_findings
 from inferwatch.analytics.baseline import build_from_counts
-from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore
+from inferwatch.analytics.baseline.store import ElasticsearchBaselineStore
 from inferwatch.analytics.model import Baseline, FeatureBaseline, FeatureKind, Finding, Status, Window
 from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 from inferwatch.analytics.sources.local import LocalSource

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from inferwatch.analytics.alerts.controls import Controls, ControlStore, Mute
 from inferwatch.analytics.alerts.sink import LocalAlertSink
-from inferwatch.analytics.baseline_store import LocalBaselineStore
+from inferwatch.analytics.baseline.store import LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator
 from inferwatch.analytics.model import Status
 from inferwatch.analytics.state_store import StateStore

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from inferwatch.analytics import es
-from inferwatch.analytics.baseline_store import (
+from inferwatch.analytics.baseline.store import (
     BASELINES_INDEX,
     ElasticsearchBaselineStore,
     LocalBaselineStore,

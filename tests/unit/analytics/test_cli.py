@@ -216,10 +216,10 @@ def test_run_evaluates_on_schedule_and_stops_cleanly_on_sigterm(tmp_path: Path) 
 
 def test_backends_follow_the_config_elasticsearch_section_or_the_local_store(tmp_path: Path) -> None:
     from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
-    from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore, LocalBaselineStore
-    from inferwatch.analytics.wiring import backends
+    from inferwatch.analytics.baseline.store import ElasticsearchBaselineStore, LocalBaselineStore
     from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
     from inferwatch.analytics.sources.local import LocalSource
+    from inferwatch.analytics.wiring import backends
     from inferwatch.core.config import parse_config
 
     local = backends(parse_config(CONFIG, {}, source=tmp_path / "inferwatch.yml"))

@@ -10,7 +10,7 @@ from types import MappingProxyType
 import pytest
 
 from inferwatch.analytics.alerts.sink import LocalAlertSink
-from inferwatch.analytics.baseline_store import LocalBaselineStore
+from inferwatch.analytics.baseline.store import LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, aligned_window, model_features
 from inferwatch.analytics.model import (
     Baseline,

@@ -17,7 +17,7 @@ from inferwatch.analytics.alerts import AlertChange, IncidentChange
 from inferwatch.analytics.alerts.controls import Controls, ControlStore, annotate, apply_mutes
 from inferwatch.analytics.alerts.sink import AlertSink
 from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
-from inferwatch.analytics.baseline_store import BaselineStore
+from inferwatch.analytics.baseline.store import BaselineStore
 from inferwatch.analytics.detectors import DetectorState, count_series, evaluate_model, evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.volume import MODEL_LEVEL

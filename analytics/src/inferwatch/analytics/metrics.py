@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from inferwatch.analytics.baseline_store import BaselineUnreadable
+from inferwatch.analytics.baseline.store import BaselineUnreadable
 from inferwatch.analytics.jobs import Evaluation
 from inferwatch.core import __version__
 from inferwatch.core.metricsserver import HealthStatus, MetricsServer

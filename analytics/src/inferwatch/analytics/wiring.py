@@ -11,7 +11,7 @@ from pathlib import Path
 
 from inferwatch.analytics.alerts.controls import ControlStore
 from inferwatch.analytics.alerts.sink import AlertSink, LocalAlertSink
-from inferwatch.analytics.baseline_store import BaselineStore, LocalBaselineStore
+from inferwatch.analytics.baseline.store import BaselineStore, LocalBaselineStore
 from inferwatch.analytics.jobs import Evaluator, model_features, model_floors
 from inferwatch.analytics.sources.base import CountSource
 from inferwatch.analytics.state_store import StateStore
@@ -50,7 +50,7 @@ def backends(cfg: Config) -> Backends:
     """Elasticsearch when the config has an ``elasticsearch`` section, else the local store."""
     if cfg.elasticsearch is not None:
         from inferwatch.analytics.alerts.sink import ElasticsearchAlertSink
-        from inferwatch.analytics.baseline_store import ElasticsearchBaselineStore
+        from inferwatch.analytics.baseline.store import ElasticsearchBaselineStore
         from inferwatch.analytics.es import make_client
         from inferwatch.analytics.sources.elasticsearch import ElasticsearchSource
 

@@ -2,7 +2,9 @@
 or Parquet, read in chunks) or from a past window of logs (count tables of a source).
 
 Modules: ``builder`` (the chunked accumulator), ``training`` (CSV/Parquet files and their column
-mapping), ``logs`` (a baseline from a past window's count tables), ``codec`` (JSON, summary table).
+mapping), ``logs`` (a baseline from a past window's count tables), ``codec`` (JSON, summary table),
+``store`` (where baselines are kept: a directory of JSON files and the ``inferwatch-baselines``
+index; imported on its own, so building a baseline needs no Elasticsearch client).
 
 Decisions (each one matters to a detector):
 

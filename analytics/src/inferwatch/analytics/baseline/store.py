@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from elasticsearch import Elasticsearch
 
 from inferwatch.analytics import es
-from inferwatch.analytics.baseline import (
+from inferwatch.analytics.baseline.codec import (
     baseline_from_dict,
     baseline_from_json,
     baseline_to_dict,

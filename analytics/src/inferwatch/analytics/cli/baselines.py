@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from inferwatch.analytics.baseline_store import LocalBaselineStore
+from inferwatch.analytics.baseline.store import LocalBaselineStore
 from inferwatch.analytics.cli.common import EXIT_USAGE, configured_model, elasticsearch_errors, parse_at
 from inferwatch.analytics.jobs import model_features
 from inferwatch.analytics.wiring import backends

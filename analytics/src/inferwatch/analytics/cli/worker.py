@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from inferwatch.analytics.alerts.sink import json_safe
-from inferwatch.analytics.baseline_store import BaselineUnreadable
+from inferwatch.analytics.baseline.store import BaselineUnreadable
 from inferwatch.analytics.cli.common import (
     EXIT_USAGE,
     configured_model,

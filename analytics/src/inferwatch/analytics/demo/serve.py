@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from inferwatch.analytics.baseline_store import LocalBaselineStore
+from inferwatch.analytics.baseline.store import LocalBaselineStore
 from inferwatch.analytics.demo import data as demo_data
 from inferwatch.analytics.demo import model as demo_model
 from inferwatch.analytics.demo.baseline import demo_baseline

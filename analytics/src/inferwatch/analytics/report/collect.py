@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from inferwatch.analytics.baseline_store import BaselineStore
+from inferwatch.analytics.baseline.store import BaselineStore
 from inferwatch.analytics.detectors import DetectorState, evaluate_version
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.model import Baseline, FeatureKind, Finding, Window, WindowCounts
