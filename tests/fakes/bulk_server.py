@@ -60,6 +60,9 @@ Faults (``FaultPlan``), applied per request in this order:
   ``item_429_rate`` -> 429 ``es_rejected_execution_exception`` decided by a hash of
   ``(seed, _id, attempt number of that _id)``: deterministic whatever the batching, and a retried
   item gets a fresh draw.
+- per bulk request: ``request_429_rate`` -> the whole request answers 429
+  ``es_rejected_execution_exception`` (with ``Retry-After`` when set), decided by a hash of
+  ``(seed, bulk request number)``; nothing of it is stored.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class FaultPlan:
     reject_field: str | None = None
     reject_value: Any = None
     item_429_rate: float = 0.0
+    request_429_rate: float = 0.0  # whole bulk requests answered 429, drawn per request number
     seed: int = 0
     security: bool = True  # False: /_security/* answers like a cluster with security disabled
     denied_privileges: tuple[str, ...] = ()  # privileges _has_privileges reports as missing
@@ -136,6 +140,7 @@ class _Stats:
     rejected_429: int = 0
     rejected_400: int = 0
     whole_request_errors: int = 0
+    bulk_attempts: int = 0  # bulk requests drawn for request_429_rate (answered or not)
     dropped_responses: int = 0
     refused_connections: int = 0
 
@@ -390,6 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and path == "/":
             self._send_json(200, ROOT_INFO, product=plan.product_header)
         elif method in ("POST", "PUT") and path == "/_bulk":
+            if plan.request_429_rate > 0 and self._draw_request(plan):
+                self._whole_error(429, plan)
+                return
             self._bulk(body, plan)
         elif path.startswith(("/_component_template/", "/_index_template/")) and method in ("PUT", "GET"):
             self._template(method, path, body, plan)
@@ -489,6 +497,13 @@ class _Handler(BaseHTTPRequestHandler):
         if not compact:
             answer = {"took": 1, **answer}
         self._send_json(200, answer, product=plan.product_header)
+
+    def _draw_request(self, plan: FaultPlan) -> bool:
+        store = self.server.owner.store
+        with store.lock:
+            store.stats.bulk_attempts += 1
+            number = store.stats.bulk_attempts
+        return _draw(plan.seed, "request", number) < plan.request_429_rate
 
     def _take_drop(self) -> bool:
         owner = self.server.owner

@@ -644,8 +644,10 @@ def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Pa
         dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
         output = Output()
         loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
-        spool.append(bulkbody.encode_items([("logs-inferwatch.m-default", "a", b'{"x":1}')]))
-        loop.step()
+        spool.append(bulkbody.encode_items([("logs-inferwatch.m-default", "a", b'{"x":1}')]), 1)
+        while loop.step() is not None:  # until idle; the request runs on a sender thread
+            loop.wake.wait(10)
+            loop.wake.clear()
         assert spool.acked_seq == 1 and output.requests == 2
         assert dl.counts == {"mapper_parsing_exception": 1}  # the local record that counts
         assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == 1
@@ -695,8 +697,10 @@ def test_every_dead_letter_the_index_did_not_take_is_counted_once(
         output = Output()
         loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
         docs = [("logs-inferwatch.m-default", doc_id, b'{"x":1}') for doc_id in "abcd"]
-        spool.append(bulkbody.encode_items(docs))
-        loop.step()
+        spool.append(bulkbody.encode_items(docs), len(docs))
+        while loop.step() is not None:  # until idle; the request runs on a sender thread
+            loop.wake.wait(10)
+            loop.wake.clear()
         assert spool.acked_seq == 1 and output.requests == 2  # acknowledged; not sent again
         assert dl.counts == {"mapper_parsing_exception": 4}
         assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == dropped

@@ -220,3 +220,42 @@ def test_flush_ack_and_close_save_a_held_back_position(tmp_path: Path) -> None:
     spool.close()
     with Spool(tmp_path, MB, MB) as again:
         assert again.acked_seq == 2
+
+
+def test_each_record_keeps_its_item_count_and_segments_from_before_counts_are_still_read(
+    tmp_path: Path,
+) -> None:
+    from inferwatch.agent.spoolformat import segment_name
+
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    # A segment as written before counts were kept ("IWS1" framing, no count).
+    old = encode_record(1, b"old-one", 1.0) + encode_record(2, b"old-two", 2.0)
+    assert old[:4] == b"IWS1"
+    (directory / segment_name(1)).write_bytes(old)
+    with Spool(directory, 1 << 20, 1 << 16, fsync=False) as spool:
+        assert spool.append(b"new", 2000) == 3
+        assert spool.append(b"no-count") == 4  # without a count: the old framing
+        records = spool.read(0, 10)
+    assert records == [
+        SpoolRecord(1, b"old-one", None),
+        SpoolRecord(2, b"old-two", None),
+        SpoolRecord(3, b"new", 2000),
+        SpoolRecord(4, b"no-count", None),
+    ]
+    with Spool(directory, 1 << 20, 1 << 16, fsync=False) as spool:  # reopened: verified and read alike
+        assert spool.read(0, 10) == records
+        assert spool.counts == {}
+
+
+def test_a_damaged_item_count_is_caught_by_the_checksum(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    with Spool(directory, 1 << 20, 1 << 16, fsync=False) as spool:
+        spool.append(b"payload", 7)
+    (segment,) = directory.glob("*.seg")
+    data = bytearray(segment.read_bytes())
+    data[HEADER_BYTES + 3] ^= 0xFF  # the count's last byte
+    segment.write_bytes(bytes(data))
+    with Spool(directory, 1 << 20, 1 << 16, fsync=False) as spool:
+        assert spool.read(0, 10) == []
+        assert spool.counts["bad_checksum"] == 1

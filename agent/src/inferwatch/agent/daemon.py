@@ -9,8 +9,10 @@
     store/                the local output's documents, when no elasticsearch section is given
 
 Threads: ``read`` (ReadLoop), ``encode_<n>`` (``agent.workers`` threads that gzip sealed
-batches for the read loop), ``ship`` (ShipLoop), ``progress`` (a summary line every 30 s) and, with
-``agent.metrics.listen``, ``metrics-http``. ``stop(timeout)`` stops reading, spools the open
+batches for the read loop), ``ship`` (ShipLoop) with its ``ship-send-<n>`` senders
+(``agent.output.max_in_flight``), ``progress`` (a summary line every 30 s) and, with
+``agent.metrics.listen``, ``metrics-http``. Read, ship and progress each run in a ``LoopThread``
+(one stop, one failure episode and one health line per loop). ``stop(timeout)`` stops reading, spools the open
 batch, lets the ship loop drain the spool until the deadline, checkpoints and closes; it is
 idempotent. Whatever is not delivered by then stays in the spool and goes first at the next start.
 """
@@ -31,19 +33,20 @@ from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.identity import agent_identity
+from inferwatch.agent.loopthread import Failure, LoopThread
 from inferwatch.agent.measured import MeasuredOutput
 from inferwatch.agent.metrics import HealthStatus, Metrics, MetricsServer, progress_line
 from inferwatch.agent.normalize import Normalizer
 from inferwatch.agent.outputs import Output, OutputRefused, OutputUnavailable
 from inferwatch.agent.outputs.backoff import Backoff
-from inferwatch.agent.reader import Normalize, ReadLoop, ReadSettings, run_read_loop
+from inferwatch.agent.reader import Normalize, ReadLoop, ReadSettings
 from inferwatch.agent.registry import Registry
-from inferwatch.agent.shipper import ShipLoop, run_ship_loop
+from inferwatch.agent.shipper import IDLE_POLL, ShipLoop
 from inferwatch.agent.spool import Spool
 from inferwatch.core import __version__
 from inferwatch.core.config import Config
-
 from inferwatch.core.layout import DataDir
+
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 30.0
@@ -59,7 +62,8 @@ def build_output(cfg: Config) -> Output:
     if cfg.elasticsearch is not None:
         from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput
 
-        return ElasticsearchOutput(cfg.elasticsearch)
+        # A connection per request in flight, and one for the dead-letter index.
+        return ElasticsearchOutput(cfg.elasticsearch, pool_maxsize=cfg.agent.output.max_in_flight + 1)
     from inferwatch.agent.outputs.local import LocalOutput
 
     return LocalOutput(DataDir(cfg.agent.data_dir).store)
@@ -119,10 +123,7 @@ class Agent:
         self._given_output = output
         self._host = host or socket.gethostname()
         self.metrics = Metrics()
-        self._read_stop = threading.Event()
-        self._ship_stop = threading.Event()
-        self._progress_stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._loops: list[LoopThread] = []
         self._lock_fd: int | None = None
         self._stopped = False
         self._server: MetricsServer | None = None
@@ -153,18 +154,18 @@ class Agent:
         except BaseException:
             self._close_built()
             raise
-        self._reader_thread = threading.Thread(
-            target=run_read_loop, args=(self.reader, self._read_stop, self.metrics), name="read", daemon=True
+        self._read = LoopThread(
+            "read", self._read_step, self.reader.wake, self.metrics, finish=self._read_finish
         )
-        self._ship_thread = threading.Thread(
-            target=run_ship_loop, args=(self.shipper, self._ship_stop, self.metrics), name="ship", daemon=True
+        self._ship = LoopThread("ship", self.shipper.step, self.shipper.wake, self.metrics, idle=IDLE_POLL)
+        self._progress = LoopThread(
+            "progress", _Progress(self.metrics), threading.Event(), self.metrics, idle=PROGRESS_INTERVAL
         )
-        progress = threading.Thread(target=self._progress, name="progress", daemon=True)
         try:
             self.discovery.start()
-            for t in (self._reader_thread, self._ship_thread, progress):
-                t.start()
-                self._threads.append(t)
+            for loop in (self._read, self._ship, self._progress):
+                loop.start()
+                self._loops.append(loop)
             if self._server is not None:
                 self._server.start()
         except BaseException:
@@ -181,16 +182,15 @@ class Agent:
     def _abort_start(self) -> None:
         """Undo a start that failed after threads began: stop and join them, then close."""
         self._stopped = True
-        for event in (self._read_stop, self._ship_stop, self._progress_stop):
-            event.set()
-        self.discovery.wake.set()
-        self.shipper.wake.set()
-        for t in self._threads:
-            t.join(self._cfg.agent.shutdown_timeout)
-        if any(t.is_alive() for t in self._threads):
+        for loop in self._loops:
+            loop.stop()
+        for loop in self._loops:
+            loop.join(self._cfg.agent.shutdown_timeout)
+        if any(loop.is_alive() for loop in self._loops):
             log.warning("a loop did not stop after a failed start; leaving its state to the next start")
             self._release_lock()
             return
+        self.shipper.close()
         self._close_built()
 
     def _build(self) -> None:
@@ -223,6 +223,8 @@ class Agent:
             compression_level=level,
             dead_letter_index=a.dead_letter_index,
             on_ack=self.discovery.wake.set,  # room in the spool: a paused reader goes on
+            max_in_flight=a.output.max_in_flight,
+            batch_items=a.batch.max_docs,
         )
         self.reader = ReadLoop(
             a.inputs,
@@ -235,40 +237,39 @@ class Agent:
             self.metrics,
             settings,
             wake=self.discovery.wake,
-            on_spooled=self.shipper.spooled,
+            on_spooled=lambda _seq, _items: self.shipper.wake.set(),  # the count is in the record
         )
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop reading, spool the open batch, drain the spool until the deadline, checkpoint,
         close. True when everything read was delivered. Idempotent."""
-        if self._stopped or not self._threads:
+        if self._stopped or not self._loops:
             return True
         self._stopped = True
         budget = self._cfg.agent.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         log.info("stopping: draining the spool for up to %.1fs", budget)
-        self._read_stop.set()
-        self.discovery.wake.set()
-        self._reader_thread.join(max(deadline - time.monotonic(), 0.1))
+        self._read.stop()
+        self._read.join(max(deadline - time.monotonic(), 0.1))
         self.discovery.stop()
         self.shipper.wake.set()
         drained = self.shipper.wait_acked(self.spool.last_seq, max(deadline - time.monotonic(), 0.0))
-        self._ship_stop.set()
-        self.shipper.wake.set()
-        self._progress_stop.set()
-        self._ship_thread.join(max(deadline - time.monotonic(), 1.0))
+        self._ship.stop()
+        self._progress.stop()
+        self._ship.join(max(deadline - time.monotonic(), 1.0))
         if self._server is not None:
             self._server.stop()
         self._close(drained)
         return drained
 
     def _close(self, drained: bool) -> None:
-        if self._reader_thread.is_alive() or self._ship_thread.is_alive():
+        if self._read.is_alive() or self._ship.is_alive():
             # A thread is stuck in I/O (a request to a hung output); the process is exiting, and
             # what it holds is in the spool or still unread in the files.
             log.warning("a loop did not stop in time; leaving its state to the next start")
             self._release_lock()
             return
+        self.shipper.close()  # its sender threads; a request still in flight is sent again next time
         with contextlib.suppress(OSError):
             self.registry.flush()
         pending = self.spool.pending
@@ -310,10 +311,17 @@ class Agent:
     def health(self) -> HealthStatus:
         """Liveness (``/livez``, ``/health``): the loops run. An output that is down is not a
         reason to restart the agent (its spool buffers meanwhile): that is ``readiness``."""
-        for t in self._threads[:2]:
-            if not t.is_alive() and not self._stopped:
-                return HealthStatus(False, f"the {t.name} loop is not running")
+        for loop in self._loops:
+            if not loop.is_alive() and not self._stopped:
+                return HealthStatus(False, f"the {loop.name} loop is not running")
+            failure = loop.failure
+            if failure is not None and time.monotonic() - failure.since >= HEALTH_OUTPUT_GRACE:
+                return self._failing(loop.name, failure)
         return HealthStatus(True, "ok")
+
+    def _failing(self, name: str, failure: Failure) -> HealthStatus:
+        for_s = time.monotonic() - failure.since
+        return HealthStatus(False, f"the {name} loop has failed for {for_s:.0f}s: {failure.message}")
 
     def readiness(self) -> HealthStatus:
         """Readiness (``/readyz``): alive, and the output has not failed for
@@ -321,6 +329,9 @@ class Agent:
         alive = self.health()
         if not alive.ok:
             return alive
+        for loop in self._loops:
+            if loop.failure is not None:  # e.g. a full disk: nothing is read or acknowledged
+                return self._failing(loop.name, loop.failure)
         down = self.shipper.down_since
         if down is not None:
             for_s = time.monotonic() - down
@@ -328,6 +339,30 @@ class Agent:
                 return HealthStatus(False, f"output unreachable for {for_s:.0f}s: {self.shipper.last_error}")
         return HealthStatus(True, "ok")
 
-    def _progress(self) -> None:
-        while not self._progress_stop.wait(PROGRESS_INTERVAL):
-            log.info("%s", progress_line(self.metrics))
+    # -- the loops' steps ------------------------------------------------------------------------
+
+    def _read_step(self) -> float:
+        return 0.0 if self.reader.step() else self.reader.idle_timeout()
+
+    def _read_finish(self) -> None:
+        """On the read thread, after its last step: spool the open batch, checkpoint."""
+        try:
+            self.reader.flush()
+        except Exception:
+            log.exception("flushing the last batch failed; its lines are read again at the next start")
+        finally:
+            self.reader.close()
+
+
+class _Progress:
+    """The progress loop's step: a summary line every ``PROGRESS_INTERVAL`` (not at start)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._started = False
+
+    def __call__(self) -> float:
+        if self._started:
+            log.info("%s", progress_line(self._metrics))
+        self._started = True
+        return PROGRESS_INTERVAL

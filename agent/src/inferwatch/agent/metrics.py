@@ -27,7 +27,7 @@ DEAD_LETTER_REASONS = (
     "line_too_long",
     "missing_field",
     "not_an_object",
-    "too_large",
+    "request_too_large",
     "undecodable_record",
 )
 DROP_REASONS = (
@@ -72,9 +72,9 @@ METRICS: dict[str, Spec] = {
     ),
     "bulk_requests_total": Spec(
         "counter",
-        "Bulk requests sent, by result (ok, unavailable with its HTTP status or none, too_large).",
+        "Bulk requests sent, by result (ok, unavailable with its HTTP status, none or error).",
         ("result", "status"),
-        (("ok", ""), ("too_large", "")),
+        (("ok", ""),),
     ),
     "spooled_records_total": Spec("counter", "Bulk bodies written to the spool."),
     "loop_errors_total": Spec(
@@ -82,6 +82,22 @@ METRICS: dict[str, Spec] = {
         "Unexpected errors caught at the top of a loop (logged), by loop.",
         ("loop",),
         (("read",), ("ship",)),
+    ),
+    "loop_failing": Spec(
+        "gauge",
+        "1 while a loop's step keeps failing (logged once per episode), by loop.",
+        ("loop",),
+        (("read",), ("ship",), ("progress",)),
+    ),
+    "disk_full": Spec(
+        "gauge",
+        "1 while a loop's step fails because its disk is full (ENOSPC, EDQUOT), by loop.",
+        ("loop",),
+        (("read",), ("ship",), ("progress",)),
+    ),
+    "bulk_in_flight": Spec("gauge", "Bulk requests sent and not yet answered."),
+    "documents_awaiting_retry": Spec(
+        "gauge", "Bulk items answered 429/5xx that wait to be sent again (new records keep flowing)."
     ),
     "spool_bytes": Spec("gauge", "Bytes the spool holds on disk."),
     "spool_pending_records": Spec("gauge", "Spool records not yet acknowledged."),

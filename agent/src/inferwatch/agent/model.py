@@ -99,10 +99,6 @@ class Outcome(enum.Enum):
     RETRY = "retry"  # 429 / 5xx: stays in the spool and is retried with backoff
     REJECTED = "rejected"  # other 4xx: never indexable, goes to the dead letter
 
-    @property
-    def final(self) -> bool:
-        return self is not Outcome.RETRY
-
 
 @dataclass(frozen=True, slots=True)
 class ItemResult:
@@ -117,7 +113,9 @@ class ItemResult:
 @dataclass(frozen=True, slots=True)
 class SpoolRecord:
     """One durable spool entry: ``seq`` increases by one per record; ``payload`` is opaque bytes
-    (the pipeline stores a gzip-compressed NDJSON bulk body)."""
+    (the pipeline stores a gzip-compressed NDJSON bulk body) and ``items`` how many bulk items it
+    holds (None for a record appended without a count, as before the count was kept)."""
 
     seq: int
     payload: bytes
+    items: int | None = None

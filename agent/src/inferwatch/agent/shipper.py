@@ -16,9 +16,9 @@ was not acknowledged; the deterministic document ids turn what got in into 409 d
 
 A request that fails as a whole (``OutputUnavailable``: refused, timed out, 5xx, 429 for the
 request, an answer of the wrong length) is sent again with the same body after the shared backoff,
-honouring ``Retry-After``; while the output fails (no success since), only one request is in
-flight, and only retries that are due are sent: a probe, not a flood. A success restores full
-concurrency at once. A request too large for the server is the output's business
+honouring ``Retry-After``, while new records go on; after two such failures in a row (the output
+is down or overwhelmed), only one request is in flight, and only retries that are due are sent: a
+probe, not a flood. An answer restores full concurrency at once. A request too large for the server is the output's business
 (``ElasticsearchOutput`` splits it; a single document over the limit comes back rejected).
 
 Memory is bounded: at most ``WINDOW_RECORDS`` records are read ahead of the acknowledged
@@ -32,18 +32,20 @@ returns how long the thread may wait (on ``wake``, set by the read loop and by e
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from inferwatch.agent import bulkbody
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.deadletter_index import dead_letter_document, dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import ItemResult, Outcome
-from inferwatch.agent.outputs import Output, OutputUnavailable, RequestTooLarge
+from inferwatch.agent.outputs import Output, OutputUnavailable
 from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.spool import Spool
 
@@ -52,24 +54,90 @@ log = logging.getLogger(__name__)
 Item = tuple[str, str, bytes]  # (index, id, document)
 
 IDLE_POLL = 1.0  # seconds between spool reads when nothing woke the loop
+WINDOW_RECORDS = 64  # records read and not yet acknowledged
+ITEM_RETRY_INITIAL = 0.25  # seconds (jittered down to half) before an item's first retry
+RETRY_BACKLOG_BATCHES = 4
+PROBE_AFTER_FAILURES = 2  # new records wait while more items than this many batches await a retry
 
 
-@dataclass(slots=True)
-class _Work:
-    """The record being delivered: its items and which of them still lack a final outcome."""
+@dataclass(slots=True, eq=False)
+class _Record:
+    """A spool record in the window: how many of its items still lack a final outcome."""
 
     seq: int
-    payload: bytes  # the spooled body, sent as it is while every item is still pending
-    count: int  # items in the payload
-    pending: list[int]  # indices into the items, in order
-    limit: int  # items per request (halved on "request too large")
-    fresh: bool = True
-    decoded: list[Item] | None = None  # parsed only when some items need re-sending or a record
+    open: int
+
+
+@dataclass(slots=True, eq=False)
+class _Retry:
+    """An item answered 429/5xx, waiting to be sent again."""
+
+    record: _Record
+    item: Item
+    attempts: int  # retryable answers so far
+    due: float
+
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    """One bulk request: a whole record as spooled, or retried items re-encoded."""
+
+    body: bytes
+    count: int
+    record: _Record | None = None  # the whole record (its items decoded only when needed)
+    retries: list[_Retry] = field(default_factory=list)
+    due: float = 0.0  # when a request that failed as a whole may go again
 
     def items(self) -> list[Item]:
-        if self.decoded is None:
-            self.decoded = bulkbody.decode(self.payload)
-        return self.decoded
+        if self.record is not None:
+            return bulkbody.decode(self.body)
+        return [r.item for r in self.retries]
+
+
+class _Senders:
+    """``size`` daemon threads, each performing one ``Output.send`` at a time; every answer (or
+    the exception) is queued for the loop and sets ``wake``."""
+
+    def __init__(self, output: Output, size: int, wake: threading.Event) -> None:
+        self._output = output
+        self._wake = wake
+        self._todo: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[_Request, list[ItemResult] | Exception]] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"ship-send-{i}", daemon=True) for i in range(size)
+        ]
+        self._started = False
+
+    def submit(self, request: _Request) -> None:
+        if not self._started:
+            self._started = True
+            for t in self._threads:
+                t.start()
+        self._todo.put(request)
+
+    def answers(self) -> list[tuple[_Request, list[ItemResult] | Exception]]:
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        """Let the threads end after their current request (they are daemons: a request hung on
+        a dead server does not hold the process)."""
+        if self._started:
+            for _ in self._threads:
+                self._todo.put(None)
+
+    def _run(self) -> None:
+        while (request := self._todo.get()) is not None:
+            try:
+                outcome: list[ItemResult] | Exception = self._output.send(request.body, request.count)
+            except Exception as e:  # handed to the loop, which counts and retries it
+                outcome = e
+            self._done.put((request, outcome))
+            self._wake.set()
 
 
 class ShipLoop:
@@ -84,41 +152,69 @@ class ShipLoop:
         dead_letter_index: str | None = None,
         on_ack: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 2,
+        batch_items: int = 2000,
+        item_backoff: Backoff | None = None,
     ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
         self._spool = spool
         self._output = output
         self._dead = dead_letter
         self._metrics = metrics
-        self._backoff = backoff
+        self._backoff = backoff  # requests that failed as a whole: consecutive failures
+        # Items answered 429/5xx: by each item's attempts. Shorter at first than a whole failure
+        # (the output is answering, and new records keep flowing meanwhile), as long at the cap.
+        self._item_backoff = item_backoff or Backoff(ITEM_RETRY_INITIAL, backoff.cap)
         self._level = compression_level
         self._dl_index = dead_letter_index
         self._on_ack = on_ack
         self._clock = clock
-        self.wake = threading.Event()  # set when the read loop spools a record
-        # Items per record as the read loop reported them (``spooled``), so the happy path never
-        # decompresses a payload only to count its lines. Records spooled before a restart, or
-        # read before their count arrived, are counted from the payload.
-        self._counts: dict[int, int] = {}
-        self._counts_lock = threading.Lock()
+        self._max_in_flight = max_in_flight
+        self._batch_items = max(1, batch_items)
+        self.wake = threading.Event()  # set when the read loop spools a record and on every answer
+        self._senders = _Senders(output, max_in_flight, self.wake)
         self._acked = threading.Condition()
-        self._cursor = spool.acked_seq
-        self._work: _Work | None = None
+        self._cursor = spool.acked_seq  # acknowledged
+        self._read_seq = self._cursor  # read from the spool
+        self._window: deque[_Record] = deque()
+        self._in_flight = 0
+        self._delayed: list[_Request] = []  # failed as a whole, waiting for their ``due``
+        self._retries: list[_Retry] = []  # in answer order
         self._rejected: list[tuple[Item, ItemResult]] = []
         self._dead_unflushed = False
+        self._failures = 0  # requests that failed as a whole since the last answer
         self.down_since: float | None = None  # monotonic time of the first failure of an outage
         self.last_error = ""
+
+    @property
+    def _probing(self) -> bool:
+        """Two requests failed as a whole in a row: the output is down or overwhelmed, so only
+        one request (a due retry) is in flight until one is answered. A single failure among
+        answers (a 429 for one request of a busy cluster) does not stop new records."""
+        return self._failures >= PROBE_AFTER_FAILURES
 
     # -- the loop body ---------------------------------------------------------------------------
 
     def step(self) -> float | None:
-        """Send one request. Returns seconds to wait before the next step (0.0: go on at once),
-        or None when the spool holds nothing to send."""
+        """Take the answers that arrived, acknowledge what is done, start requests. Returns how
+        long to wait for the next step (the thread may be woken earlier by ``wake``), or None
+        when nothing is in flight, nothing waits for a retry and the spool holds nothing new."""
+        now = self._clock()
+        for request, outcome in self._senders.answers():
+            self._in_flight -= 1
+            if isinstance(outcome, Exception):
+                self._failed(request, outcome, now)
+            else:
+                self._answered(request, outcome, now)
+        self._acknowledge()
+        self._dispatch(now)
         self._publish_gauges()
         return self._wait(now)
 
     def _dispatch(self, now: float) -> None:
         while self._in_flight < self._max_in_flight:
-            if self.down_since is not None and self._in_flight:
+            if self._probing and self._in_flight:
                 return  # the output fails: one probe at a time
             request = self._next_request(now)
             if request is None:
@@ -134,9 +230,9 @@ class ShipLoop:
             request = min(due, key=lambda r: r.due)
             self._delayed.remove(request)
             return request
-        if self._retries and self._retries[0].due <= now or any(r.due <= now for r in self._retries):
+        if any(r.due <= now for r in self._retries):
             return self._retry_request(now)
-        if self.down_since is not None:
+        if self._probing:
             return None
         return self._fresh()
 
@@ -169,34 +265,76 @@ class ShipLoop:
     def _count(self, seq: int, payload: bytes) -> int:
         """Items of a record spooled without its count (written before counts were kept)."""
         try:
-            count = _count_items(rec.payload) if known is None else known
+            return _count_items(payload)
         except (ValueError, OSError, EOFError, zlib.error) as e:
             # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
             # for a person and go on rather than stall every record behind it.
-            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", rec.seq, e)
-            self._dead.write("undecodable_record", f"spool record {rec.seq}: {e}", raw=rec.payload)
+            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", seq, e)
+            self._dead.write("undecodable_record", f"spool record {seq}: {e}", raw=payload)
             self._dead_unflushed = True
             self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
             return 0
 
     # -- answers ---------------------------------------------------------------------------------
 
-    def _apply(self, work: _Work, chunk: list[int], results: list[ItemResult]) -> list[int]:
+    def _answered(self, request: _Request, results: list[ItemResult], now: float) -> None:
+        if len(results) != request.count:
+            why = f"answer has {len(results)} items for a request of {request.count}"
+            self._failed(request, OutputUnavailable(why), now)
+            return
+        self._reached()
+        self._backoff.reset()
+        self._failures = 0
+        self._metrics.inc("bulk_requests_total", 1, labels(result="ok"))
         created = duplicate = 0
-        retry: list[int] = []
-        for i, r in zip(chunk, results, strict=True):
+        items: list[Item] | None = None
+        delays: dict[int, float] = {}
+        for i, r in enumerate(results):
             if r.outcome is Outcome.CREATED:
                 created += 1
             elif r.outcome is Outcome.DUPLICATE:
                 duplicate += 1
-            elif r.outcome is Outcome.REJECTED:
-                self._reject(work.items()[i], r)
             else:
-                retry.append(i)
+                if items is None:
+                    items = request.items()
+                retry = request.retries[i] if request.record is None else None
+                record = request.record if retry is None else retry.record
+                assert record is not None
+                if r.outcome is Outcome.REJECTED:
+                    self._reject(items[i], r)
+                    record.open -= 1
+                    continue
+                attempts = 1 if retry is None else retry.attempts + 1
+                if attempts not in delays:  # one wait per attempt count: they go together
+                    delays[attempts] = now + self._item_backoff.delay(attempts - 1)
+                self._retries.append(_Retry(record, items[i], attempts, delays[attempts]))
                 self._metrics.inc("documents_retried_total", 1, labels(status=str(r.status)))
+                continue
+            if request.record is None:
+                request.retries[i].record.open -= 1
+        if request.record is not None:
+            request.record.open -= created + duplicate
         self._metrics.inc("documents_shipped_total", created)
         self._metrics.inc("documents_duplicate_total", duplicate)
-        return retry
+
+    def _failed(self, request: _Request, e: Exception, now: float) -> None:
+        """The request failed as a whole: the same body goes again after the backoff."""
+        if isinstance(e, OutputUnavailable):
+            status = str(e.status) if e.status is not None else "none"
+            retry_after = e.retry_after
+        else:  # a bug in an output: counted and retried like an outage, never dropped
+            log.error("sending a bulk request failed", exc_info=e)
+            self._metrics.inc("loop_errors_total", 1, labels(loop="ship"))
+            status, retry_after = "error", None
+        self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
+        self._metrics.set("output_up", 0)
+        if self.down_since is None:
+            self.down_since = now
+            log.warning("output unavailable, retrying with backoff: %s", e)
+        self.last_error = str(e)
+        request.due = now + self._backoff.next(retry_after)
+        self._delayed.append(request)
+        self._failures += 1
 
     def _reject(self, item: Item, r: ItemResult) -> None:
         reason = r.error_type or f"http_{r.status}"
@@ -208,50 +346,26 @@ class ShipLoop:
         if self._dl_index and item[0] != self._dl_index:  # a refused dead letter is not sent again
             self._rejected.append((item, r))
 
-    def _finish(self, work: _Work) -> None:
-        """Every item has its final outcome: make the dead letter durable, then acknowledge."""
+    def _acknowledge(self) -> None:
+        """Acknowledge the records at the head of the window whose items all have a final outcome:
+        make the dead letter durable first."""
+        done = 0
+        while done < len(self._window) and self._window[done].open == 0:
+            done += 1
+        if not done:
+            return
+        last = self._window[done - 1].seq
         if self._dead_unflushed:
             self._dead.flush()
             self._dead_unflushed = False
         self._forward_dead_letters()
-        self._spool.ack(work.seq)
-        with self._counts_lock:
-            self._cursor = work.seq
-            if self._counts and min(self._counts) <= work.seq:  # a count that arrived too late
-                self._counts = {s: n for s, n in self._counts.items() if s > work.seq}
-        self._work = None
-        self._backoff.reset()
+        self._spool.ack(last)  # may raise (disk full): the records stay in the window, tried again
+        for _ in range(done):
+            self._window.popleft()
         with self._acked:
+            self._cursor = last
             self._acked.notify_all()
         self._on_ack()
-
-    def _unavailable(self, e: OutputUnavailable) -> float:
-        status = str(e.status) if e.status is not None else "none"
-        self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
-        self._metrics.set("output_up", 0)
-        if self.down_since is None:
-            self.down_since = self._clock()
-            log.warning("output unavailable, retrying with backoff: %s", e)
-        self.last_error = str(e)
-        return self._backoff.next(e.retry_after)
-
-    def _too_large(self, work: _Work, chunk: list[int], reason: str) -> float:
-        self._reached()
-        self._metrics.inc("bulk_requests_total", 1, labels(result="too_large"))
-        work.fresh = False
-        if len(chunk) > 1:
-            work.limit = max(1, len(chunk) // 2)
-            return 0.0
-        i = chunk[0]
-        _index, doc_id, document = work.items()[i]
-        detail = f"the output refused the document as too large: {reason}"
-        self._dead.write("too_large", detail, document=document, doc_id=doc_id)
-        self._dead_unflushed = True
-        self._metrics.inc("dead_lettered_total", 1, labels(reason="too_large"))
-        work.pending = work.pending[1:]
-        if not work.pending:
-            self._finish(work)
-        return 0.0
 
     def _reached(self) -> None:
         if self.down_since is not None:
@@ -259,6 +373,18 @@ class ShipLoop:
         self.down_since = None
         self.last_error = ""
         self._metrics.set("output_up", 1)
+
+    def _wait(self, now: float) -> float | None:
+        pending = [r.due for r in self._delayed] + [r.due for r in self._retries]
+        if not pending and not self._in_flight and not self._window:
+            return None  # idle: the read loop's wake (or the idle poll) starts the next step
+        if self._window and self._window[0].open == 0:
+            return 0.0  # done records to acknowledge
+        if self._in_flight >= self._max_in_flight or (self._probing and self._in_flight):
+            return IDLE_POLL  # no request may start before an answer arrives (and wakes the loop)
+        if pending:
+            return max(0.0, min(pending) - now)
+        return IDLE_POLL
 
     def _forward_dead_letters(self) -> None:
         """Best effort: also index rejected documents in ``agent.dead_letter_index`` (the local
@@ -300,12 +426,19 @@ class ShipLoop:
         self._metrics.set("spool_pending_records", self._spool.pending)
         age = self._spool.oldest_pending_age(time.time())
         self._metrics.set("oldest_unshipped_age_seconds", age or 0.0)
+        self._metrics.set("bulk_in_flight", self._in_flight)
+        self._metrics.set("documents_awaiting_retry", len(self._retries))
 
     # -- for the owner ---------------------------------------------------------------------------
 
     @property
     def acked_seq(self) -> int:
         return self._cursor
+
+    @property
+    def in_flight(self) -> int:
+        """Bulk requests sent and not answered yet."""
+        return self._in_flight
 
     def wait_acked(self, seq: int, timeout: float) -> bool:
         """Block until every record up to ``seq`` is acknowledged, or ``timeout`` passes."""
@@ -318,6 +451,11 @@ class ShipLoop:
                 self._acked.wait(remaining)
         return True
 
+    def close(self) -> None:
+        """Stop the sender threads (after the loop's thread has stopped); what is still in flight
+        is not acknowledged and is sent again at the next start."""
+        self._senders.close()
+
 
 def _count_items(payload: bytes) -> int:
     """Items in a spooled bulk body without parsing it: two lines per item."""
@@ -325,29 +463,3 @@ def _count_items(payload: bytes) -> int:
     if lines % 2:
         raise ValueError("a bulk body is pairs of lines, each ending with a newline")
     return lines // 2
-
-
-def run_ship_loop(loop: ShipLoop, stop: threading.Event, metrics: Metrics) -> None:
-    """The ship thread: step until ``stop``; backoffs wait on ``stop``, idleness on ``loop.wake``."""
-    while not stop.is_set():
-        loop.wake.clear()
-        try:
-            delay = loop.step()
-        except Exception:
-            log.exception("ship loop step failed; retrying in 1s")
-            metrics.inc("loop_errors_total", 1, labels(loop="ship"))
-            delay = 1.0
-        if delay is None:
-            loop.wake.wait(IDLE_POLL)
-        elif delay > 0:
-            stop.wait(delay)
-    def _wait(self, now: float) -> float | None:
-        pending = [r.due for r in self._delayed] + [r.due for r in self._retries]
-        if not pending and not self._in_flight and not self._window:
-            return None  # idle: the read loop's wake (or the idle poll) starts the next step
-        if self._in_flight >= self._max_in_flight or (self.down_since is not None and self._in_flight):
-            return IDLE_POLL if not pending else max(0.0, min(min(pending) - now, IDLE_POLL))
-        if pending:
-            return max(0.0, min(pending) - now)
-        return IDLE_POLL
-

@@ -282,14 +282,15 @@ class Spool:
 
     # ---- writer side ---------------------------------------------------------------------
 
-    def append(self, payload: bytes) -> int:
-        """Store ``payload`` durably (fsynced when ``fsync``) and return its seq."""
+    def append(self, payload: bytes, items: int | None = None) -> int:
+        """Store ``payload`` durably (fsynced when ``fsync``) and return its seq. ``items`` (how
+        many bulk items it holds) is kept beside it and given back by ``read``."""
         if len(payload) > MAX_PAYLOAD:
             raise ValueError(f"a spool record holds at most {MAX_PAYLOAD} bytes, got {len(payload)}")
         with self._append_lock:
             self._check_open()
             seq = self._last_seq + 1  # only append changes _last_seq, and it holds _append_lock
-            record = encode_record(seq, payload, self._clock())
+            record = encode_record(seq, payload, self._clock(), items)
             with self._lock:
                 # An empty spool takes any record: one larger than max_bytes (a batch limit set
                 # above the spool's) would otherwise pause reading forever.
@@ -366,11 +367,12 @@ class Spool:
                     self._damaged(view, offset, max(seen, view.first_seq - 1))
                     offset = view.size
                     continue
-                header, payload = found
+                header, body = found
                 offset += HEADER_BYTES + header.length
                 seen = max(seen, header.seq)
                 if header.seq > after:
-                    out.append(SpoolRecord(header.seq, payload))
+                    items, payload = header.split(body)
+                    out.append(SpoolRecord(header.seq, payload, items))
             self._cursor = _Cursor(out[-1].seq if out else after, views[i].first_seq, offset)
             return out
 

@@ -2,9 +2,13 @@
 
 A segment file ``<first seq:020d>.seg`` is a sequence of records, each framed as (big-endian)::
 
-    magic u32 "IWS1" | payload length u32 | seq u64 | append time f64 | crc32 u32 | payload
+    magic u32 "IWS2" | length u32 | seq u64 | append time f64 | crc32 u32 | items u32 | payload
 
-crc32 (zlib) covers length, seq, append time and payload. Seqs inside a segment are consecutive,
+``items`` is how many bulk items the payload holds (the ship loop needs it before it sends, and
+the payload is compressed); ``length`` counts it and the payload. Records written before the count
+existed have magic "IWS1" and no ``items`` field (``Header.has_items`` False); both are read, and
+``append`` without a count still writes "IWS1". crc32 (zlib) covers length, seq, append time and
+what follows the header. Seqs inside a segment are consecutive,
 starting at the seq in the file name. ``scan_segment`` finds the verified prefix of a segment and
 says why it stopped, for recovery at open.
 """
@@ -18,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-MAGIC = 0x49575331  # b"IWS1"
-_STRUCT = struct.Struct(">IIQdI")  # magic, payload length, seq, append time, crc32
+MAGIC_V1 = 0x49575331  # b"IWS1": no item count
+MAGIC = 0x49575332  # b"IWS2": the body starts with the item count
+_STRUCT = struct.Struct(">IIQdI")  # magic, length, seq, append time, crc32
+_ITEMS = struct.Struct(">I")
 HEADER_BYTES = _STRUCT.size  # 28
-MAX_PAYLOAD = 0xFFFF_FFFF  # the length field is a u32
+MAX_PAYLOAD = 0xFFFF_FFFF - _ITEMS.size  # the length field is a u32
 _CRC_COVERS = slice(4, 24)  # length, seq and append time
 SEGMENT_RE = re.compile(r"^(\d{20})\.seg$")
 
@@ -31,12 +37,14 @@ def segment_name(first_seq: int) -> str:
     return f"{first_seq:020d}.seg"
 
 
-def encode_record(seq: int, payload: bytes, appended: float) -> bytes:
-    """The framed bytes of one record (header + payload)."""
-    header = bytearray(_STRUCT.pack(MAGIC, len(payload), seq, appended, 0))
-    crc = zlib.crc32(payload, zlib.crc32(header[_CRC_COVERS]))
+def encode_record(seq: int, payload: bytes, appended: float, items: int | None = None) -> bytes:
+    """The framed bytes of one record (header + body); without ``items``, the "IWS1" framing."""
+    body = payload if items is None else _ITEMS.pack(items) + payload
+    magic = MAGIC_V1 if items is None else MAGIC
+    header = bytearray(_STRUCT.pack(magic, len(body), seq, appended, 0))
+    crc = zlib.crc32(body, zlib.crc32(header[_CRC_COVERS]))
     struct.pack_into(">I", header, 24, crc)
-    return bytes(header) + payload
+    return bytes(header) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +54,28 @@ class Header:
     appended: float
     crc: int
     raw: bytes
+    has_items: bool = True  # False for "IWS1" records
 
-    def verifies(self, payload: bytes) -> bool:
-        return zlib.crc32(payload, zlib.crc32(self.raw[_CRC_COVERS])) == self.crc
+    def verifies(self, body: bytes) -> bool:
+        return zlib.crc32(body, zlib.crc32(self.raw[_CRC_COVERS])) == self.crc
+
+    def split(self, body: bytes) -> tuple[int | None, bytes]:
+        """(item count or None for an "IWS1" record, payload) of a verified body."""
+        if not self.has_items:
+            return None, body
+        return _ITEMS.unpack_from(body)[0], body[_ITEMS.size :]
 
 
 def parse_header(raw: bytes) -> Header | None:
     """None when ``raw`` is not a record header (wrong magic)."""
     magic, length, seq, appended, crc = _STRUCT.unpack(raw)
-    if magic != MAGIC:
-        return None
-    return Header(length, seq, appended, crc, raw)
+    if magic == MAGIC:
+        if length < _ITEMS.size:
+            return None
+        return Header(length, seq, appended, crc, raw)
+    if magic == MAGIC_V1:
+        return Header(length, seq, appended, crc, raw, has_items=False)
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,6 @@ def test_capped_at_sixty_seconds_forever() -> None:
     waits = [b.next() for _ in range(200)]
     assert max(waits) <= 60.0
     assert waits[-1] == pytest.approx(60.0)
-    assert b.failures == 200
 
 
 def test_jitter_spreads_waits_and_is_reproducible() -> None:
@@ -53,8 +52,15 @@ def test_reset_starts_over() -> None:
     for _ in range(6):
         b.next()
     b.reset()
-    assert b.failures == 0
     assert b.next() == 0.5
+
+
+def test_delay_is_the_wait_for_a_count_kept_by_the_caller() -> None:
+    b = Backoff(rng=Fixed(0.0))
+    assert [b.delay(n) for n in range(4)] == [0.5, 1.0, 2.0, 4.0]
+    assert b.delay(200) == 30.0  # half the cap, with this jitter
+    assert b.delay(0, retry_after=5.0) == 5.0
+    assert b.next() == 0.5  # delay() leaves the consecutive failures alone
 
 
 @pytest.mark.parametrize(("initial", "cap"), [(0.0, 60.0), (-1.0, 60.0), (10.0, 5.0)])

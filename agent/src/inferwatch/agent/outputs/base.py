@@ -9,8 +9,10 @@ after ``retry_after`` seconds when the server said so). Its subclasses say more:
   message names the fix. It is still an ``OutputUnavailable`` so that a ship loop that only knows
   the base class keeps the data in the spool and retries with backoff (as Filebeat does) instead of
   dropping it; ``check()`` raises it so that start-up can refuse with a clear message.
-- ``RequestTooLarge``: HTTP 413; the caller may split the body. ``ElasticsearchOutput.send`` splits
-  by itself, so this only escapes when a single document is over the server's limit.
+- ``RequestTooLarge``: HTTP 413, inside ``ElasticsearchOutput``, which splits the body in halves
+  until the parts fit; a single document over the server's limit comes back as a REJECTED item
+  (``request_too_large``, dead-lettered by the ship loop). ``send`` never raises it: splitting has
+  one home, the output.
 """
 
 from __future__ import annotations

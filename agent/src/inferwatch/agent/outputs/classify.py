@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -156,11 +156,3 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def count_outcomes(results: Sequence[ItemResult]) -> dict[Outcome, int]:
-    """How many items fell into each bucket (for logs and metrics)."""
-    counts = dict.fromkeys(Outcome, 0)
-    for r in results:
-        counts[r.outcome] += 1
-    return counts

@@ -64,7 +64,6 @@ def authorization_header(cfg: ElasticsearchConfig) -> str | None:
     return authorization_value(cfg.resolved_api_key(), cfg.username, cfg.resolved_password())
 
 
-
 class _Host:
     """One configured URL with its connection pool."""
 
@@ -96,7 +95,8 @@ class _Host:
 class ElasticsearchOutput:
     """``Output`` to an Elasticsearch cluster (see the module docstring for the choices made).
 
-    Thread-safe for one sender at a time per host pool; the ship loop uses one thread.
+    Thread-safe: the ship loop's sender threads (``agent.output.max_in_flight``) share it, with
+    ``pool_maxsize`` keep-alive connections per host.
     """
 
     def __init__(
