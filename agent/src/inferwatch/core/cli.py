@@ -32,6 +32,8 @@ PROVIDED_BY: dict[str, str] = {
     "setup": "inferwatch-kibana",
     "baseline": "inferwatch-analytics",
     "analytics": "inferwatch-analytics",
+    "alerts": "inferwatch-analytics",
+    "report": "inferwatch-analytics",
     "demo": "inferwatch-analytics",
 }
 
