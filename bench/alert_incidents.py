@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 
 from inferwatch.agent.bulkbody import encode
-from inferwatch.agent.model import FileId
+from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer
 from inferwatch.agent.outputs.local import LocalOutput
 from inferwatch.analytics.demo import data as demo_data
@@ -100,7 +100,8 @@ def run(schedule: list[Injection], windows: int, per_window: int, seed: int, coo
             lines = [orjson.dumps(line) for line in model.lines_for(k)]
             offsets = list(range(offset, offset + len(lines)))
             offset += len(lines)
-            docs, _ = normalizer.normalize_lines(lines, offsets, FileId("bench"), "bench.jsonl", "")
+            batch = LineBatch(FileId("bench"), "bench.jsonl", 0, offsets, lines, offset)
+            docs, _ = normalizer.normalize_batch(batch, "")
             output.send(encode(docs), len(docs))
             start = origin + timedelta(seconds=k * SPAN)
             ev = evaluator.evaluate(demo_data.MODEL, Window(start, start + timedelta(seconds=SPAN)))

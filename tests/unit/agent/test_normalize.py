@@ -488,12 +488,6 @@ def test_a_batch_gives_events_in_order_and_rejected_lines_with_offsets() -> None
     assert events[1] == single
 
 
-def test_normalize_lines_matches_normalize_batch() -> None:
-    events, rejects = make().normalize_lines([LINE], [5], FID, "/p", INGESTED)
-    assert not rejects
-    assert events == [make()(LINE, Source(FID, "/p", 5, 0), INGESTED)]
-
-
 def test_many_model_names_do_not_grow_the_cache_without_bound() -> None:
     from inferwatch.agent.normalize import MODEL_CACHE_SIZE
 

@@ -61,7 +61,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -70,7 +70,7 @@ from typing import Any
 import orjson
 
 from inferwatch.agent.bulkbody import ACTION_TAIL, action_head
-from inferwatch.agent.model import Event, FileId, LineBatch, Rejected, Source
+from inferwatch.agent.model import Event, LineBatch, Rejected, Source
 from inferwatch.agent.redact import Redactor
 from inferwatch.core.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
 from inferwatch.core.contract import category_str, data_stream_of_dataset, document_id_bytes, model_dataset
@@ -403,6 +403,13 @@ class Normalizer:
         object.__setattr__(self, "_item", item)
         object.__setattr__(self, "normalize_at", normalize_at)
 
+    @property
+    def redactor(self) -> Redactor | None:
+        """This input's redaction (``redact`` with ``hash_key``), None when it redacts nothing:
+        what the dead letters apply to its rejected lines."""
+        redactor = Redactor(self.redact.drop, self.redact.hash, self.hash_key)
+        return redactor if redactor.active else None
+
     def __call__(self, line: bytes, source: Source, ingested: str) -> Event:
         """The document of ``line``; raises ``Rejected(reason, detail)``."""
         return self.normalize_at(line, source.file_id.fingerprint, source.path, source.offset, ingested)
@@ -439,13 +446,6 @@ class Normalizer:
             except Rejected as exc:
                 rejects.append(RejectedLine(offset, line, exc))
         return events, rejects
-
-    def normalize_lines(
-        self, lines: Iterable[bytes], offsets: Iterable[int], file_id: FileId, path: str, ingested: str
-    ) -> tuple[list[Event], list[RejectedLine]]:
-        """``normalize_batch`` for lines that are not in a ``LineBatch``."""
-        batch = LineBatch(file_id, path, 0, list(offsets), list(lines), 0)
-        return self.normalize_batch(batch, ingested)
 
     # ---- building the per-line function --------------------------------------------------
 
