@@ -72,7 +72,7 @@ class Committer:
                 break
             if payload is not None:
                 try:
-                    seq = self._spool.append(payload)
+                    seq = self._spool.append(payload, sealed.docs)
                 except SpoolFull:  # the spool logs the episode once (Spool.full)
                     self._metrics.set("spool_full", 1)
                     return False
