@@ -259,3 +259,33 @@ def test_a_damaged_item_count_is_caught_by_the_checksum(tmp_path: Path) -> None:
     with Spool(directory, 1 << 20, 1 << 16, fsync=False) as spool:
         assert spool.read(0, 10) == []
         assert spool.counts["bad_checksum"] == 1
+
+
+def test_a_full_spool_is_one_episode_until_it_drains_to_half_logged_once_at_each_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from inferwatch.agent.spool import SpoolFull
+
+    record = HEADER_BYTES + 1000
+    with Spool(tmp_path / "spool", max_bytes=8 * record, segment_bytes=2 * record, fsync=False) as spool:
+        caplog.set_level("INFO", logger="inferwatch.agent.spool")
+        seqs = [spool.append(b"x" * 1000) for _ in range(8)]
+        assert not spool.full
+        refused = 0
+        # A drain at the pace of the reader: each ack frees a segment, the reader fills it at once
+        # and is refused again (reading paused and resumed at every segment).
+        for acked in (2, 4):
+            for _ in range(3):
+                try:
+                    spool.append(b"x" * 1000)
+                except SpoolFull:
+                    refused += 1
+            assert spool.full
+            spool.ack(seqs[acked - 1])
+        assert refused == 2 * 3 - 2  # twice two records fitted in the freed segments
+        assert spool.full  # still more than half full
+        spool.ack(spool.last_seq - 4)  # down to four records: half of max_bytes
+        assert not spool.full
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("is full" in m for m in messages) == 1
+    assert sum("drained to" in m for m in messages) == 1

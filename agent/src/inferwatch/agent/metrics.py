@@ -101,7 +101,11 @@ METRICS: dict[str, Spec] = {
     ),
     "spool_bytes": Spec("gauge", "Bytes the spool holds on disk."),
     "spool_pending_records": Spec("gauge", "Spool records not yet acknowledged."),
-    "spool_full": Spec("gauge", "1 while reading is paused because the spool is full."),
+    "spool_full": Spec(
+        "gauge",
+        "1 from an append refused for room until the spool has drained to half of max_bytes "
+        "(reading pauses whenever it is full meanwhile).",
+    ),
     "oldest_unshipped_age_seconds": Spec("gauge", "Age of the oldest spool record not yet acknowledged."),
     "file_lag_bytes": Spec(
         "gauge", "Per file: its size minus the offset committed to the registry.", ("path",)

@@ -186,6 +186,7 @@ class Spool:
         self._read_first = 0
         self._cursor: _Cursor | None = None
         self._oldest: tuple[int, float] | None = None  # (acked seq, append time of the next record)
+        self._full_since: float | None = None  # monotonic start of a full episode (see ``full``)
 
     # ---- opening -------------------------------------------------------------------------
 
@@ -295,6 +296,16 @@ class Spool:
                 # An empty spool takes any record: one larger than max_bytes (a batch limit set
                 # above the spool's) would otherwise pause reading forever.
                 if self._bytes > 0 and self._bytes + len(record) > self.max_bytes:
+                    if self._full_since is None:
+                        self._full_since = time.monotonic()
+                        log.warning(
+                            "spool %s is full (%d bytes, max_bytes %d): reading pauses whenever it is "
+                            "full and the log files keep the rest; said again once it has drained "
+                            "below half",
+                            self.directory,
+                            self._bytes,
+                            self.max_bytes,
+                        )
                     raise SpoolFull(
                         f"spool holds {self._bytes} bytes; a record of {len(record)} would pass "
                         f"max_bytes {self.max_bytes}"
@@ -401,6 +412,14 @@ class Spool:
                 ]
                 self._segments = [s for s in self._segments if s not in done]
                 self._bytes -= sum(s.size for s in done)
+                if self._full_since is not None and self._bytes <= self.max_bytes // 2:
+                    log.info(
+                        "spool %s drained to %d bytes after %.0fs full; reading keeps up again",
+                        self.directory,
+                        self._bytes,
+                        time.monotonic() - self._full_since,
+                    )
+                    self._full_since = None
                 if self._active in done:
                     assert self._fds.w is not None
                     os.close(self._fds.w)
@@ -535,6 +554,14 @@ class Spool:
         """Records appended and not acked."""
         with self._lock:
             return sum(s.pending(self._acked) for s in self._segments)
+
+    @property
+    def full(self) -> bool:
+        """True from an ``append`` refused for room until acks drain the spool to half of
+        ``max_bytes``: one episode, however often reading pauses and resumes in between (each
+        ack frees a segment, each append fills it again). Logged once at each end."""
+        with self._lock:
+            return self._full_since is not None
 
     @property
     def segment_count(self) -> int:
