@@ -105,3 +105,15 @@ def test_action_head_and_tail_splice_to_exactly_the_raw_body(index: str) -> None
     spliced = bulkbody.action_head(index) + doc_id.encode() + bulkbody.ACTION_TAIL + document + b"\n"
     assert spliced == bulkbody.raw_body([(index, doc_id, document)])
     assert bulkbody.decode(bulkbody.compress(spliced)) == [(index, doc_id, document)]
+
+
+def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() -> None:
+    from inferwatch.agent.bulkbody import decode, decode_some, encode_items
+
+    items = [("logs-inferwatch.m-default", f"id-{i}", b'{"n":%d}' % i) for i in range(50)]
+    payload = encode_items(items)
+    assert decode_some(payload, [3, 0, 49]) == {3: items[3], 0: items[0], 49: items[49]}
+    assert decode_some(payload, []) == {}
+    assert decode(payload) == items
+    with pytest.raises(ValueError):
+        decode_some(b"not gzip", [0])

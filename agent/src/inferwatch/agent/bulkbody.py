@@ -72,6 +72,18 @@ def compress(body: bytes, level: int = 1) -> bytes:
 def decode(payload: bytes) -> list[Item]:
     """The items of a payload made by ``encode``; raises ``ValueError`` when it is not one
     (bad gzip, an odd number of lines, an action that is not ``create``)."""
+    lines = _lines(payload)
+    return [_item(lines, i) for i in range(0, len(lines), 2)]
+
+
+def decode_some(payload: bytes, indices: Iterable[int]) -> dict[int, Item]:
+    """The items at ``indices`` of a payload made by ``encode``, by index; only their action
+    lines are parsed (the ship loop's retries: a few items of a record). Raises like ``decode``."""
+    lines = _lines(payload)
+    return {i: _item(lines, 2 * i) for i in indices}
+
+
+def _lines(payload: bytes) -> list[bytes]:
     try:
         body = zlib.decompress(payload, _GZIP_WBITS)
     except zlib.error as exc:
@@ -79,15 +91,25 @@ def decode(payload: bytes) -> list[Item]:
     lines = body.split(b"\n")
     if lines.pop() != b"" or len(lines) % 2:
         raise ValueError("a bulk body is pairs of lines, each ending with a newline")
-    items: list[Item] = []
-    loads = orjson.loads
-    for i in range(0, len(lines), 2):
-        try:
-            action = loads(lines[i])["create"]
-            items.append((action["_index"], action["_id"], lines[i + 1]))
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"line {i + 1} is not a create action: {lines[i][:200]!r}") from exc
-    return items
+    return lines
 
 
-__all__ = ["ACTION_TAIL", "Item", "action_head", "compress", "decode", "encode", "encode_items", "raw_body"]
+def _item(lines: list[bytes], i: int) -> Item:
+    try:
+        action = orjson.loads(lines[i])["create"]
+        return action["_index"], action["_id"], lines[i + 1]
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"line {i + 1} is not a create action: {lines[i][:200]!r}") from exc
+
+
+__all__ = [
+    "ACTION_TAIL",
+    "Item",
+    "action_head",
+    "compress",
+    "decode",
+    "decode_some",
+    "encode",
+    "encode_items",
+    "raw_body",
+]

@@ -88,10 +88,11 @@ class _Request:
     retries: list[_Retry] = field(default_factory=list)
     due: float = 0.0  # when a request that failed as a whole may go again
 
-    def items(self) -> list[Item]:
+    def items_at(self, indices: list[int]) -> dict[int, Item]:
+        """The items at ``indices`` (of a whole record, only those are decoded)."""
         if self.record is not None:
-            return bulkbody.decode(self.body)
-        return [r.item for r in self.retries]
+            return bulkbody.decode_some(self.body, indices)
+        return {i: self.retries[i].item for i in indices}
 
 
 class _Senders:
@@ -287,7 +288,9 @@ class ShipLoop:
         self._failures = 0
         self._metrics.inc("bulk_requests_total", 1, labels(result="ok"))
         created = duplicate = 0
-        items: list[Item] | None = None
+        done = (Outcome.CREATED, Outcome.DUPLICATE)
+        undone = [i for i, r in enumerate(results) if r.outcome not in done]
+        items = request.items_at(undone) if undone else {}
         delays: dict[int, float] = {}
         for i, r in enumerate(results):
             if r.outcome is Outcome.CREATED:
@@ -295,8 +298,6 @@ class ShipLoop:
             elif r.outcome is Outcome.DUPLICATE:
                 duplicate += 1
             else:
-                if items is None:
-                    items = request.items()
                 retry = request.retries[i] if request.record is None else None
                 record = request.record if retry is None else retry.record
                 assert record is not None
