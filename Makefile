@@ -46,6 +46,7 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/agent_throughput.py
+	$(BIN)/python bench/vs_rsyslog.py --profile
 	$(BIN)/python bench/analytics_scaling.py
 
 clean:
