@@ -39,7 +39,9 @@ KINDS = {
     "missing_feature": ("inputs.horsepower", ("feature_vanished", "null_surge"), "horsepower vanishes"),
     "unseen_category": ("inputs.origin", ("unseen_category", "unseen_rate"), "origin 'Korea' at 25%"),
     "vocabulary_shift": ("inputs.name", ("oov_rate", "vocabulary_drift"), "60% foreign car names"),
+    "latency_regression": ("prediction.latency_ms", ("latency",), "predictions 4x slower"),
 }
+SLOWER = 4.0  # latency_regression: every prediction's latency_ms times this
 
 
 def injection(kind: str, start: int, length: int) -> Injection:
@@ -48,8 +50,9 @@ def injection(kind: str, start: int, length: int) -> Injection:
 
 
 def long_schedule() -> list[Injection]:
-    """Nine failures over 120 windows: each kind three times, lengths 1-4, one flapping origin
-    (on two windows, off four, three times: resolved and back within the cooldown)."""
+    """Eleven failures over 120 windows: each input failure three times, lengths 1-4, one
+    flapping origin (on two windows, off four, three times: resolved and back within a cooldown
+    of an hour), and a latency regression."""
     out = [
         injection("missing_feature", 5, 2),
         injection("unseen_category", 15, 3),
@@ -59,6 +62,7 @@ def long_schedule() -> list[Injection]:
         injection("missing_feature", 60, 1),
     ]
     out += [injection("unseen_category", s, 2) for s in (75, 81, 87)]  # flapping
+    out.append(injection("latency_regression", 66, 3))
     out.append(injection("vocabulary_shift", 100, 3))
     return out
 
@@ -97,7 +101,10 @@ def run(schedule: list[Injection], windows: int, per_window: int, seed: int, coo
         skipped: Counter[str] = Counter()
         offset = 0
         for k in range(windows):
-            lines = [orjson.dumps(line) for line in model.lines_for(k)]
+            raw = model.lines_for(k)
+            if any(i.kind == "latency_regression" for i in model.injections(k)):
+                raw = [{**line, "latency_ms": line["latency_ms"] * SLOWER} for line in raw]
+            lines = [orjson.dumps(line) for line in raw]
             offsets = list(range(offset, offset + len(lines)))
             offset += len(lines)
             batch = LineBatch(FileId("bench"), "bench.jsonl", 0, offsets, lines, offset)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
+import pandas as pd
 import pytest
 
 from inferwatch.analytics.alerts.sink import LocalAlertSink
@@ -452,3 +453,32 @@ def test_a_skipped_detector_is_named_with_its_reason_in_the_evaluation_and_once_
     assert "  skipped: volume: no baseline has an hour-of-week volume (build one --from-logs)" in out
     print_evaluation(result, as_json=True, include_all=False)
     assert "skipped: volume: no baseline" in capsys.readouterr().err
+
+
+@dataclass
+class LatencySource(StubSource):
+    """A source that also answers percentiles, as the local and Elasticsearch sources do."""
+
+    latency: dict[float, float] = field(default_factory=dict)
+
+    def percentiles(
+        self, model: str, version: str, w: Window, features: list[str], percents: list[float]
+    ) -> pd.DataFrame:
+        rows = [(f, p, self.latency[p]) for f in features for p in percents if p in self.latency]
+        return pd.DataFrame(rows, columns=["feature", "percent", "value"])
+
+
+def test_the_evaluator_runs_the_latency_test_when_the_source_answers_percentiles(tmp_path: Path) -> None:
+    tables = {window(i).end: counts(window(i), 600, 400) for i in range(10)}
+    source = LatencySource(tables, latency={50.0: 20.0, 95.0: 50.0, 99.0: 80.0})
+    ev, _ = evaluator(tmp_path, source)
+    ev.source = source
+    statuses = []
+    for i in range(9):
+        result = ev.evaluate(MODEL, window(i))
+        statuses.append(next(f for f in result.findings if f.detector == "latency").status)
+    assert statuses == [Status.SKIPPED] * 8 + [Status.OK]
+    source.latency = {50.0: 20.0, 95.0: 400.0, 99.0: 900.0}
+    result = ev.evaluate(MODEL, window(9))
+    (opened,) = [c for c in result.changes if c.state.detector == "latency"]
+    assert opened.transition == "opened" and opened.state.feature == "prediction.latency_ms"

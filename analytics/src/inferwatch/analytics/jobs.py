@@ -18,7 +18,15 @@ from inferwatch.analytics.alerts.controls import Controls, ControlStore, annotat
 from inferwatch.analytics.alerts.sink import AlertSink
 from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
 from inferwatch.analytics.baseline.store import BaselineStore
-from inferwatch.analytics.detectors import DetectorState, count_series, evaluate_model, evaluate_version
+from inferwatch.analytics.detectors import (
+    DetectorState,
+    count_series,
+    evaluate_latency,
+    evaluate_model,
+    evaluate_version,
+)
+from inferwatch.analytics.detectors.latency import FEATURE as LATENCY_FEATURE
+from inferwatch.analytics.detectors.latency import PERCENTS as LATENCY_PERCENTS
 from inferwatch.analytics.detectors.params import DetectorParams
 from inferwatch.analytics.detectors.volume import MODEL_LEVEL
 from inferwatch.analytics.model import Baseline, FeatureKind, Finding, Status, Window, WindowCounts
@@ -139,6 +147,19 @@ class Evaluator:
             **knobs,
         )
 
+    def _latencies(self, model: str, version: str, window: Window) -> dict[float, float] | None:
+        """p50/p95/p99 of ml.prediction.latency_ms, from a source that answers percentiles."""
+        percentiles = getattr(self.source, "percentiles", None)
+        if percentiles is None:
+            return None
+        table = percentiles(model, version, window, [LATENCY_FEATURE], list(LATENCY_PERCENTS))
+        rows = table[table["feature"] == LATENCY_FEATURE] if len(table) else table
+        return (
+            {float(p): float(v) for p, v in zip(rows["percent"], rows["value"], strict=True)}
+            if len(rows)
+            else {}
+        )
+
     @staticmethod
     def _annotate(state: ModelState, update: AlertUpdate, controls: Controls, at: datetime) -> AlertUpdate:
         """Alert documents carry what people decided (acknowledged, muted until)."""
@@ -189,15 +210,19 @@ class Evaluator:
             chain = self.state_key(version, window)
             previous = state.detectors.get(chain)
             det_state = DetectorState.from_dict(previous) if previous else None
+            params = self.params_for(baseline, window.seconds)
             found, new_state = evaluate_version(
                 counts,
                 baseline,
-                self.params_for(baseline, window.seconds),
+                params,
                 self.closed.get(model, frozenset()),
                 det_state,
                 self.floors.get(model, {}),
                 accepted,
             )
+            latencies = self._latencies(model, version, window) if counts.docs > 0 else None
+            if latencies is not None:
+                found.append(evaluate_latency(counts, latencies, params, new_state))
             if not replay:
                 state.detectors[chain] = new_state.to_dict()
             findings += found

@@ -34,9 +34,10 @@ def test_from_budget_divides_the_weekly_budget_over_series_and_windows() -> None
 
 
 def test_count_series_counts_the_tests_a_window_runs() -> None:
-    # nulls (2) + categorical 4 (new value, rate, drift on two horizons), numeric 2 (two horizons), text 2
-    assert count_series(BASE) == 6 + 4 + 4
-    assert count_series(baseline()) == 0
+    # latency 1 per version; nulls (2) + categorical 4 (new value, rate, drift on two horizons),
+    # numeric 2 (two horizons), text 2
+    assert count_series(BASE) == 1 + 6 + 4 + 4
+    assert count_series(baseline()) == 1
 
 
 def test_zero_documents_is_one_skip() -> None:

@@ -49,6 +49,7 @@ CAUSE_ORDER = (
     "vocabulary_drift",
     "version",
     "volume",
+    "latency",
     "prediction_drift",
 )
 _PHRASES = {
@@ -64,6 +65,7 @@ _PHRASES = {
     "prediction_drift": "prediction drift on {f}",
     "volume": "prediction volume changed",
     "version": "version change ({k})",
+    "latency": "predictions got slower",
 }
 
 

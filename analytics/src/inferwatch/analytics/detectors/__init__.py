@@ -19,15 +19,22 @@ from collections.abc import Mapping
 from dataclasses import replace
 from types import MappingProxyType
 
-from inferwatch.analytics.detectors import versions, volume
+from inferwatch.analytics.detectors import latency, versions, volume
 from inferwatch.analytics.detectors.common import Context, num
 from inferwatch.analytics.detectors.params import DetectorParams
-from inferwatch.analytics.detectors.registry import FeatureInput, run_feature, series_of
+from inferwatch.analytics.detectors.registry import VERSION_TESTS, FeatureInput, run_feature, series_of
 from inferwatch.analytics.detectors.slices import FeatureCounts, split_counts
 from inferwatch.analytics.detectors.state import DetectorState
 from inferwatch.analytics.model import Baseline, Finding, ModelCounts, Status, WindowCounts
 
-__all__ = ["DetectorParams", "DetectorState", "count_series", "evaluate_model", "evaluate_version"]
+__all__ = [
+    "DetectorParams",
+    "DetectorState",
+    "count_series",
+    "evaluate_latency",
+    "evaluate_model",
+    "evaluate_version",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +42,7 @@ log = logging.getLogger(__name__)
 def count_series(baseline: Baseline) -> int:
     """How many tests one window of this baseline's version runs: the alpha's denominator
     (the same table ``evaluate_version`` runs: ``registry.FEATURE_DETECTORS``)."""
-    return sum(series_of(fb.kind) for fb in baseline.features.values())
+    return VERSION_TESTS + sum(series_of(fb.kind) for fb in baseline.features.values())
 
 
 def _is_closed(key: str, closed: frozenset[str]) -> bool:
@@ -96,6 +103,15 @@ def evaluate_version(
                 ctx.skipped("version", key, f"detector error ({type(exc).__name__}: {exc}); skipped")
             )
     return findings, st
+
+
+def evaluate_latency(
+    counts: WindowCounts, percentiles: Mapping[float, float], params: DetectorParams, state: DetectorState
+) -> Finding:
+    """The latency test of one model version over one window (``detectors/latency.py``);
+    ``state`` (the one ``evaluate_version`` returned) is updated in place."""
+    ctx = Context(counts.model, counts.version, counts.window, params, state)
+    return latency.evaluate(ctx, percentiles, counts.docs)
 
 
 def evaluate_model(

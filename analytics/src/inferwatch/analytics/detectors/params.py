@@ -65,6 +65,11 @@ class DetectorParams:
     # each window's counts join a decayed sum (weight 1 - 1/horizon_windows per window) that
     # is tested too, so a shift too slight for one window is reported once it adds up. 0: off.
     horizon_windows: int = 0
+    # latency (detectors/latency.py): against the version's own history of clean windows
+    latency_floor: float = 1.5  # a percentile must reach this multiple of its usual value
+    latency_min_history: int = 8  # clean windows known before the test runs
+    latency_recent: int = 48  # recent clean windows kept per percentile
+    latency_weeks: int = 4  # clean windows kept per hour of the week and percentile
 
     def __post_init__(self) -> None:
         if not 0.0 < self.alpha < 1.0:

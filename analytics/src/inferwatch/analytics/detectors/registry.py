@@ -81,6 +81,10 @@ FEATURE_DETECTORS: tuple[Descriptor, ...] = (
 )
 
 
+# Per version, whatever its features: the latency test (detectors/latency.py).
+VERSION_TESTS = 1
+
+
 def detectors_for(kind: FeatureKind) -> tuple[Descriptor, ...]:
     return tuple(d for d in FEATURE_DETECTORS if kind in d.kinds)
 

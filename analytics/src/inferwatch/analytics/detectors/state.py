@@ -7,6 +7,8 @@
 - ``high_cardinality``: features whose unseen values exploded; watched by rate only.
 - ``horizon``: per drift series, the decayed sum of its counts per bin over the long horizon
   (``common.horizon_series``).
+- ``latency``: the version's log latencies of clean windows per percentile, recent
+  (``{"recent": {"p95": [...]}}``) and per hour of the week (``{"how": {"34": {"p95": [...]}}}``).
 - ``unseen``: per feature, each new value's evidence since its first sighting:
   ``{value: [sightings, values of the feature, windows]}`` (``unseen._remember``).
 """
@@ -30,6 +32,7 @@ class DetectorState:
     high_cardinality: set[str] = field(default_factory=set)
     unseen: dict[str, dict[str, tuple[int, int, int]]] = field(default_factory=dict)
     horizon: dict[str, dict[str, float]] = field(default_factory=dict)
+    latency: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +46,7 @@ class DetectorState:
                 k: {v: list(cmw) for v, cmw in sorted(m.items())} for k, m in sorted(self.unseen.items())
             },
             "horizon": {k: dict(sorted(v.items())) for k, v in sorted(self.horizon.items())},
+            "latency": self.latency,
         }
 
     @classmethod
@@ -84,10 +88,29 @@ class DetectorState:
                 continue
             if sums:
                 horizon[str(key)] = sums
-        return cls(pending, cusum, high, unseen, horizon)
+        return cls(pending, cusum, high, unseen, horizon, _latency(d.get("latency")))
 
     def copy(self) -> DetectorState:
         return DetectorState.from_dict(self.to_dict())
+
+
+def _floats(values: Any) -> list[float]:
+    return [float(x) for x in values if math.isfinite(float(x))]
+
+
+def _latency(d: Any) -> dict[str, Any]:
+    """The latency history, or nothing when it does not have its shape."""
+    if not isinstance(d, Mapping):
+        return {}
+    try:
+        recent = {str(k): _floats(v) for k, v in dict(d.get("recent") or {}).items()}
+        how = {
+            str(h): {str(k): _floats(v) for k, v in dict(slot).items()}
+            for h, slot in dict(d.get("how") or {}).items()
+        }
+    except (TypeError, ValueError):
+        return {}
+    return {"recent": recent, "how": how} if recent or how else {}
 
 
 def _plain(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -196,6 +196,9 @@ def _record(index: str, doc: dict[str, Any]) -> dict[str, Any]:
         part = ml.get(section)
         if isinstance(part, dict):
             _flatten(section + ".", part, rec)
+    prediction = ml.get("prediction")
+    if isinstance(prediction, dict) and "latency_ms" in prediction:  # the latency detector's percentiles
+        rec["prediction.latency_ms"] = prediction["latency_ms"]
     tokens = ml.get("tokens")
     if isinstance(tokens, dict):
         for name, toks in tokens.items():
