@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -482,3 +483,25 @@ def test_the_evaluator_runs_the_latency_test_when_the_source_answers_percentiles
     result = ev.evaluate(MODEL, window(9))
     (opened,) = [c for c in result.changes if c.state.detector == "latency"]
     assert opened.transition == "opened" and opened.state.feature == "prediction.latency_ms"
+
+
+def test_the_local_source_answers_latency_percentiles_for_the_latency_test(tmp_path: Path) -> None:
+    from inferwatch.analytics.detectors.latency import FEATURE
+    from inferwatch.analytics.sources.local import LocalSource
+
+    segment = tmp_path / "logs-inferwatch.churn-default"
+    segment.mkdir()
+    docs = [
+        {
+            "_id": f"d{i}",
+            "@timestamp": (window(0).start + timedelta(minutes=i)).isoformat(timespec="milliseconds")[:-6]
+            + "Z",
+            "ml": {"model": {"name": MODEL, "version": "1"}, "prediction": {"latency_ms": ms}, "inputs": {}},
+        }
+        for i, ms in enumerate([10.0, 20.0, 30.0, 40.0])
+    ]
+    lines = [json.dumps(d, separators=(",", ":")) + "\n" for d in docs]  # compact, as the agent writes
+    (segment / "00000000000000000001.ndjson").write_text("".join(lines))
+    table = LocalSource(tmp_path).percentiles(MODEL, "1", window(0), [FEATURE], [50.0, 99.0])
+    assert table["feature"].tolist() == [FEATURE, FEATURE] and table["percent"].tolist() == [50.0, 99.0]
+    assert table["value"].tolist() == pytest.approx([25.0, 39.7])
