@@ -61,7 +61,9 @@ def test_the_demo_exits_0_and_leaves_its_report(
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = data_dir / "report.html"
     assert f"report: {report.resolve()}" in proc.stdout
-    page = report.read_text(encoding="utf-8")  # inferwatch report's page (tests/unit/analytics/test_report.py)
+    page = report.read_text(
+        encoding="utf-8"
+    )  # inferwatch report's page (tests/unit/analytics/test_report.py)
     assert page.count('class="iw-chart"') >= 1 + 8 and "<script src=" not in page
     assert (data_dir / "summary.txt").read_text(encoding="utf-8").startswith("20 windows evaluated")
     demo = orjson.loads((data_dir / "demo.json").read_bytes())
