@@ -88,6 +88,12 @@ def test_the_report_renders_in_chromium_with_every_chart_and_alert_label(
         assert html.escape(str(a["message"]), quote=False) in dom  # and in the alerts table
     for f in scenario.failures:
         assert f.describe in svg_text
+    incidents = LocalAlertReader(DataDir(scenario.config.agent.data_dir).alerts).incidents(
+        "cars_mpg", scenario.period
+    )
+    assert len(incidents) == len(scenario.failures)  # one incident per injected failure
+    for inc in incidents:
+        assert f"{inc['severity']}: {inc['message'][:70]}" in svg_text  # its bar on the incidents chart
     for title in (
         "documents per window",
         "inputs.horsepower: monitored rates (%) per window",

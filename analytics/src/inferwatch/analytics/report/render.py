@@ -219,6 +219,44 @@ def volume_figure(
     return _layout(fig, f"documents per window ({data.step / 60:g} min, window end)", "documents")
 
 
+def incidents_figure(data: ReportData) -> go.Figure:
+    """One bar per incident from its opening to its resolution (or the period's end), coloured
+    and labelled by severity, with its message (the likely cause first)."""
+    fig = go.Figure()
+    rows = sorted(
+        data.incidents, key=lambda d: str((d.get("incident") or {}).get("opened") or d.get("first_seen"))
+    )
+    for n, doc in enumerate(rows):
+        inc = doc.get("incident") or {}
+        start = _when(inc.get("opened") or doc.get("first_seen")) or data.period.start
+        end = _when(inc.get("resolved")) or data.period.end
+        severity = str(doc.get("severity", "info"))
+        message = str(doc.get("message", ""))
+        label = f"{n + 1}. {severity}: {message[:70]}{'...' if len(message) > 70 else ''}"
+        fig.add_bar(
+            x=[max((end - start).total_seconds(), 60.0) * 1000],
+            base=[_iso(start)],
+            y=[label],
+            orientation="h",
+            marker_color=SEVERITY_COLOURS.get(severity, "#6b7280"),
+            name=f"{severity} ({doc.get('status', '')})",
+            hovertext=[html.escape(message)],
+            showlegend=False,
+        )
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    _time_axis(fig, data)
+    return _layout(fig, "incidents: opened .. resolved", "", height=max(160, 60 + 36 * len(rows)))
+
+
+def _when(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 _HEAD = """<!doctype html><html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
 <style>
@@ -369,6 +407,7 @@ def render(data: ReportData, title: str, summary: Sequence[str] = (), shades: Se
     page.add(_table(header, rows, [r[2] for r in rows]) if rows else "<p>No alert in this period.</p>")
     if data.incidents:
         page.add("<h2>Incidents</h2>")
+        page.add(page.chart(incidents_figure(data), "incidents"))
         rows = [
             (
                 str((i.get("incident") or {}).get("opened", i.get("first_seen", ""))),
