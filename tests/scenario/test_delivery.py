@@ -193,6 +193,31 @@ def test_per_item_429s_are_retried(tmp_path: Path, server: BulkServer, agents: l
     assert server.stats()["rejected_429"] > 0
 
 
+def test_item_and_request_429s_with_requests_in_flight_and_kill_9_deliver_each_id_once(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    # Refused items retried while later records go on, several requests in flight, whole requests
+    # refused too, and the agent killed mid-way: every id is stored once (replays answer 409).
+    server.set_faults(item_429_rate=0.1, request_429_rate=0.1, seed=5)
+    agent = make_agent(
+        agents, tmp_path, server, batch={"max_docs": 100, "max_wait": "50ms"}, output={"max_in_flight": 4}
+    )
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    rng = random.Random(8)
+    for _ in range(3):
+        agent.start()
+        for _ in range(5):
+            writer.write(rng.randint(100, 300))
+        threading.Event().wait(rng.uniform(0.5, 1.0))  # a random moment, not synchronization
+        agent.kill()
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    stats = server.stats()
+    assert stats["rejected_429"] > 0 and stats["whole_request_errors"] > 0
+
+
 def test_mapping_rejections_go_to_the_dead_letter(
     tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
 ) -> None:

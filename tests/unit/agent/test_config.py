@@ -372,3 +372,15 @@ def test_urls_in_messages_lose_every_credential() -> None:
     assert url_without_credentials("http://u:p@es:9200/p?token=t&a=1#f") == "http://es:9200/p?a=1#f"
     assert url_without_credentials("es:9200?redirect=http://a@b/") == "es:9200?redirect=http://a@b/"
     assert url_without_credentials("https://es:9200") == "https://es:9200"
+
+
+def test_a_spool_smaller_than_two_segments_names_segment_bytes_and_the_sizes() -> None:
+    found = dict(problems("agent:\n  spool: {max_bytes: 16MiB}\n"))
+    reason = found["agent.spool.max_bytes"]
+    assert "spool.segment_bytes" in reason  # the default 16MiB segment is the other half of it
+    assert str(2 * 16 * 1024**2) in reason and str(16 * 1024**2) in reason
+
+
+def test_max_in_flight_is_checked_with_its_path() -> None:
+    found = dict(problems("agent:\n  output: {max_in_flight: 0}\n"))
+    assert "1 to 16" in found["agent.output.max_in_flight"]

@@ -578,6 +578,47 @@ def test_a_document_over_the_servers_size_limit_is_dead_lettered_as_request_too_
     assert metrics.value("dead_lettered_total", labels(reason="request_too_large")) == 1
 
 
+def test_a_full_disk_under_the_local_store_is_one_error_with_the_fix_a_gauge_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+
+    from inferwatch.agent.outputs import local as local_module
+    from inferwatch.agent.outputs.local import LocalOutput
+
+    real = local_module.atomic_write_bytes
+    room = threading.Event()
+
+    def write(path: Path, data: bytes, fsync: bool = True) -> None:
+        if not room.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, data, fsync)
+
+    monkeypatch.setattr(local_module, "atomic_write_bytes", write)
+    spool = spool_with(tmp_path, ["a", "b"])
+    metrics = Metrics()
+    clock = Clock()
+    output = LocalOutput(tmp_path / "store", fsync=False)
+    dead = DeadLetter(tmp_path / "dead-letter.ndjson", fsync=False)
+    loop = ShipLoop(spool, output, dead, metrics, Backoff(1.0, 60.0, random.Random(1)), clock=clock)
+    for _ in range(6):  # six attempts on a full disk
+        while answered(loop) != 0.0 and loop.in_flight:
+            pass
+        clock.now += 60
+    assert spool.acked_seq == 0
+    assert metrics.value("disk_full", labels(loop="ship")) == 1
+    assert metrics.value("output_up") == 0
+    assert "free space" in loop.last_error and "agent.data_dir" in loop.last_error
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "disk full" in errors[0].getMessage()
+    room.set()
+    drive(loop, clock)
+    assert spool.acked_seq == 1
+    assert output.stored == 2
+    assert metrics.value("disk_full", labels(loop="ship")) == 0
+    assert loop.down_since is None
+
+
 def test_wait_acked_returns_once_the_record_is_delivered(tmp_path: Path) -> None:
     out = ScriptedOutput([])
     loop, _spool, _, clock = ship_rig(tmp_path, out, ["a"])

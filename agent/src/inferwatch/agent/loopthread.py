@@ -14,7 +14,6 @@ succeeds ends the episode with one INFO line. A different error during an episod
 
 from __future__ import annotations
 
-import errno
 import logging
 import threading
 import time
@@ -22,11 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from inferwatch.agent.metrics import Metrics, labels
+from inferwatch.agent.oserrors import describe, is_disk_full
 
 log = logging.getLogger(__name__)
 
 FAILURE_RETRY = 1.0  # seconds between attempts while a step keeps failing
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +35,6 @@ class Failure:
     since: float
     message: str
     disk_full: bool
-
-
-def describe(exc: BaseException) -> tuple[str, bool]:
-    """A one-line description of a step's error (with the fix for a full disk), and whether it is
-    a full disk."""
-    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
-        where = f" writing {exc.filename}" if exc.filename else ""
-        return (
-            f"disk full{where} ({exc.strerror or exc}): free space on that filesystem or move "
-            "agent.data_dir to a larger one; nothing is lost (unread lines stay in the log files, "
-            "unsent ones in the spool) and the agent resumes by itself when there is room"
-        ), True
-    return f"{type(exc).__name__}: {exc}", False
 
 
 class LoopThread:
@@ -132,7 +118,7 @@ class LoopThread:
 
     def _failed(self, exc: Exception) -> None:
         self._metrics.inc("loop_errors_total", 1, labels(loop=self.name))
-        message, disk_full = describe(exc)
+        message, disk_full = describe(exc), is_disk_full(exc)
         if self.failure is not None and self.failure.message == message:
             return  # the same episode: said once
         since = self.failure.since if self.failure is not None else self._clock()

@@ -91,7 +91,8 @@ METRICS: dict[str, Spec] = {
     ),
     "disk_full": Spec(
         "gauge",
-        "1 while a loop's step fails because its disk is full (ENOSPC, EDQUOT), by loop.",
+        "1 while a loop cannot write for a full disk (ENOSPC, EDQUOT), by loop: its own files, "
+        "or for ship also the local store.",
         ("loop",),
         (("read",), ("ship",), ("progress",)),
     ),

@@ -31,6 +31,7 @@ returns how long the thread may wait (on ``wake``, set by the read loop and by e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -45,6 +46,7 @@ from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.deadletter_index import dead_letter_document, dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import ItemResult, Outcome
+from inferwatch.agent.oserrors import is_disk_full
 from inferwatch.agent.outputs import Output, OutputUnavailable
 from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.spool import Spool
@@ -57,7 +59,11 @@ IDLE_POLL = 1.0  # seconds between spool reads when nothing woke the loop
 WINDOW_RECORDS = 64  # records read and not yet acknowledged
 ITEM_RETRY_INITIAL = 0.25  # seconds (jittered down to half) before an item's first retry
 RETRY_BACKLOG_BATCHES = 4
-PROBE_AFTER_FAILURES = 2  # new records wait while more items than this many batches await a retry
+PROBE_AFTER_FAILURES = 2
+_DONE = (
+    Outcome.CREATED,
+    Outcome.DUPLICATE,
+)  # new records wait while more items than this many batches await a retry
 
 
 @dataclass(slots=True, eq=False)
@@ -87,12 +93,25 @@ class _Request:
     record: _Record | None = None  # the whole record (its items decoded only when needed)
     retries: list[_Retry] = field(default_factory=list)
     due: float = 0.0  # when a request that failed as a whole may go again
+    refused: dict[int, Item] | None = None  # of a whole record: its items not answered done
+
+    def decode_refused(self, results: list[ItemResult]) -> None:
+        """On the sender thread: decode a whole record's items that were not answered done, so
+        the loop thread does not decompress the body (zlib runs there without the GIL)."""
+        if self.record is None or len(results) != self.count:
+            return
+        undone = [i for i, r in enumerate(results) if r.outcome not in _DONE]
+        if undone:
+            with contextlib.suppress(ValueError):  # the loop decodes again and reports it
+                self.refused = bulkbody.decode_some(self.body, undone)
 
     def items_at(self, indices: list[int]) -> dict[int, Item]:
         """The items at ``indices`` (of a whole record, only those are decoded)."""
-        if self.record is not None:
-            return bulkbody.decode_some(self.body, indices)
-        return {i: self.retries[i].item for i in indices}
+        if self.record is None:
+            return {i: self.retries[i].item for i in indices}
+        if self.refused is not None and all(i in self.refused for i in indices):
+            return self.refused
+        return bulkbody.decode_some(self.body, indices)
 
 
 class _Senders:
@@ -134,7 +153,9 @@ class _Senders:
     def _run(self) -> None:
         while (request := self._todo.get()) is not None:
             try:
-                outcome: list[ItemResult] | Exception = self._output.send(request.body, request.count)
+                results = self._output.send(request.body, request.count)
+                request.decode_refused(results)
+                outcome: list[ItemResult] | Exception = results
             except Exception as e:  # handed to the loop, which counts and retries it
                 outcome = e
             self._done.put((request, outcome))
@@ -288,8 +309,7 @@ class ShipLoop:
         self._failures = 0
         self._metrics.inc("bulk_requests_total", 1, labels(result="ok"))
         created = duplicate = 0
-        done = (Outcome.CREATED, Outcome.DUPLICATE)
-        undone = [i for i, r in enumerate(results) if r.outcome not in done]
+        undone = [i for i, r in enumerate(results) if r.outcome not in _DONE]
         items = request.items_at(undone) if undone else {}
         delays: dict[int, float] = {}
         for i, r in enumerate(results):
@@ -329,9 +349,15 @@ class ShipLoop:
             status, retry_after = "error", None
         self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
         self._metrics.set("output_up", 0)
+        disk_full = is_disk_full(e.__cause__)  # the local store's disk
+        self._metrics.set("disk_full", int(disk_full), labels(loop="ship"))
         if self.down_since is None:
             self.down_since = now
-            log.warning("output unavailable, retrying with backoff: %s", e)
+            log.log(
+                logging.ERROR if disk_full else logging.WARNING,
+                "output unavailable, retrying with backoff: %s",
+                e,
+            )
         self.last_error = str(e)
         request.due = now + self._backoff.next(retry_after)
         self._delayed.append(request)
@@ -371,6 +397,7 @@ class ShipLoop:
     def _reached(self) -> None:
         if self.down_since is not None:
             log.info("output reachable again after %.1fs", self._clock() - self.down_since)
+            self._metrics.set("disk_full", 0, labels(loop="ship"))
         self.down_since = None
         self.last_error = ""
         self._metrics.set("output_up", 1)

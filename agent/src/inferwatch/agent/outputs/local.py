@@ -44,6 +44,7 @@ import orjson
 
 from inferwatch.agent.bulkbody import decode
 from inferwatch.agent.model import ItemResult, Outcome
+from inferwatch.agent.oserrors import describe
 from inferwatch.agent.outputs.base import OutputUnavailable
 from inferwatch.core.atomic import atomic_write_bytes, tmp_path
 
@@ -109,7 +110,7 @@ class LocalOutput:
                     # Disk full, read-only: the output is unavailable (the ship loop backs off and
                     # /health says so). Segments already renamed keep their ids: the resend
                     # answers 409 for those and writes the rest.
-                    raise OutputUnavailable(f"local store {directory}: {e.strerror or e}") from e
+                    raise OutputUnavailable(f"local store {directory}: {describe(e)}") from e
                 self._next += 1
                 self._segments += 1
                 self._ids.update(ids_by_index[index])
