@@ -173,3 +173,26 @@ def test_a_gzip_file_present_at_start_is_skipped(
     assert agent.stop() == 0
     assert agent.dead_letters() == []
     assert_exactly_once(server, writer.written)
+
+
+def test_a_rotation_compressed_while_the_agent_was_down_is_reported_then_read_once_decompressed(
+    tmp_path: Path, server: BulkServer, agents: list[AgentProcess]
+) -> None:
+    agent = make_agent(agents, tmp_path, server)
+    writer = LogWriter(agent.logs / "preds.jsonl")
+    writer.write(300)
+    agent.start()
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    unread = writer.write(200)  # the agent is down: compressed before it reads them
+    logrotate(tmp_path, writer.path, "compress", "create")
+    writer.write(50)
+    agent.start()
+    wait_delivered(server, [x for x in writer.written if x not in set(unread)], DEADLINE, agent)
+    wait_until(lambda: "compressed before the agent finished" in agent.output_log(), DEADLINE, "the report")
+    gz = agent.logs / "preds.jsonl.1.gz"
+    (agent.logs / "preds.jsonl.1").write_bytes(gzip.decompress(gz.read_bytes()))  # as the log says
+    wait_delivered(server, writer.written, DEADLINE, agent)
+    assert agent.stop() == 0
+    assert_exactly_once(server, writer.written)
+    assert server.stats()["conflicts"] == 0  # the decompressed copy is read from where it stopped

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 # Tailer events that mean bytes were skipped (not read): counted as drops.
 TAILER_DROPS = frozenset({"truncated_while_away", "copytruncate_lost"})
 # Tailer events that mean a file the globs match is not read.
-TAILER_SKIPS = frozenset({"compressed"})
+TAILER_SKIPS = frozenset({"compressed", "compressed_unfinished"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,3 +61,30 @@ def test_a_compressor_that_has_written_only_part_of_the_magic_is_waited_for(tmp_
         f.write(data[1:])
     assert drain(t) == []
     assert t.counts["compressed"] == 1
+
+
+def test_a_compressed_rotation_of_a_log_not_read_to_its_end_is_reported(tmp_path: Path) -> None:
+    from inferwatch.agent.files.identity import fingerprint_of
+    from inferwatch.agent.model import Checkpoint
+
+    first = b'{"prediction_id": "p1"}\n'
+    fid = fingerprint_of(first)
+    assert fid is not None
+    (tmp_path / "a.jsonl.1.gz").write_bytes(gzip.compress(LINES))  # read up to 10 before a restart
+    (tmp_path / "b.jsonl.1.gz").write_bytes(gzip.compress(b'{"other": 1}\n'))  # never read: history
+    t = make_tailer(lookup={fid: Checkpoint(10, str(tmp_path / "a.jsonl"), 1, 2, 0.0)}.get)
+    t.add_path(str(tmp_path / "a.jsonl.1.gz"), 0)
+    t.add_path(str(tmp_path / "b.jsonl.1.gz"), 0)
+    assert drain(t) == []
+    assert (t.counts["compressed"], t.counts["compressed_unfinished"]) == (2, 1)
+
+
+def test_a_compressed_rotation_of_a_log_being_read_or_finished_is_not_reported(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(LINES)
+    t = make_tailer()
+    t.add_path(str(log), 0)
+    assert len(lines(drain(t))) == 2
+    (tmp_path / "a.jsonl.1.gz").write_bytes(gzip.compress(LINES))  # the log, still open
+    t.add_path(str(tmp_path / "a.jsonl.1.gz"), 0)
+    assert (t.counts["compressed"], t.counts["compressed_unfinished"]) == (1, 0)

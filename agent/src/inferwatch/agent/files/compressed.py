@@ -1,6 +1,9 @@
 """Recognise compressed files by their first bytes (pure): a rotated log compressed by
 logrotate (``compress``) still matches a glob such as ``*.jsonl*``, and its bytes are not lines.
 
+``head_of(path, kind, n)`` decompresses a file's first ``n`` bytes (gzip, bzip2, xz: what the
+standard library reads), enough for its first line: the identity of the log it was made from.
+
 ``compression_of(head)`` names the format (``gzip``, ``zstd``, ``bzip2``, ``xz``, ``lz4``), returns
 ``None`` for anything else, or ``UNDECIDED`` while the file is shorter than the magic it starts
 like (a compressor that has written only its first bytes yet).
@@ -8,6 +11,10 @@ like (a compressor that has written only its first bytes yet).
 
 from __future__ import annotations
 
+import bz2
+import gzip
+import lzma
+import zlib
 from typing import Final
 
 UNDECIDED: Final = "undecided"
@@ -33,4 +40,22 @@ def compression_of(head: bytes) -> str | None:
         return UNDECIDED
     if head.startswith(b"BZh") and 0x31 <= head[3] <= 0x39:  # bzip2: "BZh" and the block size
         return "bzip2"
+    return None
+
+
+def head_of(path: str, kind: str, n: int) -> bytes | None:
+    """The first ``n`` decompressed bytes of ``path`` (``kind`` from ``compression_of``); None for
+    a format the standard library does not read (zstd, lz4) or a file it cannot (damaged)."""
+    try:
+        if kind == "gzip":
+            with gzip.open(path, "rb") as f:
+                return f.read(n)
+        if kind == "bzip2":
+            with bz2.open(path, "rb") as f:
+                return f.read(n)
+        if kind == "xz":
+            with lzma.open(path, "rb") as f:
+                return f.read(n)
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        return None
     return None

@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from inferwatch.agent.files.compressed import MAGIC_BYTES, UNDECIDED, compression_of
+from inferwatch.agent.files.compressed import MAGIC_BYTES, UNDECIDED, compression_of, head_of
 from inferwatch.agent.files.identity import DEFAULT_FINGERPRINT_BYTES, fingerprint, fingerprint_of
 from inferwatch.agent.files.lines import HEAD_BYTES, split_lines
 from inferwatch.agent.model import Checkpoint, FileId, LineBatch, OversizedLine
@@ -305,10 +305,36 @@ class Tailer:
                 )
             else:
                 log.info("%s is %s-compressed: skipped", w.path, kind)
+            self._check_finished(w.path, kind)
         self._compressed[w.key] = (st.st_size, st.st_mtime_ns)
         while len(self._compressed) > MAX_REMEMBERED:
             del self._compressed[next(iter(self._compressed))]
         self._discard(w)
+
+    def _check_finished(self, path: str, kind: str) -> None:
+        """Say so when a compressed file is the rotation of a log the agent had not finished
+        (compressed while the agent was down): its lines past the checkpoint are not read. Known
+        by the identity of its first line; a log being read, or let go once read to its end, is
+        finished."""
+        head = head_of(path, kind, self._fp_bytes)
+        fid = None if head is None else fingerprint_of(head, self._fp_bytes, final=True)
+        if fid is None or fid in self._by_id:
+            return
+        rec = self._closed.get(fid)
+        if rec is not None and rec.sample is not None:
+            return  # rotated away and let go after it was read to its end
+        cp = self._lookup(fid) if rec is None else None
+        offset = rec.end if rec is not None else cp.offset if cp is not None else None
+        if offset is None:
+            return  # a log this agent never read: history, not a loss
+        self.counts["compressed_unfinished"] += 1
+        log.warning(
+            "%s was compressed before the agent finished reading it (read up to offset %d of the "
+            "uncompressed log): its later lines are not read. Decompress it next to the logs to "
+            "have them read; use logrotate's delaycompress so it does not happen again",
+            path,
+            offset,
+        )
 
     # -- reading --------------------------------------------------------------------------------
 
