@@ -5,8 +5,8 @@ streams, ``ignore_unavailable``, ``allow_no_indices``), the ``_shards`` section 
 ``search_phase_execution_exception`` a refused partial search gets.
 
 Each data stream has one backing index per generation (``.ds-<stream>-2026.11.22-00000N``), each
-with one shard. It counts, over the documents that match the query's ``term`` and ``range`` filters:
-``hits.total``, ``terms`` (keywords by count; numbers by key when ordered ``_key: asc``, documents
+with one shard. It counts, over the documents that match the query's ``term`` and ``range`` filters (dates
+when the bounds are strings): ``hits.total`` and the first ``size`` hits' ``_source``, ``terms`` (keywords by count; numbers by key when ordered ``_key: asc``, documents
 per distinct value), ``date_histogram`` (hourly, with ``extended_bounds``), ``stats``, ``range``
 (``from`` inclusive, ``to`` exclusive, a document once per bucket) and ``filter`` with
 sub-aggregations. Others are answered empty: the contract suite tests the detectors' counting.
@@ -59,8 +59,11 @@ def _numbers(doc: dict[str, Any], field: str) -> list[float]:
 
 
 def _in_range(doc: dict[str, Any], field: str, bounds: dict[str, Any]) -> bool:
-    if field == "@timestamp":
-        ts = _ms(str(_get(doc, field)))
+    if field == "@timestamp" or any(isinstance(b, str) for b in bounds.values()):  # dates
+        value = _get(doc, field)
+        if not isinstance(value, str):
+            return False
+        ts = _ms(value)
         return not ("gte" in bounds and ts < _ms(bounds["gte"])) and not (
             "lt" in bounds and ts >= _ms(bounds["lt"])
         )
@@ -186,7 +189,11 @@ class SearchServer:
                 "took": 3,
                 "timed_out": self.timed_out,
                 "_shards": shard_info,
-                "hits": {"total": {"value": len(docs), "relation": "eq"}, "max_score": None, "hits": []},
+                "hits": {
+                    "total": {"value": len(docs), "relation": "eq"},
+                    "max_score": None,
+                    "hits": [{"_index": target, "_source": d} for d in docs[: int(body.get("size", 10))]],
+                },
             }
             aggs = self._aggregations(body.get("aggs") or {}, docs)
             if aggs and shards:
@@ -232,17 +239,17 @@ class SearchServer:
                     bucket: dict[str, Any] = {**r, "doc_count": n}
                     if "s" in (agg.get("aggs") or {}):  # stats of the values in the bucket
                         i, j = bisect.bisect_left(single, lo), bisect.bisect_left(single, hi)
-                        inside = single[i:j] + [x for v in multi for x in v if lo <= x < hi]
+                        held = single[i:j] + [x for v in multi for x in v if lo <= x < hi]
                         bucket["s"] = {
-                            "count": len(inside),
-                            "min": min(inside) if inside else None,
-                            "max": max(inside) if inside else None,
+                            "count": len(held),
+                            "min": min(held) if held else None,
+                            "max": max(held) if held else None,
                         }
                     buckets.append(bucket)
                 out[name] = {"buckets": buckets}
             elif "filter" in agg:
-                inside = [d for d in docs if _matches(d, agg["filter"])]
-                out[name] = {"doc_count": len(inside), **self._aggregations(agg.get("aggs") or {}, inside)}
+                matched = [d for d in docs if _matches(d, agg["filter"])]
+                out[name] = {"doc_count": len(matched), **self._aggregations(agg.get("aggs") or {}, matched)}
             elif "date_histogram" in agg:
                 hist = agg["date_histogram"]
                 hours = Counter(int(_ms(str(_get(d, hist["field"]))) // 3_600_000) * 3_600_000 for d in docs)

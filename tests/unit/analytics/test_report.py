@@ -203,3 +203,36 @@ def test_the_report_command_writes_the_page_and_refuses_an_unknown_model(
     assert "<script src=" not in text  # self-contained: plotly.js is inlined
     bad = CliRunner().invoke(report, ["-c", cfg, "-m", "nope", "--out", str(out)])
     assert bad.exit_code == 2 and "not in the config's models" in bad.output
+
+
+def test_the_elasticsearch_reader_returns_the_alerts_and_incidents_of_the_period() -> None:
+    from elasticsearch import Elasticsearch
+
+    from inferwatch.analytics.report.readers import ElasticsearchAlertReader
+    from tests.fakes.search_server import SearchServer
+
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    period = Window(start, start + timedelta(days=1))
+
+    def alert(model: str, first: datetime, last: datetime, detector: str = "null_surge") -> dict[str, object]:
+        return {
+            "model": model,
+            "detector": detector,
+            "severity": "critical",
+            "first_seen": first.isoformat(),
+            "last_seen": last.isoformat(),
+        }
+
+    inside = alert("cars_mpg", start + timedelta(hours=3), start + timedelta(hours=5))
+    spanning = alert("cars_mpg", start - timedelta(days=2), start + timedelta(hours=1), "numeric_drift")
+    before = alert("cars_mpg", start - timedelta(days=3), start - timedelta(days=2))
+    after = alert("cars_mpg", period.end + timedelta(hours=1), period.end + timedelta(hours=2))
+    other = alert("other", start + timedelta(hours=3), start + timedelta(hours=4))
+    with SearchServer() as server:
+        server.add("inferwatch-alerts", [inside, spanning, before, after, other])
+        server.add("inferwatch-incidents", [{**inside, "message": "inputs.horsepower vanished"}])
+        reader = ElasticsearchAlertReader(Elasticsearch(server.url, max_retries=0))
+        found = reader.alerts("cars_mpg", period)
+        incidents = reader.incidents("cars_mpg", period)
+    assert sorted(a["detector"] for a in found) == ["null_surge", "numeric_drift"]
+    assert [i["message"] for i in incidents] == ["inputs.horsepower vanished"]
