@@ -77,6 +77,9 @@ def test_a_compressed_rotation_of_a_log_not_read_to_its_end_is_reported(tmp_path
     t.add_path(str(tmp_path / "b.jsonl.1.gz"), 0)
     assert drain(t) == []
     assert (t.counts["compressed"], t.counts["compressed_unfinished"]) == (2, 1)
+    finished = make_tailer(lookup={fid: Checkpoint(len(LINES), str(tmp_path / "a.jsonl"), 1, 2, 0.0)}.get)
+    finished.add_path(str(tmp_path / "a.jsonl.1.gz"), 0)  # read to its end before a restart
+    assert (finished.counts["compressed"], finished.counts["compressed_unfinished"]) == (1, 0)
 
 
 def test_a_compressed_rotation_of_a_log_being_read_or_finished_is_not_reported(tmp_path: Path) -> None:

@@ -2,7 +2,8 @@
 logrotate (``compress``) still matches a glob such as ``*.jsonl*``, and its bytes are not lines.
 
 ``head_of(path, kind, n)`` decompresses a file's first ``n`` bytes (gzip, bzip2, xz: what the
-standard library reads), enough for its first line: the identity of the log it was made from.
+standard library reads), enough for its first line: the identity of the log it was made from;
+``size_of`` reads it through for the log's size.
 
 ``compression_of(head)`` names the format (``gzip``, ``zstd``, ``bzip2``, ``xz``, ``lz4``), returns
 ``None`` for anything else, or ``UNDECIDED`` while the file is shorter than the magic it starts
@@ -47,15 +48,35 @@ def head_of(path: str, kind: str, n: int) -> bytes | None:
     """The first ``n`` decompressed bytes of ``path`` (``kind`` from ``compression_of``); None for
     a format the standard library does not read (zstd, lz4) or a file it cannot (damaged)."""
     try:
-        if kind == "gzip":
-            with gzip.open(path, "rb") as f:
-                return f.read(n)
-        if kind == "bzip2":
-            with bz2.open(path, "rb") as f:
-                return f.read(n)
-        if kind == "xz":
-            with lzma.open(path, "rb") as f:
-                return f.read(n)
+        f = _open(path, kind)
+        if f is None:
+            return None
+        with f:
+            return f.read(n)
     except (OSError, EOFError, lzma.LZMAError, zlib.error):
         return None
+
+
+def size_of(path: str, kind: str) -> int | None:
+    """The decompressed size of ``path`` (read through once); None as for ``head_of``."""
+    try:
+        f = _open(path, kind)
+        if f is None:
+            return None
+        size = 0
+        with f:
+            while chunk := f.read(1 << 20):
+                size += len(chunk)
+        return size
+    except (OSError, EOFError, lzma.LZMAError, zlib.error):
+        return None
+
+
+def _open(path: str, kind: str) -> gzip.GzipFile | bz2.BZ2File | lzma.LZMAFile | None:
+    if kind == "gzip":
+        return gzip.open(path, "rb")
+    if kind == "bzip2":
+        return bz2.open(path, "rb")
+    if kind == "xz":
+        return lzma.open(path, "rb")
     return None

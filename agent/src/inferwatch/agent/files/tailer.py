@@ -36,7 +36,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from inferwatch.agent.files.compressed import MAGIC_BYTES, UNDECIDED, compression_of, head_of
+from inferwatch.agent.files.compressed import MAGIC_BYTES, UNDECIDED, compression_of, head_of, size_of
 from inferwatch.agent.files.identity import DEFAULT_FINGERPRINT_BYTES, fingerprint, fingerprint_of
 from inferwatch.agent.files.lines import HEAD_BYTES, split_lines
 from inferwatch.agent.model import Checkpoint, FileId, LineBatch, OversizedLine
@@ -327,6 +327,9 @@ class Tailer:
         offset = rec.end if rec is not None else cp.offset if cp is not None else None
         if offset is None:
             return  # a log this agent never read: history, not a loss
+        size = size_of(path, kind)
+        if size is not None and size <= offset:
+            return  # read to its end before it was compressed
         self.counts["compressed_unfinished"] += 1
         log.warning(
             "%s was compressed before the agent finished reading it (read up to offset %d of the "
