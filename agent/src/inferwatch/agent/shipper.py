@@ -1,7 +1,7 @@
 """The ship loop: spool records -> bulk requests, several in flight -> one final outcome per item ->
 spool ack, in spool order.
 
-This is the second delivery point of ARCHITECTURE.md. Each record (one bulk body written by the
+This is the second delivery point of docs/architecture.md. Each record (one bulk body written by the
 read loop, with its item count) is sent as it is, on one of ``max_in_flight`` sender threads. Each
 item's answer puts it in one of libbeat's buckets: created and duplicate (409) are done, rejected
 (other 4xx) goes to the dead letter with its reason, retry (429/5xx) is kept aside and sent again
