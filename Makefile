@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SRC := $(wildcard agent analytics kibana tests bench)
 DISTS := agent analytics kibana
 
-.PHONY: demo test unit lint typecheck imports pytest bench clean venv browser
+.PHONY: demo test unit lint typecheck imports pytest bench clean venv sysdeps
 
 # The three distributions (agent/, analytics/, kibana/, one `inferwatch` namespace) are installed
 # editable beside the top-level `inferwatch` distribution, which depends on all of them.
@@ -35,15 +35,22 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP) browser
+pytest: $(STAMP) sysdeps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-# The report's test opens `inferwatch report`'s page in headless Chromium (Debian's package; CI
-# runs as root on Debian). Without it that one test is skipped, and says so.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-		|| echo "chromium not installed: tests/unit/analytics/test_report.py's browser tests will be skipped"
+# Real peers some tests use, from Debian's packages: headless Chromium opens `inferwatch report`'s
+# page, the real logrotate rotates the agent's files (copytruncate, compress). CI runs as root on
+# Debian and installs what is missing; elsewhere install them yourself (the tests say what is absent).
+SYSDEPS := chromium:chromium logrotate:logrotate
+sysdeps:
+	@missing="$(foreach d,$(SYSDEPS),$$(command -v $(firstword $(subst :, ,$(d))) >/dev/null 2>&1 || PATH=$$PATH:/usr/sbin command -v $(firstword $(subst :, ,$(d))) >/dev/null 2>&1 || echo $(lastword $(subst :, ,$(d)))))"; \
+	missing=$$(echo $$missing); \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "installing $$missing (Debian packages the tests use)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "not installed: $$missing (apt-get install $$missing); the tests that need them will say so"; fi; \
+	fi
 
 test: lint typecheck imports pytest
 
