@@ -11,12 +11,14 @@ from typing import Any
 import pytest
 
 from inferwatch.analytics.alerts import AlertState, IncidentState
+from inferwatch.analytics.alerts import index as alert_index
 from inferwatch.analytics.alerts.sink import (
     ALERTS_INDEX,
     HISTORY_STREAM,
     INCIDENTS_INDEX,
     ElasticsearchAlertSink,
     LocalAlertSink,
+    WriteClock,
 )
 from inferwatch.analytics.alerts.window import AlertUpdate, apply_findings
 from inferwatch.analytics.model import Finding, Status, Window
@@ -118,7 +120,7 @@ def test_es_sink_indexes_alerts_and_incidents_by_id_and_creates_incident_history
     assert ops[1]["status"] == "open" and ops[1]["incident"]["id"] == event.incident.id
     assert ops[2] == {"index": {"_index": INCIDENTS_INDEX, "_id": event.incident.id}}
     assert ops[4] == {"create": {"_index": HISTORY_STREAM, "_id": event.history_id}}
-    assert ops[5]["event"] == {"action": "opened", "kind": "incident"}
+    assert ops[5]["event"]["action"] == "opened" and ops[5]["event"]["kind"] == "incident"
     assert ops[5]["severity"] == "warning" and ops[5]["detector"] == "null_surge"
 
 
@@ -193,3 +195,49 @@ def test_local_sink_marks_documents_in_place(tmp_path: Path) -> None:
     assert sink.mark({alert_id: {"acknowledged": True}, "unknown": {"acknowledged": True}}) == 1
     doc = sink.alerts()[alert_id]
     assert doc["alert"]["acknowledged"] is True and doc["alert"]["id"] == alert_id
+
+
+def _clock_at(*times: datetime) -> WriteClock:
+    it = iter(times)
+    return WriteClock(lambda: next(it))
+
+
+def test_history_events_carry_their_write_time_mapped_as_a_date(tmp_path: Path) -> None:
+    """event.created is when the event was written (the Kibana rule's time field), not the end of
+    the window it describes (@timestamp), which can be long before or shared by many events."""
+    written = T0 + timedelta(hours=5, seconds=12.3456)
+    (opened,) = changes_of([[finding(0)]])
+    client = FakeClient([201, 201, 201])
+    ElasticsearchAlertSink(client, clock=_clock_at(written)).write(opened, window(0).end.isoformat())
+    history = client.calls[0]["operations"][5]
+    assert history["@timestamp"] == window(0).end.isoformat()
+    assert history["event"] == {"action": "opened", "kind": "incident", "created": "2026-11-22T15:00:12.345Z"}
+    for doc in client.calls[0]["operations"][1:4:2]:  # the alert and incident documents: no write time
+        assert "created" not in (doc.get("event") or {})
+
+    local = LocalAlertSink(tmp_path, fsync=False, clock=_clock_at(written))
+    local.write(opened, window(0).end.isoformat())
+    (line,) = local.history()
+    assert line["event"]["created"] == "2026-11-22T15:00:12.345Z"
+
+    event = alert_index.alert_properties()["event"]["properties"]
+    assert event["created"] == {"type": "date"}
+    history_mapping = alert_index.history_template("365d")["template"]["mappings"]["properties"]
+    assert history_mapping["event"]["properties"]["created"] == {"type": "date"}
+
+
+def test_two_writes_in_one_millisecond_get_distinct_increasing_write_times() -> None:
+    same = T0 + timedelta(microseconds=250)
+    first, second = changes_of([[finding(0)], [finding(1, "inputs.zip")]])
+    client = FakeClient([])
+    sink = ElasticsearchAlertSink(client, clock=_clock_at(same, same))
+    for update, w in ((first, window(0)), (second, window(1))):
+        client.statuses = [201] * (len(update.alerts) + 2 * len(update.incidents))
+        sink.write(update, w.end.isoformat())
+    created = [
+        doc["event"]["created"]
+        for call in client.calls
+        for meta, doc in zip(call["operations"][::2], call["operations"][1::2], strict=True)
+        if "create" in meta
+    ]
+    assert created == ["2026-11-22T10:00:00.000Z", "2026-11-22T10:00:00.001Z"]

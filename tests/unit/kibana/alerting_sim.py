@@ -2,10 +2,10 @@
 actions, transcribed from Kibana's source (8.x; paths in Kibana's repository):
 
 - the rule type: x-pack/plugins/stack_alerts/server/rule_types/es_query/executor.ts and
-  lib/fetch_es_query.ts -- hits in ``[now - timeWindow, now]``, minus (with
+  lib/fetch_es_query.ts -- hits whose ``timeField`` is in ``[now - timeWindow, now]``, minus (with
   ``excludeHitsFromPreviousRun``) every hit at or before the state's ``latestTimestamp``; the count
   against the threshold; when met, the one alert ``query matched`` is reported and
-  ``latestTimestamp`` becomes the newest hit's time;
+  ``latestTimestamp`` becomes the newest hit's ``timeField`` (the sort value: milliseconds);
 - the framework's bookkeeping: x-pack/plugins/alerting/server/lib/process_alerts.ts (reported ->
   active, new when it was not active in the previous run; an active alert not reported ->
   recovered; a re-activated alert is a new Alert without the old ``lastScheduledActions``),
@@ -69,7 +69,11 @@ class Notification:
     at: datetime
     group: str
     connector: str
-    hits: tuple[str, ...]  # the alert.id of each hit named in the action's context
+    hits: tuple[Mapping[str, Any], ...]  # the hits named in the action's context (context.hits)
+
+    def named(self, path: str) -> tuple[str, ...]:
+        """One field of each hit named, e.g. ``incident.id``."""
+        return tuple(str(_field(h, path)) for h in self.hits)
 
 
 def _field(doc: Mapping[str, Any], path: str) -> Any:
@@ -77,6 +81,17 @@ def _field(doc: Mapping[str, Any], path: str) -> Any:
     for part in path.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
     return node
+
+
+def _time(doc: Mapping[str, Any], path: str) -> datetime | None:
+    """A date field as Elasticsearch reads it (a datetime here, or an ISO-8601 string as the sinks
+    write it), truncated to milliseconds like a ``date`` field; ``None`` when the document has none
+    (a document without the time field is never a hit)."""
+    value = _field(doc, path)
+    if value is None:
+        return None
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 def _matches(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
@@ -103,17 +118,23 @@ class EsQueryRule:
         self.active: dict[str, Alert] = {}
         self.recovered: dict[str, Alert] = {}  # tracked for flapping
 
-    def _search(self, now: datetime, docs: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    def _search(
+        self, now: datetime, docs: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[datetime, Mapping[str, Any]]]:
+        """(time, document) of each hit, newest first."""
         p = self.params
         window = timedelta(**{UNITS[p["timeWindowUnit"]]: p["timeWindowSize"]})
+        exclude = p.get("excludeHitsFromPreviousRun") and self.latest is not None
+        timed = [(t, d) for d in docs if (t := _time(d, p["timeField"])) is not None]
         hits = [
-            d
-            for d in docs
-            if now - window <= d["@timestamp"] <= now
+            (t, d)
+            for t, d in timed
+            if now - window <= t <= now
             and _matches(self.query, d)
-            and not (p.get("excludeHitsFromPreviousRun") and self.latest and d["@timestamp"] <= self.latest)
+            and not (exclude and self.latest is not None and t <= self.latest)
         ]
-        return sorted(hits, key=lambda d: d["@timestamp"], reverse=True)
+        hits.sort(key=lambda h: h[0], reverse=True)
+        return hits
 
     def run(self, now: datetime, docs: Sequence[Mapping[str, Any]]) -> list[Notification]:
         hits = self._search(now, docs)
@@ -121,8 +142,9 @@ class EsQueryRule:
         group = self.spec.actions[0]["group"] if self.spec.actions else "query matched"
         reported: dict[str, Alert] = {}
         if met:
-            reported["query matched"] = Alert("query matched", hits=list(hits[: self.params["size"]]))
-            self.latest = hits[0]["@timestamp"]
+            named = [d for _, d in hits[: self.params["size"]]]
+            reported["query matched"] = Alert("query matched", hits=named)
+            self.latest = hits[0][0]
 
         # process_alerts.ts
         active: dict[str, Alert] = {}
@@ -176,8 +198,7 @@ class EsQueryRule:
                     continue
                 if notify_when == "onActionGroupChange" and alert.last_group == alert.scheduled:
                     continue  # scheduledActionGroupHasChanged() is false
-                names = tuple(str(_field(h, "alert.id")) for h in alert.hits)
-                out.append(Notification(now, action["group"], action["id"], names))
+                out.append(Notification(now, action["group"], action["id"], tuple(alert.hits)))
                 ran.append((alert, action["group"]))
         for alert, grp in ran:
             alert.last_group = grp

@@ -422,7 +422,17 @@ def test_log_fields_match_the_agent_index_template() -> None:
 
 
 def test_alert_mappings_cover_every_alert_document_field() -> None:
-    from inferwatch.analytics.alerts import AlertChange, AlertState, alert_document, history_document
+    from inferwatch.analytics.alerts import (
+        AlertChange,
+        AlertState,
+        IncidentChange,
+        IncidentState,
+        alert_document,
+        history_document,
+        incident_document,
+        incident_history_document,
+    )
+    from inferwatch.analytics.alerts.sink import stamped
 
     state = AlertState(
         id="a1",
@@ -452,6 +462,23 @@ def test_alert_mappings_cover_every_alert_document_field() -> None:
                 yield f"{prefix}{k}"
 
     assert set(paths(doc)) <= ALERT_FIELDS
+    incident = IncidentState(
+        id="i1",
+        model="m",
+        version="1",
+        status="open",
+        severity="warning",
+        opened=state.first_seen,
+        resolved=None,
+        last_window=state.last_window,
+        members=("a1",),
+        cause="a1",
+        message="new value 'XX' on inputs.country",
+    )
+    event = IncidentChange("opened", incident, state, state.last_window)
+    written = stamped(incident_history_document(event), "2026-11-22T11:00:30.000Z")
+    assert "event.created" in set(paths(written))  # the new-incidents rule's time field
+    assert set(paths(written)) | set(paths(incident_document(incident, state, "t"))) <= ALERT_FIELDS
     assert alert_index.alert_properties()["ml"]["properties"]["model"]["properties"]["name"] == {
         "type": "alias",
         "path": "model",

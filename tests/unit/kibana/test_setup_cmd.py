@@ -91,6 +91,13 @@ def test_full_setup_installs_every_step_in_order_and_prints_no_secret(
         )
         assert "/inferwatch-alerts" in es_puts
         assert "/_index_template/inferwatch-alerts-history" in es_puts
+        # The incidents: their template, then the index (the incidents data view reads it).
+        assert "index inferwatch-incidents: created" in out
+        assert es_puts.index("/_index_template/inferwatch-incidents") < es_puts.index("/inferwatch-incidents")
+        incidents = es.templates["_index_template/inferwatch-incidents"]
+        assert incidents["template"]["mappings"]["properties"]["incident"]["properties"]["opened"] == {
+            "type": "date"
+        }
         assert "/_index_template/inferwatch-dead-letter" in es_puts
 
         # Kibana: status, import into the space, connectors, rules (all created).
@@ -116,6 +123,7 @@ def test_full_setup_installs_every_step_in_order_and_prints_no_secret(
         again = _run(_config(tmp_path, es.server.url, kb.server.url))
         assert again.exit_code == 0, again.output
         assert "index inferwatch-alerts: exists, mappings updated" in again.output
+        assert "index inferwatch-incidents: exists, mappings updated" in again.output
         assert again.output.count(": updated") == 6  # 3 connectors + 3 rules
         assert len(kb.connectors) == 3 and len(kb.rules) == 3
         assert PASSWORD not in _all_output(again, caplog)
@@ -264,3 +272,28 @@ def test_a_kibana_older_than_the_bundle_is_refused_before_the_import(tmp_path: P
     err = result.stderr if result.stderr_bytes is not None else result.output
     assert "Kibana 8.8.2 at http://127.0.0.1:" in err and "older than 8.9.0" in err
     assert [r.path for r in kb.server.requests] == ["/api/status"]
+
+
+def test_an_existing_history_stream_gets_the_rules_time_field_mapped_at_once(tmp_path: Path) -> None:
+    """The history template applies from the stream's next backing index; the existing ones get
+    event.created (the incident rule's time field) mapped by setup, or with ``dynamic: false`` the
+    rule would find nothing there until a rollover."""
+    es = FakeElasticsearch()
+    with es.server:
+        fresh = _run(_config(tmp_path, es.server.url, None))
+        assert fresh.exit_code == 0, fresh.output
+        assert not [
+            r
+            for r in es.server.requests
+            if r.method == "PUT" and "_mapping" in r.path and "history" in r.path
+        ]
+        es.indices.add("logs-inferwatch_alerts.history-default")  # the worker wrote a first event
+        again = _run(_config(tmp_path, es.server.url, None))
+    assert again.exit_code == 0, again.output
+    assert "data stream logs-inferwatch_alerts.history-default: exists, mappings updated" in again.output
+    (put,) = [
+        r
+        for r in es.server.requests
+        if r.method == "PUT" and r.path.startswith("/logs-inferwatch_alerts.history-default/_mapping")
+    ]
+    assert put.json()["properties"]["event"]["properties"]["created"] == {"type": "date"}

@@ -9,8 +9,14 @@ earlier versions used everywhere, and in another space an object found under tha
 (``earlier_id``) is adopted and updated instead of duplicated.
 
 Rules
-- "new alerts" (``.es-query``, basic license) on the alert history stream: any ``opened`` or
-  ``escalated`` event of severity warning or critical in the last 15 minutes.
+- "incidents" (``.es-query``, basic license) on the alert history stream, which holds incident
+  events only (``inferwatch.analytics.alerts.incidents``): an incident of severity warning or
+  critical that ``opened``, ``escalated`` or ``resolved`` (``NOTIFYING`` there; ``joined``,
+  ``reopened`` within the cooldown and ``resolving`` are recorded, never told). Its time field is
+  ``event.created``, the time the worker wrote the event: ``@timestamp`` is the end of the window
+  the event describes, so an event written late (a backfill, a worker catching up) fell outside
+  the 15-minute lookback, and one with the same window end as an event already seen (two models
+  evaluated on the same window, written a minute apart) was excluded as "seen".
 - "prediction volume dropped to zero" (``.index-threshold``, basic) per configured model, on that
   model's own data streams ``logs-inferwatch.<dataset>-*`` with ``groupBy: all``. A per-model rule
   rather than one rule grouped by ``ml.model.name``: a terms group with no documents in the window
@@ -19,11 +25,13 @@ Rules
 
 How they notify (per-action ``frequency``; Kibana's per-alert action scheduler,
 x-pack/plugins/alerting/server/task_runner/action_scheduler/schedulers/per_alert_action_scheduler.ts):
-- "new alerts" is an event rule: ``excludeHitsFromPreviousRun`` makes each run count only history
-  events newer than the newest one the previous run saw, and its actions run ``onActiveAlert``, so
-  every run that finds new events notifies once, naming them (up to ``size``; the count names them
-  all), and a run without new events says nothing. No recovery action: "no new events this minute"
-  is not news. (``onActionGroupChange`` kept the rule's single alert active while new events kept
+- "incidents" is an event rule: ``excludeHitsFromPreviousRun`` makes each run count only history
+  events written after the newest one the previous run saw, and its actions run ``onActiveAlert``,
+  so every run that finds new events notifies once, naming them (up to ``size``; the count names
+  them all), and a run without new events says nothing. An incident is therefore told once when it
+  opens, once per escalation and once when it resolves. No recovery action: "no new events this
+  minute" is not news, and a "recovered" message a minute after "opened" would read as if the
+  incident were over while it is still open. (``onActionGroupChange`` kept the rule's single alert active while new events kept
   arriving run after run, and stayed silent about all but the first.)
 - the volume rules are state rules: they notify when the threshold is met (``onActionGroupChange``)
   and once more on recovery.
@@ -233,11 +241,17 @@ def _actions(
     return tuple(out)
 
 
-_NEW_ALERTS_MESSAGE = (
-    "{{context.value}} new or escalated inferwatch alert(s):\n"
-    "{{#context.hits}}- [{{_source.severity}}] {{_source.model}} {{_source.version}} "
-    "{{_source.detector}} {{_source.feature}}: {{_source.message}}\n{{/context.hits}}"
+# The history events' fields (incidents.incident_history_document): the message names the likely
+# cause first; incident.alerts counts its member alerts.
+_INCIDENTS_MESSAGE = (
+    "{{context.value}} inferwatch incident event(s):\n"
+    "{{#context.hits}}- {{_source.event.action}} [{{_source.severity}}] {{_source.model}} "
+    "{{_source.version}}: {{_source.message}} ({{_source.incident.alerts}} alert(s), "
+    "incident {{_source.incident.id}})\n{{/context.hits}}"
 )
+NOTIFIED_ACTIONS = ("opened", "escalated", "resolved")  # incidents.NOTIFYING, in order
+NOTIFIED_SEVERITIES = ("warning", "critical")
+EVENT_TIME_FIELD = "event.created"  # the history event's write time (alerts.sink.WriteClock)
 
 
 def new_alerts_query() -> dict[str, Any]:
@@ -245,8 +259,9 @@ def new_alerts_query() -> dict[str, Any]:
         "query": {
             "bool": {
                 "filter": [
-                    {"terms": {"severity": ["warning", "critical"]}},
-                    {"terms": {"event.action": ["opened", "escalated"]}},
+                    {"terms": {"severity": list(NOTIFIED_SEVERITIES)}},
+                    {"terms": {"event.kind": ["incident"]}},
+                    {"terms": {"event.action": list(NOTIFIED_ACTIONS)}},
                 ]
             }
         }
@@ -263,12 +278,12 @@ def rules(
         RuleSpec(
             id=object_id(space, "rule", "new-alerts"),
             previous_id=earlier_id(space, "rule", "new-alerts"),
-            name="inferwatch: new warning or critical alert",
+            name="inferwatch: incident opened, escalated or resolved",
             rule_type_id=".es-query",
             params={
                 "searchType": "esQuery",
                 "index": [HISTORY_PATTERN],
-                "timeField": "@timestamp",
+                "timeField": EVENT_TIME_FIELD,
                 "esQuery": json.dumps(new_alerts_query()),
                 "size": 20,
                 "threshold": [0],
@@ -283,7 +298,7 @@ def rules(
                 specs,
                 "query matched",
                 "inferwatch: {{rule.name}}",
-                _NEW_ALERTS_MESSAGE,
+                _INCIDENTS_MESSAGE,
                 email_to,
                 notify_when=ON_EVERY_RUN,
                 on_recovery=False,

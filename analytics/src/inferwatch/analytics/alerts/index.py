@@ -84,7 +84,10 @@ def alert_properties() -> dict[str, Any]:
         "effect": _DOUBLE,
         "effect_floor": _DOUBLE,
         "examples": _KEYWORD,
-        "event": {"properties": {"action": {"type": "keyword"}, "kind": {"type": "keyword"}}},
+        # event.created: when a history event was written (the Kibana rule's time field).
+        "event": {
+            "properties": {"action": {"type": "keyword"}, "kind": {"type": "keyword"}, "created": _DATE}
+        },
         "history_id": {"type": "keyword"},
         "ml": {
             "properties": {
@@ -205,6 +208,12 @@ def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     client.indices.put_index_template(name=HISTORY_TEMPLATE, **body)
     keep = f"retention {retention}" if retention else "no retention: data stream lifecycle needs 8.14"
     done.append(f"index template {HISTORY_TEMPLATE} ({HISTORY_PATTERN}, {keep})")
+    if client.indices.exists(index=HISTORY_STREAM):
+        # A template applies at the next backing index: the stream's existing indices get new
+        # fields (event.created, the Kibana rule's time field) now, or the rule would find nothing
+        # there until a rollover (dynamic: false leaves an unmapped field unsearchable).
+        client.indices.put_mapping(index=HISTORY_STREAM, **alert_mappings())
+        done.append(f"data stream {HISTORY_STREAM}: exists, mappings updated")
     if cfg.agent.dead_letter_index:
         name = cfg.agent.dead_letter_index
         client.indices.put_index_template(name=DEAD_LETTER_TEMPLATE, **dead_letter_template(name))

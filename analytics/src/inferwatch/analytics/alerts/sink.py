@@ -5,7 +5,16 @@
 The history stream holds incident events only (opened, joined, escalated, reopened, resolved):
 it is what Kibana rules watch, so a person is told once per incident, not once per alert.
 Both sinks are idempotent: documents are keyed by alert or incident id and history events by
-(incident, window, transition), so a replayed window writes nothing new."""
+(incident, window, transition), so a replayed window writes nothing new.
+
+Each history event also carries ``event.created``, the time it was written (``WriteClock``), and
+that is the time field of the Kibana rule that watches the stream: its ``@timestamp`` is the end
+of the window it describes, which can be long before the worker writes it (a late or backfilled
+window) and the same for every model evaluated on that window end. A rule counting "events newer
+than the newest one I saw" by ``@timestamp`` would skip both. Write times are strictly increasing
+(milliseconds, Kibana's resolution) and, in Elasticsearch, stamped and made visible
+(``refresh=wait_for``) one write at a time, so an event a rule has not seen yet is always newer than
+every event it has seen."""
 
 from __future__ import annotations
 
@@ -14,7 +23,8 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +39,35 @@ from inferwatch.core.contract import ALERTS_INDEX, HISTORY_STREAM
 log = logging.getLogger(__name__)
 
 INCIDENTS_INDEX = "inferwatch-incidents"
+_MS = timedelta(milliseconds=1)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WriteClock:
+    """Write times for history events: ISO-8601 UTC with milliseconds, strictly increasing (a
+    clock that steps back or two writes in one millisecond still give ordered, distinct times)."""
+
+    def __init__(self, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._clock = clock
+        self._last: datetime | None = None
+        self._lock = threading.Lock()
+
+    def stamp(self) -> str:
+        with self._lock:
+            now = self._clock().astimezone(UTC)
+            now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+            if self._last is not None and now <= self._last:
+                now = self._last + _MS
+            self._last = now
+            return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stamped(event_doc: dict[str, Any], created: str) -> dict[str, Any]:
+    """A history event with its write time in ``event.created``."""
+    return {**event_doc, "event": {**event_doc.get("event", {}), "created": created}}
 
 
 class AlertSink(Protocol):
@@ -41,9 +80,10 @@ class LocalAlertSink:
     """``alerts.json`` and ``incidents.json`` (current documents by id) and ``history.ndjson``
     (incident events) under a directory."""
 
-    def __init__(self, directory: Path, fsync: bool = True) -> None:
+    def __init__(self, directory: Path, fsync: bool = True, clock: WriteClock | None = None) -> None:
         self.directory = directory
         self.fsync = fsync
+        self.clock = clock or WriteClock()
         directory.mkdir(parents=True, exist_ok=True)
         self.alerts_path = directory / "alerts.json"
         self.incidents_path = directory / "incidents.json"
@@ -116,7 +156,7 @@ class LocalAlertSink:
             incidents[event.incident.id] = incident_document(event.incident, event.cause, timestamp)
             if event.history_id in seen:
                 continue
-            doc = incident_history_document(event)
+            doc = stamped(incident_history_document(event), self.clock.stamp())
             doc["history_id"] = event.history_id
             new_lines.append(orjson.dumps(doc) + b"\n")
             seen.add(event.history_id)
@@ -160,13 +200,19 @@ class ElasticsearchAlertSink:
         alerts_index: str = ALERTS_INDEX,
         history_stream: str = HISTORY_STREAM,
         incidents_index: str = INCIDENTS_INDEX,
+        clock: WriteClock | None = None,
     ) -> None:
         self.client = client
         self.alerts_index = alerts_index
         self.history_stream = history_stream
         self.incidents_index = incidents_index
+        self.clock = clock or WriteClock()
+        # One write at a time: a history event is stamped and made visible before the next one
+        # is stamped (see the module docstring).
+        self._lock = threading.Lock()
 
-    def operations(self, update: AlertUpdate, timestamp: str) -> list[dict[str, Any]]:
+    def operations(self, update: AlertUpdate, timestamp: str, created: str) -> list[dict[str, Any]]:
+        """The bulk operations of one write; ``created`` is its history events' write time."""
         ops: list[dict[str, Any]] = []
         for change in update.alerts:
             ops.append({"index": {"_index": self.alerts_index, "_id": change.state.id}})
@@ -175,13 +221,15 @@ class ElasticsearchAlertSink:
             ops.append({"index": {"_index": self.incidents_index, "_id": event.incident.id}})
             ops.append(json_safe(incident_document(event.incident, event.cause, timestamp)))
             ops.append({"create": {"_index": self.history_stream, "_id": event.history_id}})
-            ops.append(json_safe(incident_history_document(event)))
+            ops.append(json_safe(stamped(incident_history_document(event), created)))
         return ops
 
     def write(self, update: AlertUpdate, timestamp: str) -> None:
         if not update:
             return
-        resp = self.client.bulk(operations=self.operations(update, timestamp), refresh="wait_for")
+        with self._lock:
+            ops = self.operations(update, timestamp, self.clock.stamp())
+            resp = self.client.bulk(operations=ops, refresh="wait_for")
         failures = []
         for item in resp.get("items", []):
             ((op, result),) = item.items()
