@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -58,6 +59,7 @@ Item = tuple[str, str, bytes]  # (index, id, document)
 IDLE_POLL = 1.0  # seconds between spool reads when nothing woke the loop
 WINDOW_RECORDS = 64  # records read and not yet acknowledged
 ITEM_RETRY_INITIAL = 0.25  # seconds (jittered down to half) before an item's first retry
+RETRY_TICK = 0.25  # retries fall due on multiples of this: the refused items of a few records share a request
 RETRY_BACKLOG_BATCHES = 4
 PROBE_AFTER_FAILURES = 2
 _DONE = (
@@ -326,8 +328,9 @@ class ShipLoop:
                     record.open -= 1
                     continue
                 attempts = 1 if retry is None else retry.attempts + 1
-                if attempts not in delays:  # one wait per attempt count: they go together
-                    delays[attempts] = now + self._item_backoff.delay(attempts - 1)
+                if attempts not in delays:  # one wait per attempt count, on the tick: they go together
+                    due = now + self._item_backoff.delay(attempts - 1)
+                    delays[attempts] = math.ceil(due / RETRY_TICK) * RETRY_TICK
                 self._retries.append(_Retry(record, items[i], attempts, delays[attempts]))
                 self._metrics.inc("documents_retried_total", 1, labels(status=str(r.status)))
                 continue
