@@ -167,7 +167,7 @@ def test_attributes_are_string_encoded_and_within_the_schemas() -> None:
             )
         else:
             assert keys <= INDEX_PATTERN_KEYS, keys - INDEX_PATTERN_KEYS
-            assert o["attributes"]["timeFieldName"]
+            assert o["attributes"].get("timeFieldName") or o["attributes"]["title"] == "inferwatch-incidents"
 
 
 def test_every_reference_resolves_inside_the_bundle() -> None:
@@ -256,13 +256,14 @@ def test_the_issue_dashboards_exist() -> None:
     searches = {o["attributes"]["title"] for o in _objects() if o["type"] == "search"}
     assert {"inferwatch: prediction logs", "inferwatch: dead-lettered lines"} <= searches
     views = {
-        o["attributes"]["title"]: o["attributes"]["timeFieldName"]
+        o["attributes"]["title"]: o["attributes"].get("timeFieldName")
         for o in _objects()
         if o["type"] == "index-pattern"
     }
     assert views == {
         "logs-inferwatch.*-*": "@timestamp",
         "inferwatch-alerts": "@timestamp",
+        "inferwatch-incidents": None,
         "logs-inferwatch_alerts.history-*": "@timestamp",
         "inferwatch-dead-letter": "@timestamp",
     }
@@ -348,7 +349,7 @@ def _log_field_ok(name: str) -> bool:
 def _checker(view_title: str) -> Any:
     if view_title == "logs-inferwatch.*-*" or view_title.startswith("logs-inferwatch."):
         return _log_field_ok
-    if view_title in ("inferwatch-alerts", "logs-inferwatch_alerts.history-*"):
+    if view_title in ("inferwatch-alerts", "inferwatch-incidents", "logs-inferwatch_alerts.history-*"):
         return lambda n: n in ALERT_FIELDS
     if view_title == "inferwatch-dead-letter":
         return lambda n: n in DEAD_LETTER_FIELDS
@@ -421,14 +422,23 @@ def test_log_fields_match_the_agent_index_template() -> None:
     assert not missing, missing
 
 
-def test_alert_mappings_cover_every_alert_document_field() -> None:
+def _paths(node: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    """Every field of a document, as dotted paths (``observed`` and ``expected`` are flattened)."""
+    for k, v in node.items():
+        if isinstance(v, Mapping) and k not in ("observed", "expected"):
+            yield from _paths(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}"
+
+
+def _worker_documents() -> dict[str, dict[str, Any]]:
+    """The documents the worker writes for one incident, built by the analytics code itself:
+    the alert, the incident, and the incident's history event as the sink writes it."""
     from inferwatch.analytics.alerts import (
-        AlertChange,
         AlertState,
         IncidentChange,
         IncidentState,
         alert_document,
-        history_document,
         incident_document,
         incident_history_document,
     )
@@ -450,18 +460,8 @@ def test_alert_mappings_cover_every_alert_document_field() -> None:
         consecutive=2,
         clean=0,
         finding={"message": "new value", "window": {"gte": "a", "lt": "b"}, "p_value": 0.001},
+        incident="i1",
     )
-    doc = history_document(AlertChange("opened", state, "2026-11-22T11:00:00+00:00"))
-    assert set(alert_document(state, "t")) <= set(doc)
-
-    def paths(node: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-        for k, v in node.items():
-            if isinstance(v, Mapping) and k not in ("observed", "expected"):
-                yield from paths(v, f"{prefix}{k}.")
-            else:
-                yield f"{prefix}{k}"
-
-    assert set(paths(doc)) <= ALERT_FIELDS
     incident = IncidentState(
         id="i1",
         model="m",
@@ -476,13 +476,86 @@ def test_alert_mappings_cover_every_alert_document_field() -> None:
         message="new value 'XX' on inputs.country",
     )
     event = IncidentChange("opened", incident, state, state.last_window)
-    written = stamped(incident_history_document(event), "2026-11-22T11:00:30.000Z")
-    assert "event.created" in set(paths(written))  # the new-incidents rule's time field
-    assert set(paths(written)) | set(paths(incident_document(incident, state, "t"))) <= ALERT_FIELDS
+    return {
+        "alert": alert_document(state, state.last_window),
+        "incident": incident_document(incident, state, state.last_window),
+        "history": stamped(incident_history_document(event), "2026-11-22T11:00:30.000Z"),
+    }
+
+
+def test_alert_mappings_cover_every_alert_document_field() -> None:
+    docs = _worker_documents()
+    for kind, doc in docs.items():
+        assert set(_paths(doc)) <= ALERT_FIELDS, (kind, set(_paths(doc)) - ALERT_FIELDS)
+    assert "event.created" in set(_paths(docs["history"]))  # the incident rule's time field
     assert alert_index.alert_properties()["ml"]["properties"]["model"]["properties"]["name"] == {
         "type": "alias",
         "path": "model",
     }
+
+
+# Fields a filter may name without the document carrying them: the model aliases of the controls.
+_ALIASES = {"ml.model.name", "ml.model.version"}
+
+
+def test_incident_and_history_panels_read_fields_their_documents_carry() -> None:
+    """Mapped is not enough: the history stream now holds incident events only, so a panel there
+    reading a detector's statistic (as the Text dashboard's OOV panel did) would stay empty."""
+    docs = _worker_documents()
+    carried = {
+        "logs-inferwatch_alerts.history-*": set(_paths(docs["history"])) | _ALIASES,
+        "inferwatch-incidents": set(_paths(docs["incident"])) | _ALIASES,
+    }
+    used = [(v, f, w) for v, f, w in _used_fields() if v in carried]
+    assert {v for v, _, _ in used} == set(carried)
+    missing = [(v, f, w) for v, f, w in used if f not in carried[v]]
+    assert not missing, missing
+
+
+def test_the_alerts_dashboard_shows_open_incidents_and_incident_events() -> None:
+    from typing import get_args
+
+    from inferwatch.analytics.alerts.incidents import IncidentTransition
+
+    objs = _objects()
+    by_id = {o["id"]: o for o in objs}
+    (view,) = [
+        o for o in objs if o["type"] == "index-pattern" and o["attributes"]["title"] == "inferwatch-incidents"
+    ]
+    assert view["attributes"]["allowNoIndex"] is True
+    assert "timeFieldName" not in view["attributes"]  # an incident open for days stays listed
+    (alerts,) = [d for d in _dashboards() if d["attributes"]["title"] == "inferwatch: Alerts"]
+    refs = {r["name"]: r["id"] for r in alerts["references"]}
+    searches = [
+        by_id[refs[f"{p['panelIndex']}:{p['panelRefName']}"]]
+        for p in _panels(alerts)
+        if p["type"] == "search"
+    ]
+    (table,) = [s for s in searches if s["references"][0]["id"] == view["id"]]
+    columns = table["attributes"]["columns"]
+    assert {"model", "version", "severity", "message", "incident.opened", "incident.members"} <= set(columns)
+    assert table["attributes"]["sort"] == [["incident.opened", "desc"]]
+    assert _decoded(table)["searchSourceJSON"]["query"]["query"] == 'status : ("open" or "resolving")'
+
+    # The history panels split and filter by incident actions that exist.
+    transitions = set(get_args(IncidentTransition))
+    lens = [p["embeddableConfig"]["attributes"] for p in _panels(alerts) if p["type"] == "lens"]
+    on_history = [
+        a
+        for a in lens
+        if {r["id"] for r in a["references"]} == {_view_id(objs, "logs-inferwatch_alerts.history-*")}
+    ]
+    assert len(on_history) == 2
+    for a in on_history:
+        for value in re.findall(r"event\.action : \(([^)]*)\)", a["state"]["query"]["query"]):
+            assert {v.strip('" ') for v in value.split(" or ")} <= transitions
+    notified = next(a for a in on_history if "notified" in a["title"].lower())
+    assert 'event.action : ("opened" or "escalated" or "resolved")' in notified["state"]["query"]["query"]
+
+
+def _view_id(objs: list[dict[str, Any]], title: str) -> str:
+    (view,) = [o["id"] for o in objs if o["type"] == "index-pattern" and o["attributes"]["title"] == title]
+    return view
 
 
 # --- rules and connectors ------------------------------------------------------------------

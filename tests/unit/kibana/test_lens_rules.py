@@ -137,7 +137,7 @@ def test_every_data_view_allows_no_index() -> None:
         for line in ASSET.read_text(encoding="utf-8").splitlines()
         if json.loads(line)["type"] == "index-pattern"
     ]
-    assert len(views) == 4
+    assert len(views) == 5
     assert all(v["attributes"].get("allowNoIndex") is True for v in views)
 
 

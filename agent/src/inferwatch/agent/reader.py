@@ -34,7 +34,7 @@ from inferwatch.agent.encoding import Encoder
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.lineparser import LineParser, Normalize
-from inferwatch.agent.metrics import Metrics, labels
+from inferwatch.agent.metrics import Metrics
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool
@@ -43,7 +43,7 @@ from inferwatch.core.config import InputConfig
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LineParser", "Normalize", "ReadLoop", "ReadSettings", "run_read_loop"]
+__all__ = ["LineParser", "Normalize", "ReadLoop", "ReadSettings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,24 +189,3 @@ def _iso_now(t: float) -> str:
     """``event.ingested``: ISO-8601 UTC with milliseconds and Z."""
     d = dt.datetime.fromtimestamp(t, dt.UTC)
     return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
-
-
-def run_read_loop(loop: ReadLoop, stop: threading.Event, metrics: Metrics) -> None:
-    """The read thread: step until ``stop``, waiting on ``loop.wake`` when idle; then flush."""
-    while not stop.is_set():
-        loop.wake.clear()
-        try:
-            busy = loop.step()
-        except Exception:
-            log.exception("read loop step failed; retrying in 1s")
-            metrics.inc("loop_errors_total", 1, labels(loop="read"))
-            busy = False
-            stop.wait(1.0)
-        if not busy and not stop.is_set():
-            loop.wake.wait(loop.idle_timeout())
-    try:
-        loop.flush()
-    except Exception:
-        log.exception("flushing the last batch failed; its lines are read again at the next start")
-    finally:
-        loop.close()

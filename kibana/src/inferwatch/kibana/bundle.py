@@ -15,7 +15,9 @@ from inferwatch.kibana.saved_objects import (
     ALERT_LIST,
     ALERTS,
     HISTORY,
+    INCIDENTS,
     LOGS,
+    OPEN_INCIDENTS,
     RAW_LOGS,
     DataView,
     SavedSearch,
@@ -25,11 +27,17 @@ from inferwatch.kibana.saved_objects import (
 
 
 def data_views(dead_letter_index: str) -> list[DataView]:
-    return [LOGS, ALERTS, HISTORY, dead_letter_view(dead_letter_index)]
+    return [LOGS, ALERTS, INCIDENTS, HISTORY, dead_letter_view(dead_letter_index)]
 
 
 def searches(dead_letter_index: str) -> list[SavedSearch]:
-    return [RAW_LOGS, ALERT_LIST, ALERT_EVIDENCE, dead_letter_search(dead_letter_view(dead_letter_index))]
+    return [
+        RAW_LOGS,
+        ALERT_LIST,
+        ALERT_EVIDENCE,
+        OPEN_INCIDENTS,
+        dead_letter_search(dead_letter_view(dead_letter_index)),
+    ]
 
 
 def bundle(models: Mapping[str, ModelConfig], dead_letter_index: str | None = None) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from inferwatch.analytics.alerts.index import INCIDENTS_INDEX
 from inferwatch.core.contract import ALERTS_INDEX, HISTORY_PATTERN, LOGS_PATTERN
 from inferwatch.kibana.lens import PANEL_VERSION, stable_id
 
@@ -81,17 +82,17 @@ class DataView:
     key: str
     title: str  # the index pattern
     name: str
-    time_field: str
+    time_field: str | None  # None: not time-based (the dashboard's time range does not apply)
 
     @property
     def id(self) -> str:
         return stable_id("index-pattern", self.key)
 
     def saved_object(self) -> dict[str, Any]:
-        attributes: dict[str, Any] = {
-            "title": self.title,
-            "name": self.name,
-            "timeFieldName": self.time_field,
+        attributes: dict[str, Any] = {"title": self.title, "name": self.name}
+        if self.time_field is not None:
+            attributes["timeFieldName"] = self.time_field
+        attributes |= {
             "fields": "[]",
             "fieldFormatMap": "{}",
             "fieldAttrs": "{}",
@@ -109,6 +110,9 @@ class DataView:
 LOGS = DataView("logs", LOGS_PATTERN, "inferwatch prediction logs", "@timestamp")
 ALERTS = DataView("alerts", ALERTS_INDEX, "inferwatch alerts", "@timestamp")
 HISTORY = DataView("history", HISTORY_PATTERN, "inferwatch alert history", "@timestamp")
+# The current incident documents. Not time-based: an incident's document changes only when the
+# incident does, so an incident open for days would fall out of a "last 24 hours" range.
+INCIDENTS = DataView("incidents", INCIDENTS_INDEX, "inferwatch incidents", None)
 
 
 def dead_letter_view(index: str) -> DataView:
@@ -126,6 +130,12 @@ class SavedSearch:
     view: DataView
     columns: tuple[str, ...]
     query: str = ""
+    sort_field: str | None = None  # the view's time field unless given
+
+    @property
+    def sort(self) -> list[list[str]]:
+        field = self.sort_field or self.view.time_field
+        return [[field, "desc"]] if field else []
 
     @property
     def id(self) -> str:
@@ -141,7 +151,7 @@ class SavedSearch:
             "title": self.title,
             "description": self.description,
             "columns": list(self.columns),
-            "sort": [[self.view.time_field, "desc"]],
+            "sort": self.sort,
             "hits": 0,
             "version": 1,
             "kibanaSavedObjectMeta": {"searchSourceJSON": dumps(source)},
@@ -193,6 +203,27 @@ ALERT_EVIDENCE = SavedSearch(
         "examples",
         "windows",
     ),
+)
+
+
+OPEN_INCIDENTS = SavedSearch(
+    "open-incidents",
+    "inferwatch: open incidents",
+    "Incidents not yet resolved (one per cause: its member alerts, its worst severity, a message "
+    "naming the likely cause first), newest first; 'resolving' ones wait out analytics.cooldown.",
+    INCIDENTS,
+    (
+        "severity",
+        "model",
+        "version",
+        "message",
+        "incident.opened",
+        "incident.alerts",
+        "incident.members",
+        "status",
+    ),
+    query='status : ("open" or "resolving")',
+    sort_field="incident.opened",
 )
 
 

@@ -1,31 +1,112 @@
-"""The Alerts dashboard: alert events over time, open alerts by detector, the evidence."""
+"""The Alerts dashboard: open incidents (one per cause), incident events over time and the ones
+the incident rule notifies, then the member alerts by detector and feature, and their evidence.
+
+The history stream holds incident events only (``inferwatch.analytics.alerts.incidents``:
+opened, joined, escalated, reopened, resolving, resolved); the per-window evidence of each alert
+lives in its alert document."""
 
 from __future__ import annotations
 
 from inferwatch.kibana.dashboard import MODEL_CONTROLS, DashboardBuilder
-from inferwatch.kibana.lens import Layer, LensPanel, count, datatable, date_histogram, metric, terms, xy
-from inferwatch.kibana.saved_objects import ALERT_EVIDENCE, ALERTS, HISTORY
+from inferwatch.kibana.lens import (
+    Layer,
+    LensPanel,
+    count,
+    datatable,
+    date_histogram,
+    metric,
+    metric_vis,
+    terms,
+    xy,
+)
+from inferwatch.kibana.rules import NOTIFIED_ACTIONS, NOTIFIED_SEVERITIES
+from inferwatch.kibana.saved_objects import ALERT_EVIDENCE, ALERTS, HISTORY, INCIDENTS, OPEN_INCIDENTS
+
+INCIDENT_ACTIONS = ("opened", "joined", "escalated", "reopened", "resolving", "resolved")
+
+
+def _any_of(field: str, values: tuple[str, ...]) -> str:
+    return f"{field} : (" + " or ".join(f'"{v}"' for v in values) + ")"
+
+
+# The history events the incident rule tells (rules.new_alerts_query), in KQL.
+NOTIFIED_KQL = f"{_any_of('event.action', NOTIFIED_ACTIONS)} and {_any_of('severity', NOTIFIED_SEVERITIES)}"
 
 
 def alerts_dashboard() -> DashboardBuilder:
     d = DashboardBuilder(
         "alerts",
         "inferwatch: Alerts",
-        "Alerts opened and resolved over time, by detector and feature, with the message and the evidence.",
+        "Open incidents (alerts of one cause grouped, the likely cause first), incident events over "
+        "time and the ones notified, then the member alerts by detector and feature with their evidence.",
         controls=list(MODEL_CONTROLS),
     )
-    title = "Alert events over time (opened, escalated, updated, resolved)"
+    title = "Open incidents"
+    c = d.col(title, "count")
+    lay = Layer(d.layer(title), INCIDENTS.id, (count(c, "Open incidents"),))
+    d.add_lens(LensPanel(title, "lnsMetric", (lay,), metric_vis(lay, c), query='status : "open"'), w=12, h=8)
+
+    title = "Open incidents by severity"
+    s, c = d.col(title, "severity"), d.col(title, "count")
+    lay = Layer(
+        d.layer(title),
+        INCIDENTS.id,
+        (terms(s, "severity", c, size=3, label="Severity", other=False), count(c, "Open incidents")),
+    )
+    spec = LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_horizontal", s, [c]), query='status : "open"')
+    d.add_lens(spec, w=12, h=8)
+
+    title = "Incidents notified (opened, escalated, resolved)"
     t, a, c = d.col(title, "time"), d.col(title, "action"), d.col(title, "count")
     lay = Layer(
         d.layer(title),
         HISTORY.id,
         (
             date_histogram(t),
-            terms(a, "event.action", c, size=4, label="Event", other=False),
-            count(c, "Events"),
+            terms(a, "event.action", c, size=len(NOTIFIED_ACTIONS), label="Notified", other=False),
+            count(c, "Incident events"),
         ),
     )
-    d.add_lens(LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_stacked", t, [c], split=a)), w=24, h=12)
+    d.add_lens(
+        LensPanel(
+            title,
+            "lnsXY",
+            (lay,),
+            xy(lay, "bar_stacked", t, [c], split=a),
+            query=NOTIFIED_KQL,
+            description="The history events the incident rule notifies: one per incident opened, "
+            "per escalation and per incident resolved (warning and critical), at the end of the "
+            "window they describe.",
+        ),
+        w=24,
+        h=8,
+    )
+    d.add_search(OPEN_INCIDENTS, w=48, h=12)
+
+    title = "Incident events over time"
+    t, a, c = d.col(title, "time"), d.col(title, "action"), d.col(title, "count")
+    lay = Layer(
+        d.layer(title),
+        HISTORY.id,
+        (
+            date_histogram(t),
+            terms(a, "event.action", c, size=len(INCIDENT_ACTIONS), label="Event", other=False),
+            count(c, "Incident events"),
+        ),
+    )
+    d.add_lens(
+        LensPanel(
+            title,
+            "lnsXY",
+            (lay,),
+            xy(lay, "bar_stacked", t, [c], split=a),
+            query='event.kind : "incident"',
+            description="Every incident event: " + ", ".join(INCIDENT_ACTIONS) + " (joined, reopened "
+            "and resolving are recorded, not notified).",
+        ),
+        w=24,
+        h=12,
+    )
 
     title = "Open alerts by detector and severity"
     det, sev, c = d.col(title, "detector"), d.col(title, "severity"), d.col(title, "count")

@@ -17,7 +17,7 @@ from inferwatch.kibana.lens import (
     xy_layer,
     xy_state,
 )
-from inferwatch.kibana.saved_objects import ALERTS, HISTORY, LOGS
+from inferwatch.kibana.saved_objects import ALERTS, LOGS
 
 
 def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
@@ -37,7 +37,7 @@ def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
         t, val, eff = d.col(title, "time"), d.col(title, "value"), d.col(title, "effect")
         lay = Layer(
             d.layer(title),
-            HISTORY.id,
+            ALERTS.id,
             (
                 date_histogram(t),
                 metric(val, "max", "statistic.value", "OOV rate (share of documents)"),
@@ -52,8 +52,9 @@ def text_dashboard(model: str, cfg: ModelConfig) -> DashboardBuilder | None:
                 xy(lay, "line", t, [val, eff]),
                 query=f'model : "{model}" and feature : "{key}" and detector : "oov_rate"',
                 description="The oov_rate detector's window rate (documents with a token outside the "
-                "training vocabulary) and its excess over the held-out training rate, from the alert "
-                "history: one point per window in which the alert opened, held or resolved.",
+                "training vocabulary) and its excess over the held-out training rate, from the oov_rate "
+                "alert document: its latest firing window, at the time the alert last changed (the "
+                "history stream holds incident events, without the detectors' statistics).",
             ),
             w=24,
             h=10,
