@@ -104,7 +104,7 @@ METRICS: dict[str, Spec] = {
     "spool_pending_records": Spec("gauge", "Spool records not yet acknowledged."),
     "spool_full": Spec(
         "gauge",
-        "1 from an append refused for room until the spool has drained to half of max_bytes "
+        "1 from an append refused for room until the spool has drained to a quarter of max_bytes "
         "(reading pauses whenever it is full meanwhile).",
     ),
     "oldest_unshipped_age_seconds": Spec("gauge", "Age of the oldest spool record not yet acknowledged."),

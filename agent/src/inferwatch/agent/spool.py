@@ -301,7 +301,7 @@ class Spool:
                         log.warning(
                             "spool %s is full (%d bytes, max_bytes %d): reading pauses whenever it is "
                             "full and the log files keep the rest; said again once it has drained "
-                            "below half",
+                            "to a quarter",
                             self.directory,
                             self._bytes,
                             self.max_bytes,
@@ -412,7 +412,7 @@ class Spool:
                 ]
                 self._segments = [s for s in self._segments if s not in done]
                 self._bytes -= sum(s.size for s in done)
-                if self._full_since is not None and self._bytes <= self.max_bytes // 2:
+                if self._full_since is not None and self._bytes <= self.max_bytes // 4:
                     log.info(
                         "spool %s drained to %d bytes after %.0fs full; reading keeps up again",
                         self.directory,
@@ -557,9 +557,10 @@ class Spool:
 
     @property
     def full(self) -> bool:
-        """True from an ``append`` refused for room until acks drain the spool to half of
-        ``max_bytes``: one episode, however often reading pauses and resumes in between (each
-        ack frees a segment, each append fills it again). Logged once at each end."""
+        """True from an ``append`` refused for room until acks drain the spool to a quarter of
+        ``max_bytes`` (the reader has caught up): one episode, however often reading pauses and
+        resumes in between (each ack frees a segment, the reader fills it again at once). Logged
+        once at each end."""
         with self._lock:
             return self._full_since is not None
 
