@@ -151,6 +151,27 @@ def test_an_alert_back_within_the_cooldown_reopens_in_place_without_a_new_notifi
     assert run.notifications() == ["opened"]  # the flap is not news: nothing was said resolved
 
 
+def test_a_new_alert_on_the_cause_that_reopens_its_incident_joins_it() -> None:
+    """The storm comes back within the cooldown with one more detector on its feature: the
+    resolving incident reopens and the new alert joins it, whatever their cause order (the new
+    alert ranks first here), instead of opening and notifying a second incident."""
+    run = Run(cooldown=DAY)
+    run.window(0, [finding(0, "null_surge", "inputs.horsepower")])
+    for i in range(1, 1 + RESOLVE_AFTER):
+        run.window(i, [])
+    back = [
+        finding(10, "null_surge", "inputs.horsepower"),
+        finding(10, "feature_vanished", "inputs.horsepower"),  # new, and first in CAUSE_ORDER
+    ]
+    update = run.window(10, back)
+    assert sorted(c.transition for c in update.alerts) == ["opened", "reopened"]
+    (incident,) = run.incidents.values()
+    assert incident.status == "open" and len(incident.members) == 2 and incident.recurrences == 1
+    assert incident.message.startswith("inputs.horsepower vanished")
+    assert run.events() == ["opened", "resolving", "reopened"]
+    assert run.notifications() == ["opened"]
+
+
 def test_an_alert_back_after_the_cooldown_is_news_again() -> None:
     run = Run(cooldown=3600.0)
     run.window(0, [finding(0, "unseen_category", "inputs.origin", key="Korea")])

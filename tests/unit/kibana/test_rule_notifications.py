@@ -252,7 +252,8 @@ def test_a_cause_that_flaps_within_the_cooldown_is_told_open_and_resolved_once()
     worker.evaluate(0, storm(0))
     for i in range(1, 4):
         worker.evaluate(i, [])  # resolved after 3 clean windows: resolving
-    worker.evaluate(4, storm(4))  # back within the cooldown: the same incident reopens silently
+    # back within the cooldown, with one more detector: the same incident reopens silently
+    worker.evaluate(4, storm(4, drift=True))
     for i in range(5, 16):
         worker.evaluate(i, [])
     history = worker.history()

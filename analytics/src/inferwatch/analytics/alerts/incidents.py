@@ -219,12 +219,23 @@ def apply_incidents(
     changed = list(changes)
     events: list[IncidentChange] = []
     _resolve_quiet(out, states, end_dt, cooldown, events)
-    opening = sorted((c for c in changed if c.transition in OPENING), key=lambda c: cause_rank(c.state))
+
+    def live_own(alert: AlertState) -> IncidentState | None:
+        own = out.get(alert.incident) if alert.incident else None
+        return own if own is not None and own.status in ("open", "resolving") else None
+
+    # Alerts going back to their own incident first: a resolving incident one of them reopens is
+    # open again for the other alerts of this window (a new alert on the same cause joins it
+    # instead of opening, and notifying, a second incident).
+    opening = sorted(
+        (c for c in changed if c.transition in OPENING),
+        key=lambda c: (live_own(states[c.state.id]) is None, cause_rank(c.state)),
+    )
     for change in opening:
         alert = states[change.state.id]
         target: IncidentState | None = None
-        own = out.get(alert.incident) if alert.incident else None
-        if own is not None and own.status in ("open", "resolving"):
+        own = live_own(alert)
+        if own is not None:
             target = own
         else:
             target = next((i for i in out.values() if _related(i, alert, states, end)), None)
@@ -247,7 +258,7 @@ def apply_incidents(
         else:
             touched.setdefault(target.id, target)
         ids = target.members if alert.id in target.members else (*target.members, alert.id)
-        out[target.id] = replace(target, members=ids, last_window=end)
+        out[target.id] = replace(target, members=ids, last_window=end, status="open")
         states[alert.id] = replace(alert, incident=target.id)
         joined.setdefault(target.id, []).append(alert.id)
     for change in changed:
