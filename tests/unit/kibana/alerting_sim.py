@@ -73,10 +73,10 @@ class Notification:
 
     def named(self, path: str) -> tuple[str, ...]:
         """One field of each hit named, e.g. ``incident.id``."""
-        return tuple(str(_field(h, path)) for h in self.hits)
+        return tuple(str(field_at(h, path)) for h in self.hits)
 
 
-def _field(doc: Mapping[str, Any], path: str) -> Any:
+def field_at(doc: Mapping[str, Any], path: str) -> Any:
     node: Any = doc
     for part in path.split("."):
         node = node.get(part) if isinstance(node, Mapping) else None
@@ -87,7 +87,7 @@ def _time(doc: Mapping[str, Any], path: str) -> datetime | None:
     """A date field as Elasticsearch reads it (a datetime here, or an ISO-8601 string as the sinks
     write it), truncated to milliseconds like a ``date`` field; ``None`` when the document has none
     (a document without the time field is never a hit)."""
-    value = _field(doc, path)
+    value = field_at(doc, path)
     if value is None:
         return None
     t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -101,7 +101,7 @@ def _matches(query: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
         ((kind, body),) = clause.items()
         assert kind == "terms", f"the model knows only terms clauses, not {kind}"
         ((path, values),) = body.items()
-        if _field(doc, path) not in values:
+        if field_at(doc, path) not in values:
             return False
     return True
 

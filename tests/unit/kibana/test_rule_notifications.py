@@ -11,6 +11,8 @@ its write time (the sink writes with ``refresh=wait_for``)."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -24,7 +26,7 @@ from inferwatch.analytics.alerts.window import apply_findings
 from inferwatch.analytics.model import Finding, Status, Window
 from inferwatch.core.config import ConnectorsConfig, ModelConfig
 from inferwatch.kibana import rules as kr
-from tests.unit.kibana.alerting_sim import EsQueryRule, Notification
+from tests.unit.kibana.alerting_sim import EsQueryRule, Notification, field_at
 
 T0 = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 CONNECTORS = kr.connectors(ConnectorsConfig())  # server log and index: two actions per group
@@ -237,7 +239,22 @@ def test_a_storm_is_told_once_when_it_opens_once_when_it_escalates_once_when_it_
     assert actions == ["opened", "joined", "escalated", "resolving", "resolved"]
     assert history[0]["incident"]["alerts"] == 4  # the storm opened with four member alerts
 
-    notes = _run(_incident_rule(), history, runs=75, offset=timedelta(seconds=45))
+    rule = _incident_rule()
+    # Every field the message names ({{_source.x.y}}) is in the events the worker writes.
+    named = set(re.findall(r"\{\{_source\.([\w.]+)\}\}", json.dumps([a["params"] for a in rule.actions])))
+    assert named == {
+        "event.action",
+        "severity",
+        "model",
+        "version",
+        "message",
+        "incident.alerts",
+        "incident.id",
+    }
+    for path in named:
+        assert all(field_at(h, path) is not None for h in history), path
+
+    notes = _run(rule, history, runs=75, offset=timedelta(seconds=45))
     told = [n for n in notes if n.connector == FIRST]
     assert [n.named("event.action") for n in told] == [("opened",), ("escalated",), ("resolved",)]
     assert _told(notes) == Counter({incident: 3})
