@@ -347,7 +347,8 @@ class ShipLoop:
             status = str(e.status) if e.status is not None else "none"
             retry_after = e.retry_after
         else:  # a bug in an output: counted and retried like an outage, never dropped
-            log.error("sending a bulk request failed", exc_info=e)
+            if self.down_since is None:  # the traceback once per outage
+                log.error("sending a bulk request failed", exc_info=e)
             self._metrics.inc("loop_errors_total", 1, labels(loop="ship"))
             status, retry_after = "error", None
         self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
