@@ -457,7 +457,10 @@ class _Handler(BaseHTTPRequestHandler):
         any_error = False
         loads = orjson.loads
         item_faults = plan.reject_field is not None or plan.item_429_rate > 0
-        docs, stored, stats = store.docs, store.stored, store.stats
+        # With only item 429s drawn, an item that draws no 429 is stored inline as well: injecting
+        # rejections must not make the fake itself much slower (it shares the CPUs in benchmarks).
+        draws = plan.item_429_rate > 0 and plan.reject_field is None
+        docs, stored, stats, attempts = store.docs, store.stored, store.stats, store.attempts
         with store.lock:
             stats.bulk_requests += 1
             stats.items += len(lines) // 2
@@ -465,7 +468,12 @@ class _Handler(BaseHTTPRequestHandler):
                 op, meta = next(iter(loads(action_line).items()))
                 index, doc_id = meta["_index"], meta.get("_id", "")
                 key = (index, doc_id)
-                if not item_faults and op == "create" and key not in docs:  # the common case, inline
+                passes = not item_faults or (
+                    draws and _draw(plan.seed, doc_id, attempts[doc_id] + 1) >= plan.item_429_rate
+                )
+                if passes and op == "create" and key not in docs:  # the common case, inline
+                    if draws:
+                        attempts[doc_id] += 1
                     docs[key] = doc if store.keep_documents else b"{}"
                     stored[doc_id] += 1
                     stats.created += 1
