@@ -109,3 +109,43 @@ def test_readiness_reports_an_output_down_for_too_long(
     finally:
         drained = agent.stop(timeout=0.5)
     assert drained is False  # the records stay in the spool for the next start
+
+
+def test_a_full_disk_under_the_spool_is_said_once_shown_in_readiness_and_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+
+    from inferwatch.agent import loopthread
+    from inferwatch.agent.spool import Spool
+
+    monkeypatch.setattr(loopthread, "FAILURE_RETRY", 0.02)  # many attempts while the disk is full
+    real = Spool.append
+    room = threading.Event()
+
+    def append(self: Spool, payload: bytes, items: int | None = None) -> int:
+        if not room.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.directory / "x.seg"))
+        return real(self, payload, items)
+
+    monkeypatch.setattr(Spool, "append", append)
+    cfg = parse_config(config(tmp_path))
+    writer = LogWriter(tmp_path / "logs" / "a.jsonl")
+    writer.write(50)
+    agent = Agent(cfg, host="test-host")
+    agent.start()
+    try:
+        wait_for(lambda: agent.metrics.value("loop_errors_total", labels(loop="read")) >= 10)
+        status = agent.readiness()
+        assert not status.ok and "disk full" in status.reason and "free space" in status.reason
+        assert agent.metrics.value("disk_full", labels(loop="read")) == 1
+        assert agent.metrics.value("loop_failing", labels(loop="read")) == 1
+        room.set()
+        store = tmp_path / "data" / "store"
+        wait_for(lambda: len(stored_ids(store)) == 50)
+        wait_for(lambda: agent.readiness().ok)
+        assert agent.metrics.value("disk_full", labels(loop="read")) == 0
+    finally:
+        assert agent.stop() is True
+    errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name.endswith("loopthread")]
+    assert len(errors) == 1  # ten and more failures, one message
