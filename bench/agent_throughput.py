@@ -300,7 +300,7 @@ def agent_command(config: Path) -> list[str]:
     exe = ROOT / ".venv" / "bin" / "inferwatch"
     if exe.exists():
         return [str(exe), "agent", "run", "--config", str(config)]
-    return [sys.executable, "-m", "agent", "agent", "run", "--config", str(config)]
+    return [sys.executable, "-m", "inferwatch.core", "agent", "run", "--config", str(config)]
 
 
 def baseline_command(url: str, logs: Path) -> list[str]:
