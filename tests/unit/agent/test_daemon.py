@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import socket
 import threading
-import time
 from pathlib import Path
 
 import orjson
@@ -16,14 +18,7 @@ from inferwatch.agent.model import ItemResult
 from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.core.config import parse_config
 from tests.scenario.harness import LogWriter
-
-
-def wait_for(cond: object, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not met in time"
-        pause.wait(0.05)
+from tests.unit.agent.helpers import wait_for
 
 
 def config(tmp: Path) -> str:
@@ -149,3 +144,63 @@ def test_a_full_disk_under_the_spool_is_said_once_shown_in_readiness_and_recover
         assert agent.stop() is True
     errors = [r for r in caplog.records if r.levelname == "ERROR" and r.name.endswith("loopthread")]
     assert len(errors) == 1  # ten and more failures, one message
+
+
+def test_agent_start_with_the_metrics_port_in_use_leaves_nothing_running(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = parse_config(
+            f"""
+agent:
+  data_dir: {tmp_path}/data
+  scan_interval: 200ms
+  shutdown_timeout: 5s
+  metrics: {{listen: "127.0.0.1:{port}"}}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+        )
+        agent = Agent(cfg)
+        before = {t.ident for t in threading.enumerate()}
+        try:
+            with pytest.raises(OSError):
+                agent.start()
+            started = [
+                t for t in threading.enumerate() if t.ident not in before and t.name in ("read", "ship")
+            ]
+            alive = [t.name for t in started if t.is_alive()]
+            assert alive == []
+            os.close(take_lock(tmp_path / "data"))  # the lock was released
+        finally:
+            agent.stop(timeout=5)
+
+
+def test_agent_stop_closes_the_spool_and_releases_the_lock_when_closing_the_dead_letter_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferwatch.agent.spool import Spool
+
+    (tmp_path / "logs").mkdir()
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  scan_interval: 200ms
+  shutdown_timeout: 5s
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    agent = Agent(cfg)
+    agent.start()
+
+    def fail() -> None:
+        raise OSError(errno.EIO, "input/output error")
+
+    monkeypatch.setattr(agent.dead_letter, "close", fail)
+    monkeypatch.setattr(agent.tailer, "close", fail)
+    with pytest.raises(OSError):
+        agent.stop(timeout=5)
+    os.close(take_lock(tmp_path / "data"))  # the data_dir lock was released
+    Spool(tmp_path / "data" / "spool", 1 << 20, 1 << 16, fsync=False).close()  # and the spool's

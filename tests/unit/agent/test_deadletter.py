@@ -6,9 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
+from inferwatch.agent import deadletter as deadletter_module
 from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, entry
+from tests.unit.agent.helpers import TornWrite
 
 T = 1_763_850_000.123  # 2025-11-22T22:20:00.123Z
 
@@ -131,3 +134,51 @@ def test_lines_after_a_mark_name_the_log_lines_written_since(tmp_path: Path) -> 
     assert dl.lines_after(mark) == {("f1", 2), ("f2", 3), ("f2", 4), ("f2", 5)}
     assert dl.lines_after(DeadLetterMark(inode=0, size=0)) == dl.lines_after(mark) | {("f1", 1)}
     dl.close()
+
+
+def test_dead_letter_torn_entry_does_not_swallow_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, fsync=False)
+    dl.write("invalid_json", "first", raw=b"{not json")
+    torn = TornWrite()
+    monkeypatch.setattr(deadletter_module.os, "write", torn)
+    torn.state = "armed"
+    with pytest.raises(OSError):
+        dl.write("invalid_json", "second", raw=b"x" * 200)
+    dl.write("bad_timestamp", "third", raw=b'{"timestamp": "yesterday"}')
+    dl.close()
+    entries = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert [e["detail"] for e in entries] == ["first", "third"]
+    assert dl.counts == {"invalid_json": 1, "bad_timestamp": 1}
+
+
+def test_dead_letter_makes_its_file_name_durable_at_creation_and_rotation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced: list[Path] = []
+    monkeypatch.setattr(deadletter_module, "fsync_dir", synced.append, raising=False)
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, fsync=True, max_bytes=300)
+    assert synced == [tmp_path]  # a new file: its directory entry is fsynced
+    dl.write("invalid_json", "one", raw=b"a" * 200)
+    dl.write("invalid_json", "two", raw=b"b" * 200)  # rotates: rename + a new file
+    dl.flush()
+    assert synced == [tmp_path, tmp_path]
+    assert path.with_name(path.name + ".1").exists()
+    dl.close()
+    synced.clear()
+    DeadLetter(path, fsync=True).close()  # an existing file: nothing to make durable
+    assert synced == []
+
+
+def test_dead_letter_reopened_after_a_torn_write_starts_a_new_line(tmp_path: Path) -> None:
+    path = tmp_path / "dead-letter.ndjson"
+    path.write_bytes(b'{"reason":"invalid_json","detail":"whole"}\n{"reason":"inv')  # crash mid-write
+    dl = DeadLetter(path, fsync=False)
+    dl.write("bad_timestamp", "after restart")
+    dl.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[1] == b'{"reason":"inv' and lines[-1] == b""
+    assert orjson.loads(lines[2])["detail"] == "after restart"

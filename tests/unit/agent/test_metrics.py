@@ -4,10 +4,13 @@ initialised, histograms, process_*, build_info), the progress line, and /livez, 
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -27,7 +30,7 @@ from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.core.config import parse_config
 from tests.scenario.harness import LogWriter
-from tests.unit.agent.test_daemon import wait_for
+from tests.unit.agent.helpers import wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -282,3 +285,70 @@ def test_every_declared_metric_is_exposed() -> None:
     for name, spec in METRICS.items():
         expected = "inferwatch_agent_" + (name.removesuffix("_total") if spec.kind == "counter" else name)
         assert expected in names, expected
+
+
+def test_metrics_server_closes_a_client_that_sends_nothing() -> None:
+    server = MetricsServer("127.0.0.1:0", Metrics(), lambda: HealthStatus(True, "ok"), request_timeout=0.3)
+    server.start()
+    try:
+        with socket.create_connection(server.address, timeout=10) as idle:
+            assert idle.recv(1024) == b""  # closed by the server, not held open forever
+    finally:
+        server.stop()
+
+
+def test_metrics_server_listens_on_ipv6() -> None:
+    server = MetricsServer("[::1]:0", Metrics(), lambda: HealthStatus(True, "ok"))
+    server.start()
+    try:
+        port = server.address[1]
+        with urllib.request.urlopen(f"http://[::1]:{port}/metrics", timeout=10) as resp:
+            assert resp.status == 200
+            assert b"inferwatch_agent_lines_read_total 0" in resp.read()
+    finally:
+        server.stop()
+
+
+def test_metrics_concurrent_scrapes_and_stop_ends_the_thread() -> None:
+    metrics = Metrics()
+    server = MetricsServer("127.0.0.1:0", metrics, lambda: HealthStatus(False, "output down"))
+    server.start()
+    host, port = server.address
+    results: list[tuple[int, bytes]] = []
+    lock = threading.Lock()
+
+    def scrape() -> None:
+        for _ in range(20):
+            metrics.inc("lines_read_total")
+            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=10) as resp, lock:
+                results.append((resp.status, resp.read()))
+
+    threads = [threading.Thread(target=scrape) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 160 and all(status == 200 for status, _ in results)
+    assert all(
+        body.endswith(b"\n") and b"# TYPE inferwatch_agent_output_up gauge" in body for _, body in results
+    )
+    try:
+        urllib.request.urlopen(f"http://{host}:{port}/health", timeout=10)
+        raise AssertionError("an unhealthy agent answers 503")
+    except urllib.error.HTTPError as e:
+        assert e.code == 503 and orjson.loads(e.read()) == {"status": "unhealthy", "reason": "output down"}
+    names = {t.name for t in threading.enumerate()}
+    assert "metrics-http" in names
+    server.stop()
+    assert "metrics-http" not in {t.name for t in threading.enumerate()}
+    with pytest.raises(OSError):
+        socket.create_connection((host, port), timeout=2).close()
+
+
+def test_metrics_port_in_use_is_an_oserror_at_construction() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError):
+            MetricsServer(f"127.0.0.1:{port}", Metrics(), lambda: HealthStatus(True, "ok"))

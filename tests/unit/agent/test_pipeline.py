@@ -3,6 +3,7 @@ ShipLoop with a scripted output that answers per item."""
 
 from __future__ import annotations
 
+import errno
 import random
 import threading
 from collections.abc import Callable
@@ -716,3 +717,94 @@ def test_the_read_loop_keeps_the_item_count_of_each_record_in_the_spool(
 )
 def test_pipeline_modules_import(module: str) -> None:
     __import__(module)
+
+
+def test_dead_letters_the_index_did_not_take_are_counted_as_dropped(tmp_path: Path) -> None:
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.metrics import labels
+    from inferwatch.agent.model import ItemResult
+    from inferwatch.agent.shipper import ShipLoop
+    from inferwatch.agent.spool import Spool
+
+    class Output:
+        def __init__(self) -> None:
+            self.requests = 0
+
+        def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+            self.requests += 1
+            if self.requests == 1:  # the document: refused by its mapping
+                return [ItemResult(Outcome.REJECTED, 400, "mapper_parsing_exception", "bad")]
+            return [ItemResult(Outcome.RETRY, 429, "es_rejected_execution_exception", "busy")]
+
+        def check(self) -> str:
+            return "fake"
+
+        def close(self) -> None:
+            pass
+
+    metrics = Metrics()
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+        output = Output()
+        loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
+        spool.append(bulkbody.encode_items([("logs-inferwatch.m-default", "a", b'{"x":1}')]), 1)
+        while loop.step() is not None:  # until idle; the request runs on a sender thread
+            loop.wake.wait(10)
+            loop.wake.clear()
+        assert spool.acked_seq == 1 and output.requests == 2
+        assert dl.counts == {"mapper_parsing_exception": 1}  # the local record that counts
+        assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == 1
+        dl.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "dropped"),
+    [
+        ([Outcome.CREATED, Outcome.DUPLICATE, Outcome.RETRY, Outcome.REJECTED], 2),
+        ([Outcome.CREATED, Outcome.DUPLICATE, Outcome.CREATED, Outcome.DUPLICATE], 0),
+        ([Outcome.CREATED], 4),  # an answer of the wrong length: none is sure to be indexed
+        (OSError(errno.ENOSPC, "no space left on device"), 4),
+    ],
+)
+def test_every_dead_letter_the_index_did_not_take_is_counted_once(
+    tmp_path: Path, answer: list[Outcome] | OSError, dropped: int
+) -> None:
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.metrics import labels
+    from inferwatch.agent.model import ItemResult
+    from inferwatch.agent.shipper import ShipLoop
+    from inferwatch.agent.spool import Spool
+
+    class Output:
+        def __init__(self) -> None:
+            self.requests = 0
+
+        def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+            self.requests += 1
+            if self.requests == 1:  # the four documents: refused by their mapping
+                return [ItemResult(Outcome.REJECTED, 400, "mapper_parsing_exception", "bad")] * items
+            if isinstance(answer, OSError):
+                raise answer
+            status = {Outcome.CREATED: 201, Outcome.DUPLICATE: 409, Outcome.RETRY: 503, Outcome.REJECTED: 400}
+            return [ItemResult(o, status[o]) for o in answer]
+
+        def check(self) -> str:
+            return "fake"
+
+        def close(self) -> None:
+            pass
+
+    metrics = Metrics()
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+        output = Output()
+        loop = ShipLoop(spool, output, dl, metrics, Backoff(), dead_letter_index="inferwatch-dead-letter")
+        docs = [("logs-inferwatch.m-default", doc_id, b'{"x":1}') for doc_id in "abcd"]
+        spool.append(bulkbody.encode_items(docs), len(docs))
+        while loop.step() is not None:  # until idle; the request runs on a sender thread
+            loop.wake.wait(10)
+            loop.wake.clear()
+        assert spool.acked_seq == 1 and output.requests == 2  # acknowledged; not sent again
+        assert dl.counts == {"mapper_parsing_exception": 4}
+        assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == dropped
+        dl.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from inferwatch.agent.daemon import build_normalizers
+from inferwatch.agent.daemon import Agent, build_normalizers
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
@@ -22,6 +22,7 @@ from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy
 from inferwatch.agent.spool import Spool
 from inferwatch.core.config import ConfigError, parse_config
+from tests.unit.agent.helpers import wait_for
 
 SECRET = "alice.secret@example.com"
 BAD_TIME = orjson.dumps({"timestamp": "never", "model": "m", "inputs": {"email": SECRET, "name": "Al"}})
@@ -115,3 +116,150 @@ def test_keep_unparsed_must_be_a_boolean(tmp_path: Path) -> None:
             f"agent:\n  data_dir: {tmp_path}\n  dead_letter: {{keep_unparsed: maybe}}\n"
             f"  inputs: [{{paths: ['{tmp_path}/*.jsonl']}}]\n"
         )
+
+
+def test_a_redacted_field_of_a_rejected_line_never_reaches_the_dead_letter_index(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  scan_interval: 200ms
+  batch: {{max_wait: 50ms}}
+  shutdown_timeout: 5s
+  dead_letter_index: inferwatch-dead-letter
+  redact: {{drop: [inputs.email]}}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    secret = "alice.secret@example.com"
+    line = orjson.dumps({"timestamp": "not a time", "model": "m", "inputs": {"email": secret, "age": 3}})
+    (tmp_path / "logs" / "a.jsonl").write_bytes(line + b"\n")
+    agent = Agent(cfg, host="test-host")
+    agent.start()
+    store = tmp_path / "data" / "store"
+    try:
+        wait_for(lambda: bool(list(store.glob("inferwatch-dead-letter/*.ndjson"))), timeout=30)
+    finally:
+        agent.stop()
+    shipped = b"".join(p.read_bytes() for p in store.glob("*/*.ndjson"))
+    assert b"bad_timestamp" in shipped
+    assert secret.encode() not in shipped
+
+
+def _dead_letter_index_docs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, redact: str
+) -> tuple[list[dict[str, object]], bytes]:
+    """Run a read loop (the daemon's normalizers, real spool, registry and dead letter) over one
+    file holding ``data``; return the documents it spooled for the dead-letter index and the
+    bytes of the local dead-letter file."""
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.daemon import build_normalizers
+    from inferwatch.agent.files.discovery import Discovery
+    from inferwatch.agent.reader import ReadLoop, ReadSettings
+    from inferwatch.agent.registry import Registry
+    from inferwatch.agent.spool import Spool
+
+    monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_bytes(data)
+    cfg = parse_config(
+        f"""
+agent:
+  data_dir: {tmp_path}/data
+  redact: {redact}
+  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
+"""
+    )
+    registry = Registry(tmp_path / "registry.json", fsync=False)
+    dead = DeadLetter(tmp_path / "dead-letter.ndjson", fsync=False)
+    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
+        loop = ReadLoop(
+            cfg.agent.inputs,
+            Discovery(cfg.agent.inputs, scan_interval=0.0),
+            Tailer(256, 4096, registry.get),
+            build_normalizers(cfg, "test-host"),
+            registry,
+            spool,
+            dead,
+            Metrics(),
+            ReadSettings(max_line_bytes=256, dead_letter_index="dl"),
+            wake=threading.Event(),
+        )
+        loop.step()
+        loop.flush()
+        loop.close()
+        items = [item for rec in spool.read(0, 100) for item in bulkbody.decode(rec.payload)]
+    dead.close()
+    docs = [orjson.loads(doc) for index, _id, doc in items if index == "dl"]
+    return docs, (tmp_path / "dead-letter.ndjson").read_bytes()
+
+
+def test_a_rejected_line_is_redacted_like_a_document_before_it_goes_to_the_dead_letter_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import hmac
+
+    line = orjson.dumps(
+        {"timestamp": "not a time", "model": "m", "inputs": {"email": SECRET, "name": "Alice", "age": 3}}
+    )
+    redact = "{drop: [inputs.email], hash: [inputs.name]}"
+    (doc,), local = _dead_letter_index_docs(tmp_path, monkeypatch, line + b"\n", redact)
+    assert doc["reason"] == "bad_timestamp"
+    assert isinstance(doc["raw"], str)
+    name = hmac.new(b"k", b"Alice", hashlib.sha256).hexdigest()
+    assert orjson.loads(doc["raw"]) == {
+        "timestamp": "not a time",
+        "model": "m",
+        "inputs": {"name": name, "age": 3},
+    }
+    assert doc["raw_bytes"] == len(line)
+    # redaction applies on disk too: the local dead letter keeps the redacted line
+    assert SECRET.encode() not in local
+    assert orjson.loads(orjson.loads(local)["raw"]) == orjson.loads(doc["raw"])
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"', "invalid_json"),
+        (b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'\xff"}}', "invalid_utf8"),
+        (b'[{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"}}]', "not_an_object"),
+        (
+            b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'", "pad": "' + b"x" * 2000 + b'"}}',
+            "line_too_long",
+        ),
+    ],
+    ids=["invalid_json", "invalid_utf8", "not_an_object", "line_too_long"],
+)
+def test_a_rejected_line_that_cannot_be_redacted_goes_to_the_dead_letter_index_without_its_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: bytes, reason: str
+) -> None:
+    (doc,), _local = _dead_letter_index_docs(tmp_path, monkeypatch, line + b"\n", "{drop: [inputs.email]}")
+    assert doc["reason"] == reason and doc["detail"]
+    assert "raw" not in doc
+    assert doc["raw_bytes"] == len(line)
+    assert SECRET not in orjson.dumps(doc).decode()
+
+
+def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    long_line = b'{"model": "m", "pad": "' + b"x" * 2000 + b'"}'
+    data = b'{"model": "m", "inputs": {"email": "a@b"\n' + long_line + b"\n"
+    docs, _local = _dead_letter_index_docs(tmp_path, monkeypatch, data, "{}")
+    by_reason = {d["reason"]: d for d in docs}  # an oversized line is dead-lettered up front
+    assert len(docs) == 2
+    invalid, too_long = by_reason["invalid_json"], by_reason["line_too_long"]
+    assert (invalid["raw"], invalid["raw_bytes"], "raw_truncated" in invalid) == (
+        '{"model": "m", "inputs": {"email": "a@b"',
+        40,
+        False,
+    )
+    # the 1 KiB head the tailer keeps, and the line's length
+    assert (too_long["raw"], too_long["raw_bytes"], too_long["raw_truncated"]) == (
+        long_line[:1024].decode(),
+        len(long_line),
+        True,
+    )

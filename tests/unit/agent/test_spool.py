@@ -290,3 +290,68 @@ def test_a_full_spool_is_one_episode_until_it_drains_to_a_quarter_logged_once_at
     messages = [r.getMessage() for r in caplog.records]
     assert sum("is full" in m for m in messages) == 1
     assert sum("after" in m and "drained to" in m for m in messages) == 1
+
+
+def test_spool_crash_at_every_point_of_an_ack_neither_loses_nor_reuses_seqs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pathlib
+    import shutil
+
+    from inferwatch.agent import spool as spool_module
+    from inferwatch.agent.spool import Spool
+
+    live = tmp_path / "live"
+    snapshots: list[Path] = []
+
+    def snapshot() -> None:
+        target = tmp_path / f"crash{len(snapshots)}"
+        shutil.copytree(live, target, ignore=shutil.ignore_patterns("lock"))
+        snapshots.append(target)
+
+    spool = Spool(live, max_bytes=1 << 20, segment_bytes=1, fsync=True)  # a segment per record
+    for n in range(1, 6):
+        assert spool.append(b"payload-%d" % n) == n
+    spool.ack(2)
+
+    real_save, real_unlink = spool_module.atomic_write_bytes, pathlib.Path.unlink
+
+    def save(path: Path, data: bytes, fsync: bool = True) -> None:
+        snapshot()  # crash before ack.json is replaced
+        real_save(path, data, fsync)
+        snapshot()  # crash right after: the acked segments are still there
+
+    def unlink(self: Path, missing_ok: bool = False) -> None:
+        real_unlink(self, missing_ok)
+        if self.parent == live:
+            snapshot()  # crash after each segment deletion
+
+    monkeypatch.setattr(spool_module, "atomic_write_bytes", save)
+    monkeypatch.setattr(pathlib.Path, "unlink", unlink)
+    spool.ack(4)
+    monkeypatch.undo()
+    spool.close()
+    assert len(snapshots) == 4
+
+    for i, directory in enumerate(snapshots):
+        reopened = Spool(directory, max_bytes=1 << 20, segment_bytes=1)
+        acked = reopened.acked_seq
+        assert acked == (2 if i == 0 else 4), directory
+        assert [r.seq for r in reopened.read(0, 100)] == list(range(acked + 1, 6))
+        assert [r.payload for r in reopened.read(0, 100)] == [b"payload-%d" % n for n in range(acked + 1, 6)]
+        assert reopened.append(b"next") == 6  # never a reused seq
+        assert not reopened.counts, reopened.counts  # nothing counted as damage or loss
+        reopened.close()
+
+
+def test_a_record_larger_than_the_whole_spool_does_not_stall_reading_forever(tmp_path: Path) -> None:
+    from inferwatch.agent.spool import Spool, SpoolFull
+
+    with Spool(tmp_path / "spool", max_bytes=1000, segment_bytes=500, fsync=False) as spool:
+        big = b"B" * 3000  # a batch limit set above the spool's cap
+        assert spool.append(big) == 1  # an empty spool takes it
+        with pytest.raises(SpoolFull):
+            spool.append(b"small")
+        spool.ack(1)
+        assert spool.append(b"small") == 2
+        assert [r.payload for r in spool.read(0, 10)] == [b"small"]

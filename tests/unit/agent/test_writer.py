@@ -13,10 +13,12 @@ from typing import Any
 import orjson
 import pytest
 
+from inferwatch.agent import writer as writer_module
 from inferwatch.agent.model import FileId, Source
 from inferwatch.agent.normalize import Normalizer
 from inferwatch.agent.writer import PredictionLogger, PredictionLogHandler, format_time, log_prediction
 from inferwatch.core.config import InputConfig
+from tests.unit.agent.helpers import TornWrite
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -291,3 +293,56 @@ def test_numpy_values_are_written_as_plain_json(tmp_path: Path) -> None:
     line = read_lines(path)[0]
     assert line["inputs"] == {"f32": 0.5, "i64": 3, "arr": [1, 2], "nan": None}
     assert line["outputs"] == {"inf": None, "t": [1, 2], "7": "numpy key"}
+
+
+def test_writer_torn_line_does_not_swallow_the_next_prediction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "p.jsonl"
+    logger = PredictionLogger(path, model="m")
+    logger.log({"a": 1}, {"s": 1}, prediction_id="one")
+    torn = TornWrite()
+    monkeypatch.setattr(writer_module.os, "write", torn)
+    torn.state = "armed"
+    with pytest.raises(OSError):
+        logger.log({"a": 2}, {"s": 2}, prediction_id="two")
+    logger.log({"a": 3}, {"s": 3}, prediction_id="three")
+    logger.close()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[-1] == b""  # ends with a newline
+    parsed = []
+    for line in lines[:-1]:
+        try:
+            parsed.append(orjson.loads(line)["prediction_id"])
+        except orjson.JSONDecodeError:
+            parsed.append(None)  # the torn half: one invalid line, dead-lettered by the agent
+    assert parsed == ["one", None, "three"]
+
+
+_WRITER_SCRIPT = """
+import sys
+from inferwatch.agent.writer import PredictionLogger
+path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+logger = PredictionLogger(path, model="m")
+pad = "x" * 3000  # lines longer than a pipe buffer page: interleaving would show
+for i in range(n):
+    logger.log({"pad": pad}, {"i": i}, prediction_id=f"{tag}-{i}")
+logger.close()
+"""
+
+
+def test_writer_processes_appending_to_one_file_never_cut_a_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared.jsonl"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER_SCRIPT, str(path), f"p{k}", "400"],
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        for k in range(4)
+    ]
+    assert [p.wait(120) for p in procs] == [0, 0, 0, 0]
+    ids = [orjson.loads(line)["prediction_id"] for line in path.read_bytes().splitlines()]
+    assert sorted(ids) == sorted(f"p{k}-{i}" for k in range(4) for i in range(400))

@@ -5,6 +5,7 @@ import shutil
 from pathlib import Path
 
 from inferwatch.agent.files.identity import fingerprint_of
+from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.model import Checkpoint, FileId
 
 from .helpers import FakeClock, drain, lines, make_tailer
@@ -467,3 +468,94 @@ def test_a_rewrite_to_the_very_size_already_read_is_noticed(tmp_path: Path) -> N
     clock.now += 1.0  # the periodic first-line check
     [batch] = drain(t)
     assert (batch.lines, batch.offsets, batch.file_id) == ([b"bbb"], [0], fid(b"bbb\n"))
+
+
+def test_delete_and_recreate_with_the_same_first_line_reads_the_new_file_from_zero(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b'{"schema":1}\nold-2\n')
+    clock = FakeClock()
+    t = make_tailer(clock)
+    t.add_path(str(log), 0)
+    assert lines(drain(t)) == [b'{"schema":1}', b"old-2"]
+    os.unlink(log)  # a server restart recreates its log, starting with the same header line
+    log.write_bytes(b'{"schema":1}\nnew-2\nnew-3\n')
+    got: list[bytes] = []
+    for _ in range(4):  # the old file is let go after its grace; the new one is then read
+        t.add_path(str(log), 0)
+        got += lines(drain(t))
+        clock.now += 10
+    assert got == [b'{"schema":1}', b"new-2", b"new-3"]
+    assert t.counts["same_first_line_new_file"] == 1
+
+
+def test_a_moved_copy_still_continues_where_the_original_was_let_go(tmp_path: Path) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b'{"schema":1}\nline-2\n')
+    clock = FakeClock()
+    t = make_tailer(clock)
+    t.add_path(str(log), 0)
+    assert lines(drain(t)) == [b'{"schema":1}', b"line-2"]
+    moved = tmp_path / "b.jsonl"
+    moved.write_bytes(log.read_bytes() + b"line-3\n")  # a copy that went on growing
+    os.unlink(log)
+    got: list[bytes] = []
+    for _ in range(4):
+        t.add_path(str(moved), 0)
+        got += lines(drain(t))
+        clock.now += 10
+    assert got == [b"line-3"]
+    assert t.counts["same_first_line_new_file"] == 0
+
+
+def test_a_file_rotated_while_the_agent_was_down_resumes_at_its_offset_under_the_new_name(
+    tmp_path: Path,
+) -> None:
+    from inferwatch.agent.files.identity import fingerprint_of
+    from inferwatch.agent.model import Checkpoint
+
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"a-1\na-2\na-3\n")
+    st = os.stat(log)
+    fid = fingerprint_of(b"a-1\n")
+    assert fid is not None
+    committed = {fid: Checkpoint(4, str(log), st.st_dev, st.st_ino, 0.0)}  # a-1 was shipped
+    os.rename(log, tmp_path / "a.jsonl.1")  # rotated while down, a new file at the old name
+    log.write_bytes(b"b-1\n")
+    t = Tailer(1 << 20, 1 << 18, committed.get)
+    t.add_path(str(log), 0)
+    t.add_path(str(tmp_path / "a.jsonl.1"), 0)
+    assert sorted(lines(drain(t))) == [b"a-2", b"a-3", b"b-1"]
+
+
+def test_a_first_line_over_max_line_bytes_gives_a_stable_identity(tmp_path: Path) -> None:
+    from inferwatch.agent.model import Checkpoint
+
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"x" * 3000 + b"\nok-1\n")
+    t = Tailer(1000, 1 << 18, lambda fid: None)
+    t.add_path(str(log), 0)
+    batches = t.step(1 << 20)
+    assert [line for b in batches for line in b.lines] == [b"ok-1"]
+    assert [o.offset for b in batches for o in b.oversized] == [0]  # dead-lettered by the reader
+    committed = {batches[0].file_id: Checkpoint(3006, str(log), 0, 0, 0.0)}
+    with open(log, "ab") as f:
+        f.write(b"ok-2\n")
+    restarted = Tailer(1000, 1 << 18, committed.get)
+    restarted.add_path(str(log), 0)
+    assert lines(drain(restarted)) == [b"ok-2"]
+
+
+def test_a_file_shorter_than_a_line_is_read_once_it_has_one_and_two_inputs_read_it_once(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "a.jsonl"
+    log.write_bytes(b"{")
+    t = Tailer(1 << 20, 1 << 18, lambda fid: None)
+    t.add_path(str(log), 0)
+    t.add_path(str(log), 1)  # also matched by a second input: the first one owns it
+    assert lines(drain(t)) == []
+    with open(log, "ab") as f:
+        f.write(b'"a":1}\n')
+    batches = t.step(1 << 20)
+    assert [line for b in batches for line in b.lines] == [b'{"a":1}']
+    assert {b.input_index for b in batches} == {0}

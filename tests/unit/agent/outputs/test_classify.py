@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from inferwatch.agent.model import ItemResult, Outcome
+from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.outputs.classify import (
     MalformedResponse,
     classify_item,
@@ -182,3 +183,50 @@ def test_fast_path_counts_items_of_full_and_filtered_answers() -> None:
 def test_fast_path_does_not_hide_a_truncated_answer() -> None:
     with pytest.raises(MalformedResponse):
         classify_response(b'{"errors":false,"items":[{"create":{"status":201}},{"create":{"sta')
+
+
+@pytest.mark.parametrize(
+    ("value", "expected_wait"),
+    [
+        ("5", 5.0),
+        ("86400", 60.0),  # huge: capped
+        ("-5", None),  # negative: ignored, plain backoff
+        ("1e9", None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: no floor
+        ("soon", None),
+    ],
+)
+def test_retry_after_values_are_read_and_capped(value: str, expected_wait: float | None) -> None:
+    seconds = retry_after({"Retry-After": value})
+    if expected_wait is None:
+        assert seconds is None  # unreadable: the plain backoff applies
+    elif expected_wait == 0.0:
+        assert seconds == 0.0
+    else:
+        assert Backoff(initial=0.001, cap=60.0).next(seconds) == expected_wait
+
+
+def test_bulk_answers_that_must_not_be_acked() -> None:
+    # errors:true with mixed statuses: one outcome each, in order
+    mixed = orjson.dumps(
+        {
+            "errors": True,
+            "items": [
+                {"create": {"status": 201}},
+                {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception"}}},
+                {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception"}}},
+                {"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "x"}}},
+                {"create": {"status": 503}},
+            ],
+        }
+    )
+    assert [r.outcome for r in classify_response(mixed)] == [
+        Outcome.CREATED,
+        Outcome.DUPLICATE,
+        Outcome.RETRY,
+        Outcome.REJECTED,
+        Outcome.RETRY,
+    ]
+    for body in (b"<html><body>502 Bad Gateway</body></html>", b"", b'{"errors":false}'):
+        with pytest.raises(MalformedResponse):
+            classify_response(body)

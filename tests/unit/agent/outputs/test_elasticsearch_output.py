@@ -9,6 +9,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from inferwatch.agent.model import Outcome
+from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.outputs.base import OutputRefused, OutputUnavailable
 from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput, authorization_header
 from inferwatch.core.config import ElasticsearchConfig, Secret
@@ -361,3 +363,90 @@ def test_check_with_wrong_credentials(srv: BulkServer, out: ElasticsearchOutput)
     srv.set_faults(require_auth="ApiKey right")
     with pytest.raises(OutputRefused, match="refused the credentials"):
         out.check()
+
+
+class _Canned:
+    """A loopback HTTP server answering every POST with one canned (status, headers, body)."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        canned = (status, headers, body)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                code, extra, payload = canned
+                self.send_response(code)
+                for k, v in extra.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+_ES = {"X-Elastic-Product": "Elasticsearch", "Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "answer", "expected_status", "expected_retry_after"),
+    [
+        (502, {"Content-Type": "text/html"}, b"<html><h1>502 Bad Gateway</h1></html>", 502, None),
+        (503, {"Retry-After": "7"}, b"<html>maintenance</html>", 503, 7.0),
+        (429, {**_ES, "Retry-After": "86400"}, b'{"error":"too many"}', 429, 86400.0),
+        (200, _ES, b"<html>not json</html>", 200, None),
+        (200, _ES, b'{"errors":false,"items":[{"create":{"status":201}}]}', 200, None),  # 1 of 2
+        (
+            200,
+            _ES,
+            b'{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429}},'
+            b'{"create":{"status":201}}]}',
+            200,
+            None,
+        ),  # 3 answers for 2 items
+    ],
+)
+def test_elasticsearch_answers_that_leave_the_whole_body_for_a_retry(
+    status: int,
+    headers: dict[str, str],
+    answer: bytes,
+    expected_status: int,
+    expected_retry_after: float | None,
+) -> None:
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.outputs import OutputUnavailable
+    from inferwatch.agent.outputs.elasticsearch import ElasticsearchOutput
+    from inferwatch.core.config import ElasticsearchConfig
+    from inferwatch.core.configschema import Duration
+
+    server = _Canned(status, headers, answer)
+    out = ElasticsearchOutput(ElasticsearchConfig(hosts=(server.url,), request_timeout=Duration(5.0)))
+    try:
+        body = bulkbody.encode_items(
+            [("logs-inferwatch.m-default", "a", b"{}"), ("logs-inferwatch.m-default", "b", b"{}")]
+        )
+        with pytest.raises(OutputUnavailable) as caught:
+            out.send(body, 2)
+        assert not caught.value.permanent
+        assert caught.value.status == expected_status
+        assert caught.value.retry_after == expected_retry_after
+        if expected_retry_after is not None:  # the wait honours it, capped at 60 s
+            assert Backoff(initial=0.001, cap=60.0).next(caught.value.retry_after) == min(
+                expected_retry_after, 60.0
+            )
+    finally:
+        out.close()
+        server.close()

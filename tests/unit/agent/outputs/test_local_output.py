@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import orjson
+import pytest
 
 from inferwatch.agent.bulkbody import encode_items
 from inferwatch.agent.model import Outcome
@@ -112,3 +114,32 @@ def test_reads_ids_of_segments_written_by_others(tmp_path: Path) -> None:
 
     assert [r.outcome for r in results] == [Outcome.DUPLICATE, Outcome.CREATED]
     assert (tmp_path / A / "00000000000000000008.ndjson").exists()
+
+
+def test_local_store_disk_full_is_an_unavailable_output_and_the_resend_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inferwatch.agent import bulkbody
+    from inferwatch.agent.outputs import OutputUnavailable
+    from inferwatch.agent.outputs import local as local_module
+    from inferwatch.agent.outputs.local import LocalOutput
+
+    a, b = "logs-inferwatch.a-default", "logs-inferwatch.b-default"
+    body = bulkbody.encode_items([(a, "1", b'{"n":1}'), (b, "2", b'{"n":2}')])
+    out = LocalOutput(tmp_path / "store", fsync=False)
+    real = local_module.atomic_write_bytes
+    calls: list[Path] = []
+
+    def second_fails(path: Path, data: bytes, fsync: bool = True) -> None:
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, fsync)
+
+    monkeypatch.setattr(local_module, "atomic_write_bytes", second_fails)
+    # Disk full is the output being unavailable (backoff, output_up 0, /health), not a loop crash.
+    with pytest.raises(OutputUnavailable, match="No space left"):
+        out.send(body, 2)
+    results = out.send(body, 2)
+    assert [r.outcome for r in results] == [Outcome.DUPLICATE, Outcome.CREATED]
+    assert out.stored == 2

@@ -1,0 +1,36 @@
+"""Helpers shared by several agent test files: a polling wait and an ``os.write`` that tears a line."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        pause.wait(0.05)
+
+
+class TornWrite:
+    """``os.write`` that, once armed, writes half of the next call's bytes and then fails the call
+    after with ENOSPC (a disk that fills up in the middle of a line); otherwise the real one."""
+
+    def __init__(self) -> None:
+        self.state = "off"  # "armed" -> "half_written" -> "off"
+        self.real = os.write
+
+    def __call__(self, fd: int, data: bytes | memoryview) -> int:
+        if self.state == "armed":
+            self.state = "half_written"
+            chunk = bytes(data)
+            return self.real(fd, chunk[: len(chunk) // 2])
+        if self.state == "half_written":
+            self.state = "off"
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.real(fd, data)
