@@ -201,3 +201,30 @@ def test_ctrl_c_stops_the_agent_evaluates_once_more_and_leaves_the_report(tmp_pa
     agent_pid = int(re.search(r"agent started \(pid (\d+)\)", out).group(1))  # type: ignore[union-attr]
     with pytest.raises(ProcessLookupError):
         os.kill(agent_pid, 0)
+
+
+def test_each_injected_failure_is_one_incident_told_once_when_it_opens(
+    demo_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """Alerts of one cause (the vanished field opens feature_vanished and prediction_drift) are one
+    incident: a person hears one "opened" per injected failure, and nothing on normal traffic."""
+    data_dir, proc = demo_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    demo = orjson.loads((data_dir / "demo.json").read_bytes())
+    windows = demo["windows"]
+    by_index = {w["index"]: w for w in windows}
+    told = [(w["index"], i) for w in windows for i in w["incidents"]]
+    opened = [(k, i) for k, i in told if i["transition"] == "opened"]
+    schedule = demo["schedule"]
+    span = demo["span"]
+    for s in schedule:
+        start, end = ts(s["start"]), ts(s["end"])
+        inside = [
+            i
+            for k, i in opened
+            if start.timestamp() < ts(by_index[k]["end"]).timestamp() <= end.timestamp() + span
+        ]
+        assert len(inside) == 1, f"{s['kind']}: {len(inside)} incidents opened: {inside}"
+    assert len(opened) == len(schedule), f"incidents opened outside the injected failures: {opened}"
+    assert len(told) <= 3 * len(opened)  # opened, escalated, resolved at most
+    assert "INCIDENT opened" in proc.stdout

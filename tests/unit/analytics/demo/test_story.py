@@ -6,6 +6,7 @@ import pandas as pd
 
 from inferwatch.analytics.demo.story import (
     ChangeLine,
+    IncidentLine,
     WindowRecord,
     false_alarms,
     monitored_rates,
@@ -107,7 +108,34 @@ def test_summary_says_what_was_detected_missed_and_not_reached() -> None:
     assert lines == [
         "4 windows evaluated; 400 prediction lines written, 400 shipped",
         "1 alerts opened, 0 resolved",
+        "0 incidents opened (alerts of one cause are one incident); 0 notifications in all (opened, escalated, resolved)",
         "detected (null_surge): hp gone",
         "not reached: korea",
         "no alert opened on normal traffic before the first failure",
+    ]
+
+
+def test_the_summary_counts_incidents_and_their_notifications_not_alerts() -> None:
+    storm = record(
+        2,
+        change(2, "opened", "feature_vanished", "inputs.horsepower"),
+        change(2, "opened", "prediction_drift", "outputs.score"),
+    )
+    storm.incidents = [IncidentLine(2, "opened", "critical", "inputs.horsepower vanished", 2)]
+    calm = record(4, change(4, "resolved", "feature_vanished", "inputs.horsepower"))
+    calm.incidents = [IncidentLine(4, "resolved", "critical", "inputs.horsepower vanished", 2)]
+    lines = summary_lines(SCHEDULE, [record(0), record(1), storm, record(3), calm], written=500, shipped=500)
+    assert lines[1] == "2 alerts opened, 1 resolved"
+    assert lines[2] == (
+        "1 incidents opened (alerts of one cause are one incident); "
+        "2 notifications in all (opened, escalated, resolved)"
+    )
+    assert storm.to_dict()["incidents"] == [
+        {
+            "window": 2,
+            "transition": "opened",
+            "severity": "critical",
+            "message": "inputs.horsepower vanished",
+            "members": 2,
+        }
     ]

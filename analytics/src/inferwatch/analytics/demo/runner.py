@@ -42,6 +42,7 @@ from inferwatch.analytics.demo.clock import VirtualClock, floor_time
 from inferwatch.analytics.demo.server import DemoModel, sklearn_predict
 from inferwatch.analytics.demo.story import (
     ChangeLine,
+    IncidentLine,
     WindowRecord,
     summary_lines,
 )
@@ -130,7 +131,14 @@ def config_dict(span: float, target: EsTarget | None = None) -> dict[str, Any]:
             "shutdown_timeout": "10s",
             "batch": {"max_wait": "200ms"},
         },
-        "analytics": {"interval": seconds, "window": seconds, "false_alarms_per_week": 1.0},
+        "analytics": {
+            "interval": seconds,
+            "window": seconds,
+            "false_alarms_per_week": 1.0,
+            # an incident is told resolved once two windows passed with no member back (a day in
+            # production), so the demo's short run shows each incident's whole life
+            "cooldown": f"{int(2 * span)}s",
+        },
         "models": {
             demo_data.MODEL: {
                 "features": dict(demo_data.FEATURES),
@@ -254,6 +262,13 @@ def _change_text(c: ChangeLine) -> str:
     text, color = _MARKS.get(c.transition, (c.transition, "white"))
     message = f"back to normal; it was: {c.message}" if c.transition == "resolved" else c.message
     return f"    {click.style(text, fg=color, bold=True)} {c.severity:<8} {c.detector:<17} {message}"
+
+
+def _incident_text(i: IncidentLine) -> str:
+    """One notification: what the Kibana rule would send for this incident transition."""
+    text, color = _MARKS.get(i.transition, (i.transition, "white"))
+    alerts = f"{i.members} alert" + ("s" if i.members != 1 else "")
+    return f"    {click.style('INCIDENT', fg=color, bold=True)} {text.strip().lower()} {i.severity}: {i.message} ({alerts})"
 
 
 class Demo:
@@ -407,6 +422,11 @@ class Demo:
         ev = evaluator.evaluate(demo_data.MODEL, window)
         counts = ev.counts.get(demo_data.VERSION)
         changes = [ChangeLine.of(k, c) for c in ev.changes if c.transition != "updated"]
+        told = [
+            IncidentLine(k, i.transition, i.incident.severity, i.incident.message, len(i.incident.members))
+            for i in ev.incidents
+            if i.notifies
+        ]
         injections = model.injections(k)
         record = WindowRecord(
             index=k,
@@ -418,6 +438,7 @@ class Demo:
             injections=[i.kind for i in injections],
             rates=monitored_rates(counts),
             changes=changes,
+            incidents=told,
         )
         self.records.append(record)
         r = record.rates
@@ -430,6 +451,8 @@ class Demo:
         self.echo(line)
         for c in changes:
             self.echo(_change_text(c))
+        for i in told:
+            self.echo(_incident_text(i))
 
     def _finish(self, cfg: Config, model: DemoModel, shipped: int, interrupted: bool) -> DemoResult:
         opts = self.opts

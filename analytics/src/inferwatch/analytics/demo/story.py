@@ -79,6 +79,26 @@ class ChangeLine:
         }
 
 
+@dataclass(frozen=True)
+class IncidentLine:
+    """One incident transition that notifies (opened, escalated, resolved): what a person hears."""
+
+    window: int
+    transition: str
+    severity: str
+    message: str
+    members: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "window": self.window,
+            "transition": self.transition,
+            "severity": self.severity,
+            "message": self.message,
+            "members": self.members,
+        }
+
+
 @dataclass
 class WindowRecord:
     index: int
@@ -90,6 +110,7 @@ class WindowRecord:
     injections: list[str]
     rates: dict[str, float | None]
     changes: list[ChangeLine] = field(default_factory=list)
+    incidents: list[IncidentLine] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +123,7 @@ class WindowRecord:
             "injections": list(self.injections),
             "rates": dict(self.rates),
             "changes": [c.to_dict() for c in self.changes],
+            "incidents": [i.to_dict() for i in self.incidents],
         }
 
 
@@ -150,6 +172,12 @@ def summary_lines(
     opened = [c for r in records for c in r.changes if c.transition == "opened"]
     resolved = [c for r in records for c in r.changes if c.transition == "resolved"]
     lines.append(f"{len(opened)} alerts opened, {len(resolved)} resolved")
+    told = [i for r in records for i in r.incidents]
+    incidents_opened = sum(1 for i in told if i.transition == "opened")
+    lines.append(
+        f"{incidents_opened} incidents opened (alerts of one cause are one incident); "
+        f"{len(told)} notifications in all (opened, escalated, resolved)"
+    )
     for v in verdicts(schedule, records):
         if not v.evaluated:
             lines.append(f"not reached: {v.injection.describe}")
