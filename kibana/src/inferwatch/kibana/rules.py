@@ -49,6 +49,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from inferwatch.analytics.alerts.incidents import INCIDENT_TRANSITIONS, NOTIFYING
 from inferwatch.core.config import ConnectorsConfig, ModelConfig
 from inferwatch.core.configschema import Secret
 from inferwatch.core.contract import HISTORY_PATTERN, LOGS_PATTERN, model_pattern
@@ -249,7 +250,8 @@ _INCIDENTS_MESSAGE = (
     "{{_source.version}}: {{_source.message}} ({{_source.incident.alerts}} alert(s), "
     "incident {{_source.incident.id}})\n{{/context.hits}}"
 )
-NOTIFIED_ACTIONS = ("opened", "escalated", "resolved")  # incidents.NOTIFYING, in order
+# The incident transitions a person is told (incidents.NOTIFYING), in the order of an incident's life.
+NOTIFIED_ACTIONS = tuple(a for a in INCIDENT_TRANSITIONS if a in NOTIFYING)
 NOTIFIED_SEVERITIES = ("warning", "critical")
 EVENT_TIME_FIELD = "event.created"  # the history event's write time (alerts.sink.WriteClock)
 

@@ -26,13 +26,14 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from inferwatch.analytics.alerts.lifecycle import OPENING, AlertChange, AlertState
 from inferwatch.analytics.model import Severity
 
 IncidentStatus = Literal["open", "resolving", "resolved"]
-IncidentTransition = Literal["opened", "joined", "escalated", "resolving", "reopened", "resolved"]
+IncidentTransition = Literal["opened", "joined", "escalated", "reopened", "resolving", "resolved"]
+INCIDENT_TRANSITIONS: tuple[IncidentTransition, ...] = get_args(IncidentTransition)  # in a life's order
 NOTIFYING: frozenset[str] = frozenset({"opened", "escalated", "resolved"})
 _RANK = {"info": 0, "warning": 1, "critical": 2}
 

@@ -7,7 +7,9 @@ lives in its alert document."""
 
 from __future__ import annotations
 
+from inferwatch.analytics.alerts.incidents import INCIDENT_TRANSITIONS
 from inferwatch.kibana.dashboard import MODEL_CONTROLS, DashboardBuilder
+from inferwatch.kibana.dashboards.panels import open_by_severity, open_count
 from inferwatch.kibana.lens import (
     Layer,
     LensPanel,
@@ -15,14 +17,13 @@ from inferwatch.kibana.lens import (
     datatable,
     date_histogram,
     metric,
-    metric_vis,
     terms,
     xy,
 )
 from inferwatch.kibana.rules import NOTIFIED_ACTIONS, NOTIFIED_SEVERITIES
 from inferwatch.kibana.saved_objects import ALERT_EVIDENCE, ALERTS, HISTORY, INCIDENTS, OPEN_INCIDENTS
 
-INCIDENT_ACTIONS = ("opened", "joined", "escalated", "reopened", "resolving", "resolved")
+INCIDENT_ACTIONS = INCIDENT_TRANSITIONS
 
 
 def _any_of(field: str, values: tuple[str, ...]) -> str:
@@ -33,6 +34,25 @@ def _any_of(field: str, values: tuple[str, ...]) -> str:
 NOTIFIED_KQL = f"{_any_of('event.action', NOTIFIED_ACTIONS)} and {_any_of('severity', NOTIFIED_SEVERITIES)}"
 
 
+def _events_over_time(
+    d: DashboardBuilder, title: str, actions: tuple[str, ...], label: str, query: str, description: str
+) -> LensPanel:
+    """Stacked bars of incident history events per interval, split by action."""
+    t, a, c = d.col(title, "time"), d.col(title, "action"), d.col(title, "count")
+    lay = Layer(
+        d.layer(title),
+        HISTORY.id,
+        (
+            date_histogram(t),
+            terms(a, "event.action", c, size=len(actions), label=label, other=False),
+            count(c, "Incident events"),
+        ),
+    )
+    return LensPanel(
+        title, "lnsXY", (lay,), xy(lay, "bar_stacked", t, [c], split=a), query=query, description=description
+    )
+
+
 def alerts_dashboard() -> DashboardBuilder:
     d = DashboardBuilder(
         "alerts",
@@ -41,40 +61,17 @@ def alerts_dashboard() -> DashboardBuilder:
         "time and the ones notified, then the member alerts by detector and feature with their evidence.",
         controls=list(MODEL_CONTROLS),
     )
-    title = "Open incidents"
-    c = d.col(title, "count")
-    lay = Layer(d.layer(title), INCIDENTS.id, (count(c, "Open incidents"),))
-    d.add_lens(LensPanel(title, "lnsMetric", (lay,), metric_vis(lay, c), query='status : "open"'), w=12, h=8)
+    d.add_lens(open_count(d, "Open incidents", INCIDENTS.id, "Open incidents"), w=12, h=8)
+    d.add_lens(open_by_severity(d, "Open incidents by severity", INCIDENTS.id, "Open incidents"), w=12, h=8)
 
-    title = "Open incidents by severity"
-    s, c = d.col(title, "severity"), d.col(title, "count")
-    lay = Layer(
-        d.layer(title),
-        INCIDENTS.id,
-        (terms(s, "severity", c, size=3, label="Severity", other=False), count(c, "Open incidents")),
-    )
-    spec = LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_horizontal", s, [c]), query='status : "open"')
-    d.add_lens(spec, w=12, h=8)
-
-    title = "Incidents notified (opened, escalated, resolved)"
-    t, a, c = d.col(title, "time"), d.col(title, "action"), d.col(title, "count")
-    lay = Layer(
-        d.layer(title),
-        HISTORY.id,
-        (
-            date_histogram(t),
-            terms(a, "event.action", c, size=len(NOTIFIED_ACTIONS), label="Notified", other=False),
-            count(c, "Incident events"),
-        ),
-    )
     d.add_lens(
-        LensPanel(
-            title,
-            "lnsXY",
-            (lay,),
-            xy(lay, "bar_stacked", t, [c], split=a),
-            query=NOTIFIED_KQL,
-            description="The history events the incident rule notifies: one per incident opened, "
+        _events_over_time(
+            d,
+            "Incidents notified (opened, escalated, resolved)",
+            NOTIFIED_ACTIONS,
+            "Notified",
+            NOTIFIED_KQL,
+            "The history events the incident rule notifies: one per incident opened, "
             "per escalation and per incident resolved (warning and critical), at the end of the "
             "window they describe.",
         ),
@@ -83,25 +80,14 @@ def alerts_dashboard() -> DashboardBuilder:
     )
     d.add_search(OPEN_INCIDENTS, w=48, h=12)
 
-    title = "Incident events over time"
-    t, a, c = d.col(title, "time"), d.col(title, "action"), d.col(title, "count")
-    lay = Layer(
-        d.layer(title),
-        HISTORY.id,
-        (
-            date_histogram(t),
-            terms(a, "event.action", c, size=len(INCIDENT_ACTIONS), label="Event", other=False),
-            count(c, "Incident events"),
-        ),
-    )
     d.add_lens(
-        LensPanel(
-            title,
-            "lnsXY",
-            (lay,),
-            xy(lay, "bar_stacked", t, [c], split=a),
-            query='event.kind : "incident"',
-            description="Every incident event: " + ", ".join(INCIDENT_ACTIONS) + " (joined, reopened "
+        _events_over_time(
+            d,
+            "Incident events over time",
+            INCIDENT_ACTIONS,
+            "Event",
+            'event.kind : "incident"',
+            "Every incident event: " + ", ".join(INCIDENT_ACTIONS) + " (joined, reopened "
             "and resolving are recorded, not notified).",
         ),
         w=24,

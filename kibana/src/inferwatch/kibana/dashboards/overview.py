@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inferwatch.kibana.dashboard import MODEL_CONTROLS, DashboardBuilder
+from inferwatch.kibana.dashboards.panels import open_by_severity, open_count
 from inferwatch.kibana.lens import (
     Grid,
     Layer,
@@ -11,7 +12,6 @@ from inferwatch.kibana.lens import (
     datatable,
     date_histogram,
     metric,
-    metric_vis,
     percentile,
     terms,
     xy,
@@ -39,20 +39,11 @@ def overview() -> DashboardBuilder:
     )
     d.add_lens(LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_stacked", t, [c], split=m)), w=32, h=14)
 
-    title = "Open alerts"
-    c = d.col(title, "count")
-    lay = Layer(d.layer(title), ALERTS.id, (count(c, "Open alerts"),))
-    d.add_lens(LensPanel(title, "lnsMetric", (lay,), metric_vis(lay, c), query='status : "open"'), w=16, h=5)
-
-    title = "Open alerts by severity"
-    s, c = d.col(title, "severity"), d.col(title, "count")
-    lay = Layer(
-        d.layer(title),
-        ALERTS.id,
-        (terms(s, "severity", c, size=3, label="Severity", other=False), count(c, "Open alerts")),
+    d.add_lens(open_count(d, "Open alerts", ALERTS.id, "Open alerts"), w=16, h=5)
+    # under the metric, beside the volume chart
+    d.add_lens_at(
+        open_by_severity(d, "Open alerts by severity", ALERTS.id, "Open alerts"), Grid(32, 5, 16, 9)
     )
-    spec = LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_horizontal", s, [c]), query='status : "open"')
-    d.add_lens_at(spec, Grid(32, 5, 16, 9))  # under the metric, beside the volume chart
 
     d.newline()
     title = "Latency percentiles (ms)"

@@ -1,5 +1,6 @@
-"""Per-feature panels the Inputs, Outputs and Text dashboards share: present vs missing, top
-categories over time, percentiles over time, the unseen-category table."""
+"""Panels several dashboards share: per feature (present vs missing, top categories over time,
+percentiles over time, the unseen-category table), and the open count and open-by-severity bars
+of alerts (Overview) and incidents (Alerts)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,32 @@ from inferwatch.kibana.lens import (
     date_histogram,
     filters,
     metric,
+    metric_vis,
     percentile,
     terms,
     xy,
 )
 from inferwatch.kibana.saved_objects import ALERTS, LOGS
+
+OPEN = 'status : "open"'
+
+
+def open_count(d: DashboardBuilder, title: str, view: str, label: str) -> LensPanel:
+    """A metric: how many documents of ``view`` (alerts or incidents) are open."""
+    c = d.col(title, "count")
+    lay = Layer(d.layer(title), view, (count(c, label),))
+    return LensPanel(title, "lnsMetric", (lay,), metric_vis(lay, c), query=OPEN)
+
+
+def open_by_severity(d: DashboardBuilder, title: str, view: str, label: str) -> LensPanel:
+    """Horizontal bars: the open documents of ``view`` by severity."""
+    s, c = d.col(title, "severity"), d.col(title, "count")
+    lay = Layer(
+        d.layer(title),
+        view,
+        (terms(s, "severity", c, size=3, label="Severity", other=False), count(c, label)),
+    )
+    return LensPanel(title, "lnsXY", (lay,), xy(lay, "bar_horizontal", s, [c]), query=OPEN)
 
 
 def presence(d: DashboardBuilder, model: str, key: str) -> None:
