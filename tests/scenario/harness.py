@@ -262,3 +262,12 @@ def wait_delivered(server: BulkServer, written: Iterable[str], timeout: float, a
         raise AssertionError(
             f"{e}: {len(missing)} missing, e.g. {missing[:10]}; agent log:\n{agent.output_log()}"
         ) from None
+
+
+def make_agent(
+    agents: list[AgentProcess], tmp: Path, server: BulkServer | None, **settings: object
+) -> AgentProcess:
+    """An agent (not started) that the ``agents`` fixture closes at the end of the test."""
+    a = AgentProcess(tmp, server, **settings)
+    agents.append(a)
+    return a

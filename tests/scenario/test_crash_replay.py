@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,18 +22,28 @@ KILLS = 12
 MAX_DOCS = 200
 
 
-@pytest.fixture
-def server() -> Iterator[BulkServer]:
-    with BulkServer() as srv:
-        yield srv
+def kill_while_writing(
+    agent: AgentProcess, write_some: Callable[[threading.Event], None], rng: random.Random
+) -> None:
+    """Kill -9 the agent KILLS times, each at a random moment after it is up, while a thread calls
+    ``write_some(stop)`` over and over; the writer has stopped when this returns."""
+    stop = threading.Event()
 
+    def write_forever() -> None:
+        while not stop.is_set():
+            write_some(stop)
 
-@pytest.fixture
-def agents() -> Iterator[list[AgentProcess]]:
-    made: list[AgentProcess] = []
-    yield made
-    for a in made:
-        a.close()
+    t = threading.Thread(target=write_forever, daemon=True)
+    t.start()
+    try:
+        for _ in range(KILLS):
+            agent.start()
+            agent.wait_ready()
+            threading.Event().wait(rng.uniform(0.2, 1.0))  # a random moment, not synchronization
+            agent.kill()
+    finally:
+        stop.set()
+        t.join()
 
 
 def test_kill_9_at_load_replays_at_most_one_batch_per_kill(
@@ -44,25 +54,12 @@ def test_kill_9_at_load_replays_at_most_one_batch_per_kill(
     writer = LogWriter(agent.logs / "preds.jsonl")
     writer.write(20_000)  # a backlog: the agent reads at full speed when it starts
     server.set_faults(mode="refuse")  # nothing delivered, nothing in flight: 409s are read replays
-    stop = threading.Event()
 
-    def write_forever() -> None:
-        while not stop.is_set():
-            writer.write(20)
-            stop.wait(0.01)
+    def write_some(stop: threading.Event) -> None:
+        writer.write(20)
+        stop.wait(0.01)
 
-    t = threading.Thread(target=write_forever, daemon=True)
-    t.start()
-    rng = random.Random(4)
-    try:
-        for _ in range(KILLS):
-            agent.start()
-            agent.wait_ready()
-            threading.Event().wait(rng.uniform(0.2, 1.0))  # a random moment, not synchronization
-            agent.kill()
-    finally:
-        stop.set()
-        t.join()
+    kill_while_writing(agent, write_some, random.Random(4))
     server.clear_faults()
     agent.start()
     wait_delivered(server, writer.written, DEADLINE, agent)
@@ -80,30 +77,17 @@ def test_kill_9_at_load_dead_letters_each_bad_line_once(
     agents.append(agent)
     writer = LogWriter(agent.logs / "preds.jsonl")
     bad = 0
-    stop = threading.Event()
+    r = random.Random(9)
 
-    def write_forever() -> None:
+    def write_some(stop: threading.Event) -> None:
         nonlocal bad
-        r = random.Random(9)
-        while not stop.is_set():
-            writer.write(r.randint(1, 30))
-            if r.random() < 0.3:
-                writer.write_raw(b"{not json %d\n" % bad)
-                bad += 1
-            stop.wait(0.005)
+        writer.write(r.randint(1, 30))
+        if r.random() < 0.3:
+            writer.write_raw(b"{not json %d\n" % bad)
+            bad += 1
+        stop.wait(0.005)
 
-    t = threading.Thread(target=write_forever, daemon=True)
-    t.start()
-    rng = random.Random(6)
-    try:
-        for _ in range(KILLS):
-            agent.start()
-            agent.wait_ready()
-            threading.Event().wait(rng.uniform(0.2, 1.0))  # a random moment, not synchronization
-            agent.kill()
-    finally:
-        stop.set()
-        t.join()
+    kill_while_writing(agent, write_some, random.Random(6))
     agent.start()
     wait_delivered(server, writer.written, DEADLINE, agent)
     assert agent.stop() == 0

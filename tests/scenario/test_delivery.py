@@ -7,7 +7,6 @@ import random
 import re
 import signal
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -22,6 +21,7 @@ from tests.scenario.harness import (
     assert_exactly_once,
     delivered,
     line,
+    make_agent,
     wait_delivered,
     wait_until,
 )
@@ -29,28 +29,6 @@ from tests.scenario.harness import (
 pytestmark = pytest.mark.scenario
 
 DEADLINE = 60.0  # generous: CI machines are slow; a pass takes a few seconds
-
-
-@pytest.fixture
-def server() -> Iterator[BulkServer]:
-    with BulkServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def agents(tmp_path: Path) -> Iterator[list[AgentProcess]]:
-    made: list[AgentProcess] = []
-    yield made
-    for a in made:
-        a.close()
-
-
-def make_agent(
-    agents: list[AgentProcess], tmp: Path, server: BulkServer | None, **settings: object
-) -> AgentProcess:
-    a = AgentProcess(tmp, server, **settings)
-    agents.append(a)
-    return a
 
 
 def test_steady_state_three_files(tmp_path: Path, server: BulkServer, agents: list[AgentProcess]) -> None:

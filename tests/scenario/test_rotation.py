@@ -7,7 +7,6 @@ import gzip
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -20,6 +19,7 @@ from tests.scenario.harness import (
     assert_exactly_once,
     delivered,
     line,
+    make_agent,
     wait_delivered,
     wait_until,
 )
@@ -28,26 +28,6 @@ pytestmark = pytest.mark.scenario
 
 DEADLINE = 60.0
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
-
-
-@pytest.fixture
-def server() -> Iterator[BulkServer]:
-    with BulkServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def agents() -> Iterator[list[AgentProcess]]:
-    made: list[AgentProcess] = []
-    yield made
-    for a in made:
-        a.close()
-
-
-def make_agent(agents: list[AgentProcess], tmp: Path, server: BulkServer, **settings: object) -> AgentProcess:
-    a = AgentProcess(tmp, server, **settings)
-    agents.append(a)
-    return a
 
 
 def ids_in(paths: list[Path]) -> set[str]:
