@@ -75,12 +75,14 @@ def training_baseline(cardinality: int) -> Baseline:
     return build_baseline(frame, MODEL, VERSION, KINDS, "training:bench", START)
 
 
-def write_store(store: Path, events: int, cardinality: int) -> None:
-    rng = np.random.default_rng(2)
+def write_store(store: Path, events: int, cardinality: int, span_s: float = 3600.0, seed: int = 2) -> None:
+    """``events`` documents spread evenly over ``span_s`` seconds from START, in segments of
+    SEGMENT_DOCS in time order, as the agent's local output writes them."""
+    rng = np.random.default_rng(seed)
     index = store / f"logs-{dataset_for(MODEL)}-default"
     index.mkdir(parents=True)
     v = _values(rng, events, cardinality)
-    step = 3600.0 / events
+    step = span_s / events
     lines: list[bytes] = []
     seg = 0
     for i in range(events):

@@ -27,61 +27,25 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np
-import orjson
 
 from bench.analytics_scaling import (
     KINDS,
     MODEL,
-    SEGMENT_DOCS,
     START,
     VERSION,
-    _values,
     evaluate_once,
     training_baseline,
 )
+from bench.analytics_scaling import write_store as write_docs
 from inferwatch.analytics.model import Window
 from inferwatch.analytics.sources.local import LocalSource
-from inferwatch.core.contract import dataset as dataset_for
-from inferwatch.core.tokenize import tokenize
 
 CARDINALITY = 20
 
 
 def write_store(store: Path, days: int, per_hour: int) -> Window:
     """``days`` days of documents ending at the last hour's end; the window is that last hour."""
-    rng = np.random.default_rng(3)
-    index = store / f"logs-{dataset_for(MODEL)}-default"
-    index.mkdir(parents=True)
-    events = days * 24 * per_hour
-    v = _values(rng, events, CARDINALITY)
-    step = 3600.0 / per_hour
-    lines: list[bytes] = []
-    seg = 0
-    for i in range(events):
-        ts = (START + timedelta(seconds=i * step)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        review = v["review"][i]
-        doc = {
-            "_id": f"id{i}",
-            "@timestamp": ts,
-            "ml": {
-                "model": {"name": MODEL, "version": VERSION},
-                "inputs": {
-                    "country": str(v["country"][i]),
-                    "device": str(v["device"][i]),
-                    "age": float(v["age"][i]),
-                    "amount": float(v["amount"][i]),
-                    "review": review,
-                },
-                "outputs": {"label": str(v["label"][i]), "score": float(v["score"][i])},
-                "tokens": {"review": tokenize(review)},
-            },
-        }
-        lines.append(orjson.dumps(doc))
-        if len(lines) == SEGMENT_DOCS or i == events - 1:
-            seg += 1
-            (index / f"{seg:020d}.ndjson").write_bytes(b"\n".join(lines) + b"\n")
-            lines = []
+    write_docs(store, days * 24 * per_hour, CARDINALITY, span_s=days * 86400.0, seed=3)
     end = START + timedelta(hours=days * 24)
     return Window(end - timedelta(hours=1), end)
 
