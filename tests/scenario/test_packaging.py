@@ -3,6 +3,7 @@ what is installed: a fresh venv with only ``pip install ./agent``."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import venv
 from pathlib import Path
@@ -20,11 +21,17 @@ def _tree_bytes(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def agent_venv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
-    env_dir = tmp_path_factory.mktemp("agent-only") / "venv"
+    work = tmp_path_factory.mktemp("agent-only")
+    # pip builds in the source folder (build/, *.egg-info): build a copy, not the checkout
+    source = work / "agent"
+    shutil.copytree(
+        ROOT / "agent", source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    env_dir = work / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     before = _tree_bytes(env_dir)
     subprocess.run(
-        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(ROOT / "agent")],
+        [str(env_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
         check=True,
         timeout=600,
     )
