@@ -258,6 +258,20 @@ class AgentConfig:
             yield "workers", "must be 0 (compress in the read thread) to 8, or null for automatic"
 
 
+def _credential_problems(
+    api_key: Secret | None,
+    api_key_file: Path | None,
+    username: str | None,
+    password: Secret | None,
+    password_file: Path | None,
+) -> Problems:
+    """The rules the credentials of Elasticsearch and Kibana share."""
+    if (api_key or api_key_file) and (username or password or password_file):
+        yield "api_key", "give either api_key or username/password, not both"
+    if (password or password_file) and not username:
+        yield "username", "a password needs a username"
+
+
 @dataclass(frozen=True)
 class ElasticsearchConfig:
     hosts: tuple[str, ...] = ()
@@ -282,10 +296,9 @@ class ElasticsearchConfig:
                 yield f"hosts[{i}]", _CREDENTIALS_IN_URL.format(url=url_without_credentials(h))
             elif not h.startswith(("http://", "https://")):
                 yield f"hosts[{i}]", f"must start with http:// or https://, got {h!r}"
-        if (self.api_key or self.api_key_file) and (self.username or self.password or self.password_file):
-            yield "api_key", "give either api_key or username/password, not both"
-        if (self.password or self.password_file) and not self.username:
-            yield "username", "a password needs a username"
+        yield from _credential_problems(
+            self.api_key, self.api_key_file, self.username, self.password, self.password_file
+        )
         if not 0 <= self.compression_level <= 9:
             yield "compression_level", "must be 0 (off) to 9"
         if not re.fullmatch(r"[0-9]+[dhms]", self.retention):
@@ -331,10 +344,9 @@ class KibanaConfig:
             yield "api_key_file", "give either api_key or api_key_file, not both"
         if self.password and self.password_file:
             yield "password_file", "give either password or password_file, not both"
-        if (self.api_key or self.api_key_file) and (self.username or self.password or self.password_file):
-            yield "api_key", "give either api_key or username/password, not both"
-        if (self.password or self.password_file) and not self.username:
-            yield "username", "a password needs a username"
+        yield from _credential_problems(
+            self.api_key, self.api_key_file, self.username, self.password, self.password_file
+        )
 
     def resolved_api_key(self) -> Secret | None:
         return self.api_key or _read_secret(self.api_key_file, "kibana.api_key_file")
