@@ -255,23 +255,17 @@ def dist_series(
     ref_total = sum(float(v) for v in reference.values())
     n = sum(counts.values())
 
-    def skip(reason: str) -> DistVerdict:
-        return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, windows, (), reason)
-
     if ref_total <= 0:
-        return skip(f"the baseline has no {what} to compare with")
+        return _skipped(n, windows, f"the baseline has no {what} to compare with")
     if sum(1 for v in reference.values() if v > 0) < 2:
-        return skip(f"the baseline has a single {what} bin: nothing to drift between")
+        return _skipped(n, windows, f"the baseline has a single {what} bin: nothing to drift between")
     if n <= 0:
-        return skip(f"no {what} values in this window")
-
-    def verdict(status: Status, d: _DistStats, strong: bool, w: int, reason: str = "") -> DistVerdict:
-        return DistVerdict(status, d.n, d.bins, d.js, d.cut, d.quantile, d.p, strong, w, d.changes, reason)
+        return _skipped(n, windows, f"no {what} values in this window")
 
     if pending and now:
         alone = _dist_stats(params, now, reference)  # a blatant window fires on its own counts
         if alone.above() and alone.p < params.strong_alpha:
-            return verdict(Status.FIRING, alone, True, 1)
+            return _verdict(Status.FIRING, alone, True, 1)
     d = _dist_stats(params, counts, reference)
     # Tested once the noise is under the floor, or once the window holds as many values as the
     # reference: from there the reference's own noise dominates (n_eff = n m / (n + m) can at
@@ -280,20 +274,20 @@ def dist_series(
     powerful = d.bins >= 2 and enough and n >= params.min_window_docs
     if powerful or windows >= params.max_merge_windows:
         firing = d.above() and d.p < params.alpha
-        return verdict(
+        return _verdict(
             Status.FIRING if firing else Status.OK, d, firing and d.p < params.strong_alpha, windows
         )
     if d.above() and d.p < params.strong_alpha:
-        return verdict(Status.FIRING, d, True, windows)
+        return _verdict(Status.FIRING, d, True, windows)
     ctx.state.pending[series] = {"windows": windows, "counts": counts}
     if d.bins >= 2 and d.js < params.js_floor:
         # Below the floor no sample size could make it fire: clean, though still merged for power.
-        return verdict(Status.OK, d, False, windows)
+        return _verdict(Status.OK, d, False, windows)
     reason = (
         f"window too small for the {what} drift test ({num(n)} values over {windows} window(s), "
         f"JS noise floor {d.quantile:.2f} > {params.js_floor:.2f}); merged with the next window"
     )
-    return verdict(Status.SKIPPED, d, False, windows, reason)
+    return _verdict(Status.SKIPPED, d, False, windows, reason)
 
 
 def horizon_series(
@@ -321,17 +315,22 @@ def horizon_series(
         ctx.state.horizon.pop(series, None)
     n = sum(acc.values())
 
-    def skip(reason: str) -> DistVerdict:
-        return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, 0, (), reason)
-
     if sum(1 for v in reference.values() if v > 0) < 2 or n <= 0:
-        return skip(f"no {what} values to compare over the long horizon")
+        return _skipped(n, 0, f"no {what} values to compare over the long horizon")
     if n < 2 * sum(now.values()):
-        return skip("the long horizon holds little more than this window yet")
+        return _skipped(n, 0, "the long horizon holds little more than this window yet")
     d = _dist_stats(params, acc, reference)
     firing = d.above() and d.p < params.alpha
-    status = Status.FIRING if firing else Status.OK
-    return DistVerdict(status, d.n, d.bins, d.js, d.cut, d.quantile, d.p, False, 0, d.changes)
+    return _verdict(Status.FIRING if firing else Status.OK, d, False, 0)
+
+
+def _verdict(status: Status, d: _DistStats, strong: bool, windows: int, reason: str = "") -> DistVerdict:
+    return DistVerdict(status, d.n, d.bins, d.js, d.cut, d.quantile, d.p, strong, windows, d.changes, reason)
+
+
+def _skipped(n: float, windows: int, reason: str) -> DistVerdict:
+    """A test not run: no statistic, an infinite cut."""
+    return DistVerdict(Status.SKIPPED, n, 0, 0.0, math.inf, math.inf, None, False, windows, (), reason)
 
 
 def _changes(
