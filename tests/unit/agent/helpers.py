@@ -1,4 +1,5 @@
-"""Helpers shared by several agent test files: a polling wait and an ``os.write`` that tears a line."""
+"""Helpers shared by several agent test files: a polling wait, an ``os.write`` that tears a line, and
+an output that is down."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+
+from inferwatch.agent.model import ItemResult
+from inferwatch.agent.outputs import OutputUnavailable
 
 
 def wait_for(cond: Callable[[], object], timeout: float = 30.0) -> None:
@@ -34,3 +38,16 @@ class TornWrite:
             self.state = "off"
             raise OSError(errno.ENOSPC, "No space left on device")
         return self.real(fd, data)
+
+
+class DownOutput:
+    """An output that refuses every request, as a stopped Elasticsearch does."""
+
+    def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
+        raise OutputUnavailable("connection refused")
+
+    def check(self) -> str:
+        raise OutputUnavailable("connection refused")
+
+    def close(self) -> None:
+        pass

@@ -14,11 +14,9 @@ import pytest
 from inferwatch.agent import daemon
 from inferwatch.agent.daemon import Agent, AgentLocked, take_lock
 from inferwatch.agent.metrics import labels
-from inferwatch.agent.model import ItemResult
-from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.core.config import parse_config
 from tests.scenario.harness import LogWriter
-from tests.unit.agent.helpers import wait_for
+from tests.unit.agent.helpers import DownOutput, wait_for
 
 
 def config(tmp: Path) -> str:
@@ -73,17 +71,6 @@ def test_a_second_agent_on_the_same_data_dir_is_refused(tmp_path: Path) -> None:
             Agent(cfg).start()
     finally:
         first.stop()
-
-
-class DownOutput:
-    def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
-        raise OutputUnavailable("connection refused")
-
-    def check(self) -> str:
-        raise OutputUnavailable("connection refused")
-
-    def close(self) -> None:
-        pass
 
 
 def test_readiness_reports_an_output_down_for_too_long(

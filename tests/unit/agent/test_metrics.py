@@ -30,7 +30,7 @@ from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.core.config import parse_config
 from tests.scenario.harness import LogWriter
-from tests.unit.agent.helpers import wait_for
+from tests.unit.agent.helpers import DownOutput, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -227,17 +227,6 @@ def test_http_server_serves_metrics_liveness_and_readiness() -> None:
         assert _get(base + "/nope")[0] == 404
     finally:
         server.stop()
-
-
-class DownOutput:
-    def send(self, body_gz: bytes, items: int) -> list[ItemResult]:
-        raise OutputUnavailable("connection refused")
-
-    def check(self) -> str:
-        raise OutputUnavailable("connection refused")
-
-    def close(self) -> None:
-        pass
 
 
 def test_an_output_outage_is_not_ready_but_alive_over_http(
