@@ -30,12 +30,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from inferwatch.agent.normalize import format_epoch
 from inferwatch.core.atomic import fsync_dir
 
 RAW_CAP = 64 * 1024
@@ -53,10 +53,6 @@ class DeadLetterMark:
 LineKey = tuple[str, int]  # (file fingerprint, offset) of a rejected log line
 
 
-def iso_ms(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
 def entry(
     reason: str,
     detail: str,
@@ -72,7 +68,7 @@ def entry(
 ) -> dict[str, Any]:
     """The dead-letter document for one item (pure). ``raw_bytes`` is the line's length when
     ``raw`` is not the line as read (redacted, withheld: None, or only its head)."""
-    doc: dict[str, Any] = {"@timestamp": iso_ms(ts), "reason": reason, "detail": detail}
+    doc: dict[str, Any] = {"@timestamp": format_epoch(ts), "reason": reason, "detail": detail}
     if source is not None or offset is not None:
         log_field: dict[str, Any] = {}
         if source is not None:

@@ -107,6 +107,11 @@ def format_timestamp(dt: datetime) -> str:
     )
 
 
+def format_epoch(t: float) -> str:
+    """``format_timestamp`` of epoch seconds (``event.ingested``, a dead letter's ``@timestamp``)."""
+    return format_timestamp(datetime.fromtimestamp(t, UTC))
+
+
 def parse_timestamp(value: Any) -> str:
     """The canonical UTC form of an ISO-8601 string or an epoch number (rule 4 above); raises
     ``ValueError`` when ``value`` is neither."""

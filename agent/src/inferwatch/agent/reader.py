@@ -20,7 +20,6 @@ the ship loop's acknowledgements) ends the wait early.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -35,6 +34,7 @@ from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.lineparser import LineParser, Normalize
 from inferwatch.agent.metrics import Metrics
+from inferwatch.agent.normalize import format_epoch
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool
@@ -135,7 +135,7 @@ class ReadLoop:
             self._scan()
         batches = self._tailer.step(self._s.step_bytes)
         if batches:
-            ingested = _iso_now(self._wall())
+            ingested = format_epoch(self._wall())
             for b in batches:
                 self._metrics.inc("lines_read_total", len(b.lines) + len(b.oversized))
                 self._batcher.take(b, ingested, now)
@@ -183,9 +183,3 @@ class ReadLoop:
     def _chores(self, now: float) -> None:
         keep = self._batcher.file_ids() | self._committer.file_ids()
         self._upkeep.chores(now, keep, self._scanned)
-
-
-def _iso_now(t: float) -> str:
-    """``event.ingested``: ISO-8601 UTC with milliseconds and Z."""
-    d = dt.datetime.fromtimestamp(t, dt.UTC)
-    return d.strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
