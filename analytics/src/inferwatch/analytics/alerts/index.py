@@ -110,22 +110,22 @@ def alert_mappings() -> dict[str, Any]:
 _SETTINGS = {"index": {"auto_expand_replicas": "0-1"}}
 
 
-def alerts_template() -> dict[str, Any]:
+def _current_template(index: str, description: str) -> dict[str, Any]:
+    """An index of documents updated in place (alerts, incidents): one index, the alert mappings."""
     return {
-        "index_patterns": [ALERTS_INDEX],
+        "index_patterns": [index],
         "priority": PRIORITY,
         "template": {"settings": _SETTINGS, "mappings": alert_mappings()},
-        "_meta": {"managed_by": "inferwatch", "description": "current alert documents"},
+        "_meta": {"managed_by": "inferwatch", "description": description},
     }
+
+
+def alerts_template() -> dict[str, Any]:
+    return _current_template(ALERTS_INDEX, "current alert documents")
 
 
 def incidents_template() -> dict[str, Any]:
-    return {
-        "index_patterns": [INCIDENTS_INDEX],
-        "priority": PRIORITY,
-        "template": {"settings": _SETTINGS, "mappings": alert_mappings()},
-        "_meta": {"managed_by": "inferwatch", "description": "current incident documents"},
-    }
+    return _current_template(INCIDENTS_INDEX, "current incident documents")
 
 
 def history_template(retention: str | None, standard_mode: bool = True) -> dict[str, Any]:
@@ -180,6 +180,20 @@ def dead_letter_template(index: str) -> dict[str, Any]:
     }
 
 
+def _install_current(client: Any, template: str, body: dict[str, Any], index: str) -> list[str]:
+    """The template of an index of documents updated in place, and the index itself (created, or
+    its mappings updated so a field added since is indexed at once)."""
+    client.indices.put_index_template(name=template, **body)
+    done = [f"index template {template} (index {index})"]
+    if client.indices.exists(index=index):
+        client.indices.put_mapping(index=index, **alert_mappings())
+        done.append(f"index {index}: exists, mappings updated")
+    else:
+        client.indices.create(index=index)
+        done.append(f"index {index}: created")
+    return done
+
+
 def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     """Create or update the alert templates, the alerts index and (if configured) the dead-letter
     template. Idempotent. Returns one line per action for the setup command to print."""
@@ -188,22 +202,8 @@ def install(client: Any, cfg: Config, log: logging.Logger) -> list[str]:
     caps = Capabilities.from_version(str(info["version"]["number"]))
     retention = (es.alerts_retention if es is not None else "365d") if caps.lifecycle else None
     done: list[str] = []
-    client.indices.put_index_template(name=ALERTS_TEMPLATE, **alerts_template())
-    done.append(f"index template {ALERTS_TEMPLATE} (index {ALERTS_INDEX})")
-    if client.indices.exists(index=ALERTS_INDEX):
-        client.indices.put_mapping(index=ALERTS_INDEX, **alert_mappings())
-        done.append(f"index {ALERTS_INDEX}: exists, mappings updated")
-    else:
-        client.indices.create(index=ALERTS_INDEX)
-        done.append(f"index {ALERTS_INDEX}: created")
-    client.indices.put_index_template(name=INCIDENTS_TEMPLATE, **incidents_template())
-    done.append(f"index template {INCIDENTS_TEMPLATE} (index {INCIDENTS_INDEX})")
-    if client.indices.exists(index=INCIDENTS_INDEX):
-        client.indices.put_mapping(index=INCIDENTS_INDEX, **alert_mappings())
-        done.append(f"index {INCIDENTS_INDEX}: exists, mappings updated")
-    else:
-        client.indices.create(index=INCIDENTS_INDEX)
-        done.append(f"index {INCIDENTS_INDEX}: created")
+    done += _install_current(client, ALERTS_TEMPLATE, alerts_template(), ALERTS_INDEX)
+    done += _install_current(client, INCIDENTS_TEMPLATE, incidents_template(), INCIDENTS_INDEX)
     body = history_template(retention, standard_mode=caps.version >= (8, 15, 0))
     client.indices.put_index_template(name=HISTORY_TEMPLATE, **body)
     keep = f"retention {retention}" if retention else "no retention: data stream lifecycle needs 8.14"
