@@ -311,12 +311,12 @@ def test_the_agent_role_may_only_create_documents_in_its_data_streams() -> None:
 
 
 def test_the_worker_role_reads_the_logs_and_writes_only_its_own_indices() -> None:
-    from inferwatch.analytics.alerts.sink import INCIDENTS_INDEX
     from inferwatch.core.contract import (
         ALERTS_INDEX,
         BASELINES_INDEX,
         DEAD_LETTER_INDEX,
         HISTORY_STREAM,
+        INCIDENTS_INDEX,
         LOGS_PATTERN,
         data_stream,
     )

@@ -26,6 +26,7 @@ DATASET_PREFIX = "inferwatch"
 LOGS_PATTERN = "logs-inferwatch.*-*"  # every model's prediction log data streams
 LOGS_TEMPLATE = "logs-inferwatch"  # the index template that covers LOGS_PATTERN
 ALERTS_INDEX = "inferwatch-alerts"  # one document per alert, updated in place
+INCIDENTS_INDEX = "inferwatch-incidents"  # one document per incident (alerts of one cause)
 HISTORY_STREAM = "logs-inferwatch_alerts.history-default"  # every alert transition, append-only
 HISTORY_PATTERN = "logs-inferwatch_alerts.history-*"
 BASELINES_INDEX = "inferwatch-baselines"

@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from inferwatch.analytics.alerts.index import INCIDENTS_INDEX
-from inferwatch.core.contract import ALERTS_INDEX, HISTORY_PATTERN, LOGS_PATTERN
+from inferwatch.core.contract import ALERTS_INDEX, HISTORY_PATTERN, INCIDENTS_INDEX, LOGS_PATTERN
 from inferwatch.kibana.lens import PANEL_VERSION, stable_id
 
 CORE_MIGRATION_VERSION = "8.8.0"

@@ -21,12 +21,17 @@ import logging
 from typing import Any
 
 from inferwatch.agent.templates import Capabilities
-from inferwatch.analytics.alerts.sink import INCIDENTS_INDEX
 from inferwatch.core.config import Config
-from inferwatch.core.contract import ALERTS_INDEX, DEAD_LETTER_INDEX, HISTORY_PATTERN, HISTORY_STREAM
+from inferwatch.core.contract import (
+    ALERTS_INDEX,
+    DEAD_LETTER_INDEX,
+    HISTORY_PATTERN,
+    HISTORY_STREAM,
+    INCIDENTS_INDEX,
+)
 
 ALERTS_TEMPLATE = "inferwatch-alerts"
-INCIDENTS_TEMPLATE = "inferwatch-incidents"
+INCIDENTS_TEMPLATE = INCIDENTS_INDEX
 HISTORY_TEMPLATE = "inferwatch-alerts-history"
 DEAD_LETTER_TEMPLATE = DEAD_LETTER_INDEX
 PRIORITY = 500  # above the built-in logs@template (100)

@@ -34,11 +34,10 @@ from inferwatch.analytics.alerts.incidents import incident_document, incident_hi
 from inferwatch.analytics.alerts.lifecycle import alert_document
 from inferwatch.analytics.alerts.window import AlertUpdate
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
-from inferwatch.core.contract import ALERTS_INDEX, HISTORY_STREAM
+from inferwatch.core.contract import ALERTS_INDEX, HISTORY_STREAM, INCIDENTS_INDEX
 
 log = logging.getLogger(__name__)
 
-INCIDENTS_INDEX = "inferwatch-incidents"
 _MS = timedelta(milliseconds=1)
 
 

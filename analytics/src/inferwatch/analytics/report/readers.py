@@ -8,12 +8,11 @@ from typing import Any
 
 import orjson
 
-from inferwatch.analytics.alerts.sink import INCIDENTS_INDEX
 from inferwatch.analytics.es import SearchClient, search
 from inferwatch.analytics.model import Window
 from inferwatch.analytics.report.collect import overlaps
 from inferwatch.core.atomic import read_state_bytes
-from inferwatch.core.contract import ALERTS_INDEX
+from inferwatch.core.contract import ALERTS_INDEX, INCIDENTS_INDEX
 
 MAX_DOCUMENTS = 10_000  # alerts of one model over one report period (a search's default window)
 
