@@ -11,6 +11,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from inferwatch.agent import bulkbody
 from inferwatch.agent.daemon import Agent, build_normalizers
 from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
@@ -30,8 +31,16 @@ UNPARSED = b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'"'
 LONG = b'{"model": "m", "inputs": {"email": "' + SECRET.encode() + b'", "pad": "' + b"x" * 2000 + b'"}}'
 
 
-def local_entries(tmp_path: Path, data: bytes, redact: str, keep_unparsed: str = "false") -> list[dict]:
-    """Run the daemon's normalizers through a read loop over ``data``; the local dead letter."""
+def read_once(
+    tmp_path: Path,
+    data: bytes,
+    redact: str,
+    keep_unparsed: str = "false",
+    dead_letter_index: str | None = None,
+) -> tuple[list[tuple[str, str, bytes]], bytes]:
+    """Run a read loop (the daemon's normalizers, real spool, registry and dead letter) over one
+    file holding ``data``: the bulk items it spooled (index, id, document) and the bytes of the
+    local dead-letter file."""
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "a.jsonl").write_bytes(data)
     cfg = parse_config(
@@ -55,14 +64,25 @@ agent:
             spool,
             dead,
             Metrics(),
-            ReadSettings(max_line_bytes=256, keep_unparsed=cfg.agent.dead_letter.keep_unparsed),
+            ReadSettings(
+                max_line_bytes=256,
+                keep_unparsed=cfg.agent.dead_letter.keep_unparsed,
+                dead_letter_index=dead_letter_index,
+            ),
             wake=threading.Event(),
         )
         loop.step()
         loop.flush()
         loop.close()
+        items = [item for rec in spool.read(0, 100) for item in bulkbody.decode(rec.payload)]
     dead.close()
-    return [orjson.loads(row) for row in (tmp_path / "dead-letter.ndjson").read_bytes().splitlines()]
+    return items, (tmp_path / "dead-letter.ndjson").read_bytes()
+
+
+def local_entries(tmp_path: Path, data: bytes, redact: str, keep_unparsed: str = "false") -> list[dict]:
+    """The local dead letter after a read loop over ``data``."""
+    _items, local = read_once(tmp_path, data, redact, keep_unparsed)
+    return [orjson.loads(row) for row in local.splitlines()]
 
 
 def test_the_local_dead_letter_keeps_a_rejected_line_redacted(
@@ -150,49 +170,12 @@ agent:
 def _dead_letter_index_docs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: bytes, redact: str
 ) -> tuple[list[dict[str, object]], bytes]:
-    """Run a read loop (the daemon's normalizers, real spool, registry and dead letter) over one
-    file holding ``data``; return the documents it spooled for the dead-letter index and the
-    bytes of the local dead-letter file."""
-    from inferwatch.agent import bulkbody
-    from inferwatch.agent.daemon import build_normalizers
-    from inferwatch.agent.files.discovery import Discovery
-    from inferwatch.agent.reader import ReadLoop, ReadSettings
-    from inferwatch.agent.registry import Registry
-    from inferwatch.agent.spool import Spool
-
+    """The documents a read loop over ``data`` spooled for the dead-letter index, and the bytes
+    of the local dead-letter file."""
     monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
-    (tmp_path / "logs").mkdir()
-    (tmp_path / "logs" / "a.jsonl").write_bytes(data)
-    cfg = parse_config(
-        f"""
-agent:
-  data_dir: {tmp_path}/data
-  redact: {redact}
-  inputs: [{{paths: ["{tmp_path}/logs/*.jsonl"], model: m}}]
-"""
-    )
-    registry = Registry(tmp_path / "registry.json", fsync=False)
-    dead = DeadLetter(tmp_path / "dead-letter.ndjson", fsync=False)
-    with Spool(tmp_path / "spool", 1 << 20, 1 << 16, fsync=False) as spool:
-        loop = ReadLoop(
-            cfg.agent.inputs,
-            Discovery(cfg.agent.inputs, scan_interval=0.0),
-            Tailer(256, 4096, registry.get),
-            build_normalizers(cfg, "test-host"),
-            registry,
-            spool,
-            dead,
-            Metrics(),
-            ReadSettings(max_line_bytes=256, dead_letter_index="dl"),
-            wake=threading.Event(),
-        )
-        loop.step()
-        loop.flush()
-        loop.close()
-        items = [item for rec in spool.read(0, 100) for item in bulkbody.decode(rec.payload)]
-    dead.close()
+    items, local = read_once(tmp_path, data, redact, dead_letter_index="dl")
     docs = [orjson.loads(doc) for index, _id, doc in items if index == "dl"]
-    return docs, (tmp_path / "dead-letter.ndjson").read_bytes()
+    return docs, local
 
 
 def test_a_rejected_line_is_redacted_like_a_document_before_it_goes_to_the_dead_letter_index(
