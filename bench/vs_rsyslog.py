@@ -96,9 +96,16 @@ def profile_summary(raw: Path, top: int = 20) -> str:
 
 
 def profile_agent(
-    cmd: list[str], endpoint: at.Endpoint, lines: int, workdir: Path, env: dict[str, str], timeout: float
+    cmd: list[str],
+    endpoint: at.Endpoint,
+    lines: int,
+    workdir: Path,
+    env: dict[str, str],
+    timeout: float,
+    idle: bool = False,
 ) -> str:
-    """A second agent run, sampled by ``py-spy record --pid`` from start to the last document."""
+    """A second agent run, sampled by ``py-spy record --pid`` from start to the last document;
+    with ``idle``, the samples of waiting threads too (where a thread's wall time goes)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         return "py-spy not found: pip install py-spy"
@@ -117,6 +124,7 @@ def profile_agent(
             "--rate",
             "250",
             "--nonblocking",
+            *(["--idle"] if idle else []),
             "-o",
             str(raw),
         ],
@@ -139,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=200_000)
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--profile", action="store_true", help="sample the agent with py-spy")
+    parser.add_argument(
+        "--idle", action="store_true", help="with --profile: count waiting threads' samples too (wall time)"
+    )
     parser.add_argument("--skip-rsyslog", action="store_true")
     parser.add_argument("--skip-agent", action="store_true")
     parser.add_argument("--rsyslog-workers", type=int, default=1, help="omelasticsearch queue worker threads")
@@ -170,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
             print(results[-1].line())
         if args.profile:
             shutil.rmtree(workdir / "data", ignore_errors=True)  # a fresh agent: ship everything again
-            print(profile_agent(at.agent_command(config), endpoint, args.lines, workdir, env, args.timeout))
+            print(
+                profile_agent(
+                    at.agent_command(config), endpoint, args.lines, workdir, env, args.timeout, args.idle
+                )
+            )
     finally:
         endpoint.close()
         shutil.rmtree(workdir, ignore_errors=True)
