@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import subprocess
+import sys
+import zlib
 
 import orjson
 import pytest
@@ -117,3 +120,46 @@ def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() ->
     assert decode(payload) == items
     with pytest.raises(ValueError):
         decode_some(b"not gzip", [0])
+
+
+BODY = raw_body(
+    ("logs-inferwatch.m-default", f"id-{i:06d}", b'{"ml":{"inputs":{"text":"late again %d"}}}' % i)
+    for i in range(2000)
+)
+
+
+@pytest.mark.parametrize("level", [1, 2])
+def test_levels_1_and_2_are_igzips_gzip(level: int) -> None:
+    from isal import isal_zlib
+
+    payload = compress(BODY, level)
+    assert payload == isal_zlib.compress(BODY, level, 31)
+    assert payload != zlib.compress(BODY, level, 31)  # not zlib's, or this test proves nothing
+    assert zlib.decompress(payload, 31) == gzip.decompress(payload) == BODY
+    assert len(payload) <= len(zlib.compress(BODY, level, 31))  # at least zlib's ratio at that level
+
+
+@pytest.mark.parametrize("level", [0, 3, 6, 9])
+def test_level_0_and_levels_above_igzips_are_zlibs(level: int) -> None:
+    assert compress(BODY, level) == zlib.compress(BODY, level, 31)
+
+
+def test_level_0_stores_without_compressing() -> None:
+    payload = compress(BODY, 0)
+    assert len(payload) > len(BODY)
+    assert gzip.decompress(payload) == BODY
+
+
+def test_without_isal_every_level_is_zlibs() -> None:
+    """A platform without an isal wheel: the module imports and compresses with zlib."""
+    script = (
+        "import sys, zlib\n"
+        "sys.modules['isal'] = None  # import isal raises ImportError\n"
+        "from inferwatch.agent.bulkbody import compress\n"
+        "body = b'{\"a\":1}\\n' * 5000\n"
+        "assert all(compress(body, lv) == zlib.compress(body, lv, 31) for lv in range(10))\n"
+        "print('zlib')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "zlib\n"

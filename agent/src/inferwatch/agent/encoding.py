@@ -1,6 +1,6 @@
 """Sealed batches -> spool payloads: the batch's bulk items joined and gzipped
-(``agent.bulkbody``), in the read thread or, with ``threads`` > 0, by a small pool (zlib releases
-the GIL, so compression runs on another core while the read thread parses the next lines).
+(``agent.bulkbody``), in the read thread or, with ``threads`` > 0, by a small pool (igzip and zlib
+release the GIL, so compression runs on another core while the read thread parses the next lines).
 
 At most ``threads + 1`` batches are being compressed at any time (``submit`` waits for the
 oldest beyond that): memory stays bounded. A ``Payload`` keeps its batch's items until the
