@@ -86,3 +86,22 @@ def test_fast_path_equals_the_reference_rules(text: str) -> None:
 @given(st.text(alphabet=st.characters(max_codepoint=127)))
 def test_ascii_fast_path_equals_the_reference_rules(text: str) -> None:
     assert tokenize(text) == tokenize_reference(text)
+
+
+# Texts of words around the length limit (rule 4), glued by separators of every kind: arbitrary
+# text almost never holds a run of 41 letters or digits, these always come close to one. ASCII
+# words take the fast path, the others the regex.
+@st.composite
+def _words_near_the_limit(draw: st.DrawFn) -> list[str]:
+    alphabet = draw(st.sampled_from(["aZ9", "aZ9é", "aZ9東"]))
+    long_words = st.text(alphabet=alphabet, min_size=MAX_TOKEN_CHARS - 1, max_size=MAX_TOKEN_CHARS + 2)
+    return draw(st.lists(long_words | st.text(alphabet="bY0", max_size=5), max_size=6))
+
+
+_separators = st.sampled_from([" ", "_", "-", ",", "\t", "\n", "\x1f", "\x00", "~", "  "])
+
+
+@given(_words_near_the_limit(), _separators)
+def test_rule_4_on_words_near_the_limit_equals_the_reference(words: list[str], separator: str) -> None:
+    text = separator.join(words)
+    assert tokenize(text) == tokenize_reference(text)

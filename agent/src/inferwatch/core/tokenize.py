@@ -60,6 +60,10 @@ _split_cjk = re.compile(f"([{CJK_RANGES}]+)").split
 _ASCII_TABLE = bytes(
     c + 32 if 65 <= c <= 90 else c if 48 <= c <= 57 or 97 <= c <= 122 else 32 for c in range(256)
 )
+# Rule 4 on that path in one C-level search: every letter or digit becomes "a", so a token longer
+# than the limit is a run of MAX_TOKEN_CHARS + 1 "a" (bytes.find: a third of max(map(len, tokens))).
+_ASCII_SHAPE = bytes(32 if t == 32 else 97 for t in _ASCII_TABLE)
+_TOO_LONG = b"a" * (MAX_TOKEN_CHARS + 1)
 
 
 def tokenize(text: str) -> list[str]:
@@ -68,17 +72,20 @@ def tokenize(text: str) -> list[str]:
     >>> tokenize("Late AGAIN, late again!! café_au_lait")
     ['late', 'again', 'café', 'au', 'lait']
     """
+    # Filtering long tokens is the rare case: a text no longer than the limit has none.
     if text.isascii():
-        found = text.encode("ascii").translate(_ASCII_TABLE).decode("ascii").split()
+        raw = text.encode()  # the UTF-8 of ASCII text is its ASCII, the fastest encoder
+        tokens = [*dict.fromkeys(raw.translate(_ASCII_TABLE).decode().split())]
+        if len(raw) > MAX_TOKEN_CHARS and raw.translate(_ASCII_SHAPE).find(_TOO_LONG) >= 0:
+            tokens = [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
     else:
         text = unicodedata.normalize("NFKC", text).casefold()
         found = _findall(text)
         if _may_have_cjk(text) and _has_cjk(text):
             found = _cjk_bigrams(found)
-    tokens = [*dict.fromkeys(found)]
-    # Filtering is the rare case: a text no longer than the limit has no token longer than it.
-    if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
-        tokens = [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
+        tokens = [*dict.fromkeys(found)]
+        if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
+            tokens = [t for t in tokens if len(t) <= MAX_TOKEN_CHARS]
     if len(tokens) > MAX_TOKENS:
         del tokens[MAX_TOKENS:]
     return tokens
