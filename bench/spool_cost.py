@@ -3,16 +3,16 @@ then read and ack throughput, printed as a small table.
 
     .venv/bin/python bench/spool_cost.py [--records 300] [--payload-kb 200] [--dir /path/on/target/disk]
 
-The payload is a real gzip (level 1) NDJSON bulk body of prediction documents, so its size and
-compressibility match what the pipeline appends (one record per bulk request). Run it on the
-disk that will hold ``data_dir``: fsync cost is a property of the device. ``ack`` is "each" when
-ack.json is written on every ack (the default), "1s" with ``ack_interval=1.0``.
+The payload is a real NDJSON bulk body of prediction documents compressed by ``bulkbody.compress``
+at level 1, so its size and compressibility match what the pipeline appends (one record per bulk
+request). Run it on the disk that will hold ``data_dir``: fsync cost is a property of the device.
+``ack`` is "each" when ack.json is written on every ack (the default), "1s" with
+``ack_interval=1.0``.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import os
 import random
 import shutil
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import orjson
 
+from inferwatch.agent import bulkbody
 from inferwatch.agent.spool import Spool
 
 MB = 1024**2
@@ -46,7 +47,7 @@ WORDS = [
 
 
 def bulk_body_gz(target_bytes: int, rng: random.Random) -> tuple[bytes, int]:
-    """A gzip level-1 bulk body of prediction documents, about ``target_bytes`` compressed."""
+    """A level-1 gzip bulk body of prediction documents, about ``target_bytes`` compressed."""
     lines: list[bytes] = []
     docs = 0
     compressed = b""
@@ -70,7 +71,7 @@ def bulk_body_gz(target_bytes: int, rng: random.Random) -> tuple[bytes, int]:
                 )
             )
             lines.append(orjson.dumps(doc))
-        compressed = gzip.compress(b"\n".join(lines) + b"\n", compresslevel=1)
+        compressed = bulkbody.compress(b"\n".join(lines) + b"\n", 1)
     return compressed, docs
 
 
