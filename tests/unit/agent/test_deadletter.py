@@ -136,6 +136,30 @@ def test_lines_after_a_mark_name_the_log_lines_written_since(tmp_path: Path) -> 
     dl.close()
 
 
+def test_documents_after_a_mark_count_the_rejected_documents_written_since(tmp_path: Path) -> None:
+    from inferwatch.agent.deadletter import WHOLE_DEAD_LETTER
+
+    path = tmp_path / "dead-letter.ndjson"
+    dl = DeadLetter(path, clock=lambda: T, max_bytes=1200)
+    dl.write("mapping", "x", document=b"{}", doc_id="a", index="i1")
+    mark = dl.position()
+    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i1")
+    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i1")  # the same id twice: counted twice
+    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i2")
+    dl.write("mapping", "x", document=b'{"index": "i1"}', doc_id="c")  # no target index: not ours
+    dl.write("invalid_json", "x", source="/a", offset=2, raw=b'{"index":"i1","_id":"z"', fingerprint="f")
+    assert dl.documents_after(mark) == {("i1", "b"): 2, ("i2", "b"): 1}
+    for n in range(4):  # passes max_bytes: rotated to .1 once
+        dl.write("mapping", "y" * 200, document=b"{}", doc_id=f"r{n}", index="i1")
+    assert dl.rotations == 1
+    assert dl.documents_after(mark) == {("i1", "b"): 2, ("i2", "b"): 1} | {
+        ("i1", f"r{n}"): 1 for n in range(4)
+    }
+    assert dl.documents_after(WHOLE_DEAD_LETTER) == dl.documents_after(mark) | {("i1", "a"): 1}
+    dl.close()
+    assert lines(path)[-1]["index"] == "i1"
+
+
 def test_dead_letter_torn_entry_does_not_swallow_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

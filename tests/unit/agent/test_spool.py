@@ -222,6 +222,32 @@ def test_flush_ack_and_close_save_a_held_back_position(tmp_path: Path) -> None:
         assert again.acked_seq == 2
 
 
+def test_the_dead_letter_mark_given_with_an_ack_is_saved_with_that_ack(tmp_path: Path) -> None:
+    from inferwatch.agent.deadletter import DeadLetterMark
+
+    spool = Spool(tmp_path, MB, MB, ack_interval=3600.0)
+    for i in range(1, 4):
+        spool.append(b"%d" % i)
+    assert spool.acked_dead_letter is None
+    spool.ack(1, DeadLetterMark(7, 100))
+    assert spool.flush_ack() is True
+    spool.ack(2, DeadLetterMark(7, 250))  # held back: a crash finds seq 1 with its own mark
+    crash(spool)
+    with Spool(tmp_path, MB, MB) as again:
+        assert (again.acked_seq, again.acked_dead_letter) == (1, DeadLetterMark(7, 100))
+        again.ack(3, DeadLetterMark(8, 0))
+    with Spool(tmp_path, MB, MB) as again:
+        assert (again.acked_seq, again.acked_dead_letter) == (3, DeadLetterMark(8, 0))
+
+
+@pytest.mark.parametrize("value", ['"x"', '{"inode": -1, "size": 0}', '{"inode": 1}', "null"])
+def test_an_ack_file_with_an_unusable_dead_letter_mark_keeps_its_position(tmp_path: Path, value: str) -> None:
+    (tmp_path / "ack.json").write_text(f'{{"version": 1, "acked_seq": 4, "dead_letter": {value}}}')
+    with Spool(tmp_path, MB, MB) as spool:
+        assert (spool.acked_seq, spool.acked_dead_letter) == (4, None)
+        assert spool.counts["corrupt_ack"] == 0
+
+
 def test_each_record_keeps_its_item_count_and_segments_from_before_counts_are_still_read(
     tmp_path: Path,
 ) -> None:

@@ -20,6 +20,11 @@ Once per line: a rejected log line's entry carries its file's identity
 (``log.file.fingerprint``) and offset. The read loop checkpoints ``position()`` in the registry
 with the offsets of the lines it covers; after a crash, ``lines_after(mark)`` names the lines
 dead-lettered past the checkpoint, which the read loop reads again and must not write twice.
+
+Once per document: a document the output rejected carries its target ``index`` and ``_id``. The
+ship loop saves a mark with each spool acknowledgement; after a crash, ``documents_after(mark)``
+counts the documents dead-lettered past it, which the ship loop sends again and must not write
+twice (``agent.shipper``).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +55,24 @@ class DeadLetterMark:
     size: int
 
 
+WHOLE_DEAD_LETTER = DeadLetterMark(0, 0)  # no file has inode 0: both files are read whole
 LineKey = tuple[str, int]  # (file fingerprint, offset) of a rejected log line
+DocumentKey = tuple[str, str]  # (index, _id) of a document the output rejected
+
+
+def mark_from_json(value: Any) -> DeadLetterMark | None:
+    """A mark saved as ``{"inode": int, "size": int}``; None when absent or not that (a mark only
+    avoids duplicates: a state file is not refused for it)."""
+    if not isinstance(value, dict):
+        return None
+    inode, size = value.get("inode"), value.get("size")
+    if type(inode) is not int or type(size) is not int or inode < 0 or size < 0:
+        return None
+    return DeadLetterMark(inode, size)
+
+
+def mark_to_json(mark: DeadLetterMark) -> dict[str, int]:
+    return {"inode": mark.inode, "size": mark.size}
 
 
 def entry(
@@ -65,9 +87,11 @@ def entry(
     doc_id: str | None = None,
     fingerprint: str | None = None,
     raw_bytes: int | None = None,
+    index: str | None = None,
 ) -> dict[str, Any]:
     """The dead-letter document for one item (pure). ``raw_bytes`` is the line's length when
-    ``raw`` is not the line as read (redacted, withheld: None, or only its head)."""
+    ``raw`` is not the line as read (redacted, withheld: None, or only its head); ``index`` is
+    where a rejected ``document`` was to go."""
     doc: dict[str, Any] = {"@timestamp": format_epoch(ts), "reason": reason, "detail": detail}
     if source is not None or offset is not None:
         log_field: dict[str, Any] = {}
@@ -92,6 +116,8 @@ def entry(
             doc["document"] = document[:RAW_CAP].decode("utf-8", errors="replace")
     if doc_id is not None:
         doc["_id"] = doc_id
+    if index is not None:
+        doc["index"] = index
     return doc
 
 
@@ -139,6 +165,7 @@ class DeadLetter:
         doc_id: str | None = None,
         fingerprint: str | None = None,
         raw_bytes: int | None = None,
+        index: str | None = None,
     ) -> None:
         doc = entry(
             reason,
@@ -151,6 +178,7 @@ class DeadLetter:
             doc_id=doc_id,
             fingerprint=fingerprint,
             raw_bytes=raw_bytes,
+            index=index,
         )
         line = orjson.dumps(doc) + b"\n"
         with self._lock:
@@ -205,6 +233,25 @@ class DeadLetter:
         """The (fingerprint, offset) of the log lines dead-lettered after ``mark``, in this file
         and, when it was rotated since, in ``.1`` after the mark. A mark whose file is gone
         (rotated twice since) counts both files whole."""
+        keys: set[LineKey] = set()
+        for row in self._rows_after(mark):
+            key = _line_key(row)
+            if key is not None:
+                keys.add(key)
+        return keys
+
+    def documents_after(self, mark: DeadLetterMark) -> Counter[DocumentKey]:
+        """How many entries each rejected document (index, _id) has after ``mark``, read as
+        ``lines_after`` reads (``WHOLE_DEAD_LETTER``: both files whole)."""
+        keys: Counter[DocumentKey] = Counter()
+        for row in self._rows_after(mark):
+            key = _document_key(row)
+            if key is not None:
+                keys[key] += 1
+        return keys
+
+    def _rows_after(self, mark: DeadLetterMark) -> Iterator[bytes]:
+        """The rows (entries, and torn pieces) after ``mark`` in ``.1`` and this file."""
         files = [(self.path, 0)]
         rotated = self.path.with_name(self.path.name + ".1")
         with self._lock:
@@ -217,7 +264,6 @@ class DeadLetter:
                 files.insert(0, (rotated, mark.size if same else 0))
             except FileNotFoundError:
                 pass
-        keys: set[LineKey] = set()
         for path, start in files:
             try:
                 with path.open("rb") as f:
@@ -225,11 +271,7 @@ class DeadLetter:
                     data = f.read()
             except FileNotFoundError:
                 continue
-            for row in data.split(b"\n"):
-                key = _line_key(row)
-                if key is not None:
-                    keys.add(key)
-        return keys
+            yield from data.split(b"\n")
 
     def flush(self) -> None:
         """Make every written line durable (fsync when ``fsync``)."""
@@ -259,3 +301,18 @@ def _line_key(row: bytes) -> LineKey | None:
     if type(fingerprint) is not str or type(offset) is not int:
         return None
     return fingerprint, offset
+
+
+def _document_key(row: bytes) -> DocumentKey | None:
+    """(index, _id) of an entry for a document the output rejected; None for other entries (log
+    lines carry ``log``) and torn pieces."""
+    if b'"index"' not in row or b'"_id"' not in row:
+        return None
+    try:
+        doc = orjson.loads(row)
+        index, doc_id = doc["index"], doc["_id"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if type(index) is not str or type(doc_id) is not str or "log" in doc:
+        return None
+    return index, doc_id

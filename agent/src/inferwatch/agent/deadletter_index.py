@@ -31,11 +31,9 @@ def dead_letter_document(
     doc_id: str | None = None,
     index: str | None = None,
 ) -> bytes:
-    doc = entry(reason, detail, ts, source=source, offset=offset, raw=raw, document=document)
+    doc = entry(reason, detail, ts, source=source, offset=offset, raw=raw, document=document, index=index)
     if doc_id is not None:
         doc["document_id"] = doc_id
-    if index is not None:
-        doc["index"] = index
     if isinstance(doc.get("document"), dict):
         # Keep the rejected document as text: as an object it would hit the very mapping
         # conflict that rejected it.

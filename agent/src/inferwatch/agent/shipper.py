@@ -14,6 +14,23 @@ acknowledged up to the last record of the window's done prefix, so its position 
 every earlier item has a final outcome (after the dead letter is fsynced). A crash replays what
 was not acknowledged; the deterministic document ids turn what got in into 409 duplicates.
 
+A rejected document is dead-lettered once, also when a crash makes its record go again. The
+invariant: every entry for a record after the acknowledged position lies after the dead-letter
+mark saved with that position (in the same atomic write of ``ack.json``, ``Spool.ack``). The mark
+saved is the position before the first entry written for any record still unacknowledged, or the
+end of the dead letter when they have none; and, while a record spooled before this start is
+unacknowledged, the mark this start found (that record's earlier entries lie past it, and it may
+not even be read yet). At start, ``DeadLetter.documents_after(mark)`` counts those entries by
+(index, _id); a document rejected again that is counted there uses up one count instead of being
+written (or counted in ``dead_lettered_total``) again, and its record then holds the mark back as
+if it had written the entry. The dead letter is its own journal (no second file whose write could
+fall on the other side of a crash from the entry); kill -9 loses no written entry, and after a
+power cut an entry not fsynced yet is lost with the acknowledgement that would have followed it,
+and is written again. The dead-letter index is sent the document either way: its id is
+deterministic, so a copy it already has answers 409. Entries of acknowledged records past the
+mark are counted too, so a document the read side spools twice around a crash is not written
+twice either while those counts last (the life of the process; a window's rejects at most).
+
 A request that fails as a whole (``OutputUnavailable``: refused, timed out, 5xx, 429 for the
 request, an answer of the wrong length) is sent again with the same body after the shared backoff,
 honouring ``Retry-After``, while new records go on; after two such failures in a row (the output
@@ -32,18 +49,19 @@ returns how long the thread may wait (on ``wake``, set by the read loop and by e
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import queue
 import threading
 import time
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inferwatch.agent import bulkbody
-from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.deadletter import WHOLE_DEAD_LETTER, DeadLetter, DeadLetterMark, DocumentKey
 from inferwatch.agent.deadletter_index import dead_letter_document, dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import ItemResult, Outcome
@@ -74,6 +92,8 @@ class _Record:
 
     seq: int
     open: int
+    # (ship-side dead-letter write number, the dead letter's position before it) of its first entry
+    dead_from: tuple[int, DeadLetterMark] | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -207,9 +227,24 @@ class ShipLoop:
         self._retries: list[_Retry] = []  # in answer order
         self._rejected: list[tuple[Item, ItemResult]] = []
         self._dead_unflushed = False
+        self._dead_writes = 0  # entries written by this loop: orders the records' dead_from
+        # No mark (ack.json of an older agent, or none yet): both files whole.
+        self._start_mark = spool.acked_dead_letter or WHOLE_DEAD_LETTER
+        self._replay_until = spool.last_seq  # records that may have entries from before this start
+        self._written_before = self._dead_letters_before_crash()
         self._failures = 0  # requests that failed as a whole since the last answer
         self.down_since: float | None = None  # monotonic time of the first failure of an outage
         self.last_error = ""
+
+    def _dead_letters_before_crash(self) -> Counter[DocumentKey]:
+        """The rejected documents dead-lettered past the saved mark (see the module docstring);
+        nothing to read when no record waits (a clean stop, or a first start)."""
+        if self._spool.last_seq <= self._spool.acked_seq:
+            return Counter()
+        written = self._dead.documents_after(self._start_mark)
+        if written:
+            log.info("%d rejected documents were dead-lettered before a restart", sum(written.values()))
+        return written
 
     @property
     def _probing(self) -> bool:
@@ -324,7 +359,7 @@ class ShipLoop:
                 record = request.record if retry is None else retry.record
                 assert record is not None
                 if r.outcome is Outcome.REJECTED:
-                    self._reject(items[i], r)
+                    self._reject(items[i], r, record)
                     record.open -= 1
                     continue
                 attempts = 1 if retry is None else retry.attempts + 1
@@ -367,13 +402,25 @@ class ShipLoop:
         self._delayed.append(request)
         self._failures += 1
 
-    def _reject(self, item: Item, r: ItemResult) -> None:
+    def _reject(self, item: Item, r: ItemResult, record: _Record) -> None:
         reason = r.error_type or f"http_{r.status}"
         detail = f"{r.status} {r.error_type}: {r.error_reason}".strip()
-        _index, doc_id, document = item
-        self._dead.write(reason, detail, document=document, doc_id=doc_id)
-        self._dead_unflushed = True
-        self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
+        index, doc_id, document = item
+        key = (index, doc_id)
+        if self._written_before[key]:  # written before a crash: once is enough
+            self._written_before[key] -= 1
+            if not self._written_before[key]:
+                del self._written_before[key]
+            # Its entry lies past the start mark: the mark saved must not pass it while the record
+            # is unacknowledged, or the next start would not see it.
+            record.dead_from = (-1, self._start_mark)
+        else:
+            if record.dead_from is None:
+                record.dead_from = (self._dead_writes, self._dead.position())
+            self._dead_writes += 1
+            self._dead.write(reason, detail, document=document, doc_id=doc_id, index=index)
+            self._dead_unflushed = True
+            self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
         if self._dl_index and item[0] != self._dl_index:  # a refused dead letter is not sent again
             self._rejected.append((item, r))
 
@@ -390,13 +437,27 @@ class ShipLoop:
             self._dead.flush()
             self._dead_unflushed = False
         self._forward_dead_letters()
-        self._spool.ack(last)  # may raise (disk full): the records stay in the window, tried again
+        # may raise (disk full): the records stay in the window, tried again
+        self._spool.ack(last, self._dead_letter_mark(done))
         for _ in range(done):
             self._window.popleft()
         with self._acked:
             self._cursor = last
             self._acked.notify_all()
         self._on_ack()
+
+    def _dead_letter_mark(self, done: int) -> DeadLetterMark:
+        """Where the entries of the records after the first ``done`` of the window begin: the
+        start mark while a record spooled before this start is unacknowledged (its entries from
+        before may lie anywhere past it, and it may not be read yet), else before the earliest
+        entry written for them, else the end of the dead letter (later ones go after it)."""
+        if self._window[done - 1].seq < self._replay_until:
+            return self._start_mark
+        rest = itertools.islice(self._window, done, None)
+        firsts = [r.dead_from for r in rest if r.dead_from is not None]
+        if not firsts:
+            return self._dead.position()
+        return min(firsts, key=lambda f: f[0])[1]
 
     def _reached(self) -> None:
         if self.down_since is not None:

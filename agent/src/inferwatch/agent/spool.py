@@ -13,9 +13,12 @@ On disk, ``directory`` holds:
   ``agent.spoolformat``), appended in seq order (seq + 1 per record). A new segment starts when
   the current one would pass ``segment_bytes`` (a record larger than that gets a segment of its
   own).
-- ``ack.json`` ``{"version": 1, "acked_seq": N}``, written atomically (``agent.atomic``) before
-  the segments whose records are all <= N are deleted; on every ack by default, or at most every
-  ``ack_interval`` seconds (an fsynced ack costs 1-10 ms; see bench/spool_cost.py).
+- ``ack.json`` ``{"version": 1, "acked_seq": N, "dead_letter": {"inode": I, "size": S}}``,
+  written atomically (``agent.atomic``) before the segments whose records are all <= N are
+  deleted; on every ack by default, or at most every ``ack_interval`` seconds (an fsynced ack
+  costs 1-10 ms; see bench/spool_cost.py). ``dead_letter`` is the mark the consumer gave with that
+  ack (``acked_dead_letter``): the ship loop's position in the dead letter before which no entry
+  of a record after N lies, saved in the same write as N so the two always agree.
 - ``lock``, held with ``flock`` while a ``Spool`` is open, so two agents never share a spool.
 
 Opening validates every record. What a crash or a damaged disk can leave, and what happens
@@ -65,6 +68,7 @@ from types import TracebackType
 
 import orjson
 
+from inferwatch.agent.deadletter import DeadLetterMark, mark_from_json, mark_to_json
 from inferwatch.agent.model import SpoolRecord
 from inferwatch.agent.spoolformat import (
     HEADER_BYTES,
@@ -172,7 +176,7 @@ class Spool:
         # A spool dropped without close() still releases its files and the directory lock.
         self._finalizer = weakref.finalize(self, self._fds.close_all)
         try:
-            self._acked = self._load_ack()
+            self._acked, self._acked_mark = self._load_ack()
             self._segments = self._recover()
         except BaseException:
             self._finalizer()
@@ -199,11 +203,11 @@ class Spool:
             raise SpoolInUse(f"spool {self.directory} is open in another process or object") from None
         return fd
 
-    def _load_ack(self) -> int:
+    def _load_ack(self) -> tuple[int, DeadLetterMark | None]:
         path = self.directory / ACK_FILE
         data = read_state_bytes(path)
         if data is None:
-            return 0
+            return 0, None
         try:
             doc = orjson.loads(data)
             acked = doc["acked_seq"]
@@ -219,8 +223,8 @@ class Spool:
                 e,
                 ACK_FILE,
             )
-            return 0
-        return acked
+            return 0, None
+        return acked, mark_from_json(doc.get("dead_letter"))
 
     def _segment_files(self) -> list[tuple[int, Path]]:
         found = []
@@ -387,8 +391,9 @@ class Spool:
             self._cursor = _Cursor(out[-1].seq if out else after, views[i].first_seq, offset)
             return out
 
-    def ack(self, seq: int) -> None:
-        """Every record <= ``seq`` is done: save the position, delete fully acked segments.
+    def ack(self, seq: int, dead_letter: DeadLetterMark | None = None) -> None:
+        """Every record <= ``seq`` is done: save the position (with the consumer's dead-letter
+        mark, see the module docstring), delete fully acked segments.
 
         With ``ack_interval`` > 0 the position is written at most that often (and always before a
         segment is deleted, and by ``flush_ack``/``close``): a crash then replays at most the
@@ -403,10 +408,10 @@ class Spool:
                 writer_done = self._active is not None and self._active.last_seq <= seq
                 deletes = any(s.last_seq <= seq for s in self._segments)
             if deletes or time.monotonic() - self._ack_saved_at >= self.ack_interval:
-                self._save_ack(seq)  # before any segment goes: seqs must never be reused
+                self._save_ack(seq, dead_letter)  # before any segment goes: seqs must never be reused
             # The active segment is deleted only while the writer is parked on _append_lock.
             with self._append_lock if writer_done else contextlib.nullcontext(), self._lock:
-                self._acked = seq
+                self._acked, self._acked_mark = seq, dead_letter
                 done = [
                     s for s in self._segments if s.last_seq <= seq and (writer_done or s is not self._active)
                 ]
@@ -441,15 +446,14 @@ class Spool:
     def _flush_ack_locked(self) -> bool:
         if self._acked <= self._ack_saved:
             return False
-        self._save_ack(self._acked)
+        self._save_ack(self._acked, self._acked_mark)
         return True
 
-    def _save_ack(self, seq: int) -> None:
-        atomic_write_bytes(
-            self.directory / ACK_FILE,
-            orjson.dumps({"version": ACK_VERSION, "acked_seq": seq}),
-            fsync=self.fsync,
-        )
+    def _save_ack(self, seq: int, dead_letter: DeadLetterMark | None) -> None:
+        doc: dict[str, object] = {"version": ACK_VERSION, "acked_seq": seq}
+        if dead_letter is not None:
+            doc["dead_letter"] = mark_to_json(dead_letter)
+        atomic_write_bytes(self.directory / ACK_FILE, orjson.dumps(doc), fsync=self.fsync)
         self._ack_saved = seq
         self._ack_saved_at = time.monotonic()
 
@@ -537,6 +541,13 @@ class Spool:
     def acked_seq(self) -> int:
         with self._lock:
             return self._acked
+
+    @property
+    def acked_dead_letter(self) -> DeadLetterMark | None:
+        """The dead-letter mark given with the ack of ``acked_seq`` (read from ack.json at open);
+        None when none was given or ack.json had none."""
+        with self._lock:
+            return self._acked_mark
 
     @property
     def last_seq(self) -> int:
