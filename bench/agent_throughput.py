@@ -6,9 +6,11 @@ same run. Each is a child process, measured from its start until the endpoint ho
 
 - docs/s: lines / wall seconds (and the steady rate from the first stored document on);
 - CPU seconds per 100k lines: user + system time of the child (``os.wait4``), all of it,
-  start-up and shutdown included. On a busy machine wall-clock rates mostly measure the
+  start-up and shutdown included, with that of its own children it waited for (the agent's
+  parse workers). On a busy machine wall-clock rates mostly measure the
   contention; lines per CPU second is the steadier figure (the endpoint's CPU is printed too);
-- peak RSS: ``VmHWM`` of ``/proc/<pid>/status`` just before the child is stopped.
+- peak RSS: ``VmHWM`` of ``/proc/<pid>/status`` just before the child is stopped, summed over
+  the child and its running descendants (the agent's parse workers; the process count is shown).
 
 Usage::
 
@@ -194,9 +196,10 @@ class Result:
     wall_s: float
     steady_docs_per_s: float
     cpu_s: float
-    peak_rss_mb: float
+    peak_rss_mb: float  # the process and its children (the agent's parse workers), summed
     requests: int
     endpoint_cpu_s: float
+    processes: int = 1
 
     @property
     def docs_per_s(self) -> float:
@@ -211,7 +214,9 @@ class Result:
             f"{self.name:<16} {self.lines:>8} docs in {self.wall_s:7.2f} s = {self.docs_per_s:>9,.0f} docs/s "
             f"(steady {self.steady_docs_per_s:>9,.0f}); CPU {self.cpu_per_100k:5.2f} s per 100k lines "
             f"(= {self.lines / self.cpu_s:,.0f} lines per CPU second); "
-            f"peak RSS {self.peak_rss_mb:6.1f} MB; {self.requests} bulk requests "
+            f"peak RSS {self.peak_rss_mb:6.1f} MB"
+            + (f" ({self.processes} processes)" if self.processes > 1 else "")
+            + f"; {self.requests} bulk requests "
             f"(endpoint CPU {self.endpoint_cpu_s:.1f} s)"
         )
 
@@ -224,6 +229,25 @@ def vm_hwm_mb(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def descendants(pid: int) -> list[int]:
+    """The running children of ``pid``, and theirs (from /proc/<pid>/task/*/children)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+        for child in children:
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_hwm_mb(pid: int) -> tuple[float, int]:
+    """The peak RSS of ``pid`` plus that of each running descendant, and how many processes."""
+    pids = [pid, *descendants(pid)]
+    return sum(vm_hwm_mb(p) for p in pids), len(pids)
 
 
 def measure(
@@ -257,7 +281,7 @@ def measure(
     steady = (
         (done - first_count) / max(now - first, 1e-9) if first is not None and now > first else float("nan")
     )
-    peak = vm_hwm_mb(proc.pid)
+    peak, processes = tree_hwm_mb(proc.pid)
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -268,7 +292,7 @@ def measure(
         peak = usage.ru_maxrss / 1024
     cpu = usage.ru_utime + usage.ru_stime
     served = endpoint.cpu_s() - endpoint_cpu
-    return Result(name, lines, wall, steady, cpu, peak, endpoint.stats()["bulk_requests"], served)
+    return Result(name, lines, wall, steady, cpu, peak, endpoint.stats()["bulk_requests"], served, processes)
 
 
 # -- the two contenders ---------------------------------------------------------------------------------

@@ -8,8 +8,9 @@
     dead-letter.ndjson    lines and documents that can never be indexed, with the reason
     store/                the local output's documents, when no elasticsearch section is given
 
-Threads: ``read`` (ReadLoop), ``encode_<n>`` (``agent.workers`` threads that gzip sealed
-batches for the read loop), ``ship`` (ShipLoop) with its ``ship-send-<n>`` senders
+Threads: ``read`` (ReadLoop, with ``agent.parse_workers`` processes that parse beside it,
+``agent.parsepool``), ``encode_<n>`` (``agent.workers`` threads that gzip sealed batches for the
+read loop), ``ship`` (ShipLoop) with its ``ship-send-<n>`` senders
 (``agent.output.max_in_flight``), ``progress`` (a summary line every 30 s) and, with
 ``agent.metrics.listen``, ``metrics-http``. Read, ship and progress each run in a ``LoopThread``
 (one stop, one failure episode and one health line per loop). ``stop(timeout)`` stops reading, spools the open
@@ -94,6 +95,13 @@ def encoder_threads(cfg: Config) -> int:
     """``agent.workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
     if cfg.agent.workers is not None:
         return cfg.agent.workers
+    return min(2, os.cpu_count() or 1) - 1
+
+
+def parse_workers(cfg: Config) -> int:
+    """``agent.parse_workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
+    if cfg.agent.parse_workers is not None:
+        return cfg.agent.parse_workers
     return min(2, os.cpu_count() or 1) - 1
 
 
@@ -212,6 +220,7 @@ class Agent:
             step_bytes=max(a.read_buffer_bytes, min(a.batch.max_bytes, 4 * a.read_buffer_bytes)),
             dead_letter_index=a.dead_letter_index,
             encoders=encoder_threads(self._cfg),
+            parse_workers=parse_workers(self._cfg),
             keep_unparsed=a.dead_letter.keep_unparsed,
         )
         self.shipper = ShipLoop(

@@ -96,6 +96,16 @@ METRICS: dict[str, Spec] = {
         ("loop",),
         (("read",), ("ship",), ("progress",)),
     ),
+    "parse_workers": Spec(
+        "gauge", "Parse worker processes ready to parse beside the read thread (agent.parse_workers)."
+    ),
+    "parse_worker_failures_total": Spec(
+        "counter",
+        "Parse workers that failed (their share was parsed in the read thread), by reason.",
+        ("reason",),
+        (("start",), ("exited",), ("timeout",), ("protocol",)),
+    ),
+    "lines_parsed_in_workers_total": Spec("counter", "Lines normalized by parse worker processes."),
     "bulk_in_flight": Spec("gauge", "Bulk requests sent and not yet answered."),
     "documents_awaiting_retry": Spec(
         "gauge", "Bulk items answered 429/5xx that wait to be sent again (new records keep flowing)."

@@ -361,6 +361,37 @@ def _parse_error(line: bytes) -> Any:
         raise Rejected("invalid_json", str(exc)) from None
 
 
+@dataclass(frozen=True, slots=True)
+class NormalizerSpec:
+    """What a ``Normalizer`` is built from, as plain values: how a parse worker process
+    (``agent.parsepool``) builds the very same normalizer as the agent's read thread."""
+
+    input_config: InputConfig
+    models: Mapping[str, ModelConfig]
+    namespace: str
+    redact: RedactConfig
+    hash_key: bytes | None
+    host: str
+    agent_version: str
+    require_timestamp: bool
+    agent_id: str
+    agent_name: str
+
+    def build(self) -> Normalizer:
+        return Normalizer(
+            self.input_config,
+            self.models,
+            self.namespace,
+            self.redact,
+            self.hash_key,
+            self.host,
+            self.agent_version,
+            self.require_timestamp,
+            self.agent_id,
+            self.agent_name,
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class Normalizer:
     """Line -> ``Event`` for one input (see the module docstring for every rule).
@@ -407,6 +438,22 @@ class Normalizer:
 
         object.__setattr__(self, "_item", item)
         object.__setattr__(self, "normalize_at", normalize_at)
+
+    @property
+    def spec(self) -> NormalizerSpec:
+        """This normalizer's construction values (``NormalizerSpec.build`` makes an equal one)."""
+        return NormalizerSpec(
+            self.input_config,
+            dict(self.models),
+            self.namespace,
+            self.redact,
+            self.hash_key,
+            self.host,
+            self.agent_version,
+            self.require_timestamp,
+            self.agent_id,
+            self.agent_name,
+        )
 
     @property
     def redactor(self) -> Redactor | None:
@@ -635,6 +682,7 @@ class Normalizer:
 __all__ = [
     "MODEL_CACHE_SIZE",
     "Normalizer",
+    "NormalizerSpec",
     "RejectedLine",
     "format_timestamp",
     "parse_timestamp",

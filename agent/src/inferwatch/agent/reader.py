@@ -5,6 +5,7 @@ is full (documents or bytes) or old (``max_wait``). The loop only composes the p
 one concern and built here from what the loop is given:
 
 - ``agent.batching``: lines -> batches of bulk items (sizing, the fast path per input);
+- ``agent.parsepool``: the fast path's runs shared with parse worker processes;
 - ``agent.rejects``: rejected lines -> the dead letters (redacted, once per line);
 - ``agent.encoding``: sealed batches -> gzip payloads (``encoders`` threads, bounded);
 - ``agent.committing``: payloads -> the spool in order, then the offsets and the dead letter's
@@ -24,7 +25,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from inferwatch.agent.batching import Batch, Batcher, BatchLimits
 from inferwatch.agent.committing import Committer, Sealed
@@ -35,6 +36,7 @@ from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.lineparser import LineParser, Normalize
 from inferwatch.agent.metrics import Metrics
 from inferwatch.agent.normalize import format_epoch
+from inferwatch.agent.parsepool import ParsePool
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool
@@ -60,6 +62,7 @@ class ReadSettings:
     housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait
     dead_letter_index: str | None = None  # also index dead-lettered lines there
     encoders: int = 0  # threads that gzip sealed batches; 0: the read thread does it
+    parse_workers: int = 0  # processes that parse beside the read thread (agent.parsepool)
     keep_unparsed: bool = False  # agent.dead_letter.keep_unparsed (see agent.rejects)
 
 
@@ -89,7 +92,10 @@ class ReadLoop:
         self.wake = wake
         self._clock = clock
         self._wall = wall
+        self._pool = ParsePool(normalizers, settings.parse_workers, metrics)
         parsers = [LineParser.of(n) for n in normalizers]
+        if self._pool.size:
+            parsers = [replace(p, bulk_items=self._pool.bulk_items(i)) for i, p in enumerate(parsers)]
         mark = registry.dead_letter_mark  # lines dead-lettered past it are read again now
         self._rejects = Rejects(
             dead_letter,
@@ -164,8 +170,10 @@ class ReadLoop:
         return ok
 
     def close(self) -> None:
-        """Stop the encoder threads (after ``flush``: nothing is left for them)."""
+        """Stop the encoder threads and the parse workers (after ``flush``: nothing is left
+        for them)."""
         self._encoder.close()
+        self._pool.close()
 
     # -- parts -------------------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""A parse worker process: ``python -m inferwatch.agent.parseworker``, started by ``agent.parsepool``.
+
+It normalizes runs of lines for the agent's read thread, with normalizers built from the agent's
+own ``NormalizerSpec`` values, and holds nothing between requests but their model caches.
+
+The protocol, on the worker's stdin and stdout: frames of an 8-byte big-endian length and a
+pickle (``write_frame``, ``read_frame``).
+
+1. The agent sends the tuple of its inputs' specs (None for an input the pool does not serve);
+   the worker builds the normalizers and answers ``READY``.
+2. Each request ``(input_index, fingerprint, path, ingested, offsets, lines)`` (``offsets`` the
+   bytes of an ``array('q')``, ``lines`` the lines joined by ``\\n``: a line never holds one) is
+   answered ``(items, rejects, counts, seconds)``: the bulk items in line order, the rejected
+   lines as ``(position in the request, reason, detail)``, the normalizer's repair counts since
+   the last answer, and the seconds the request took here. A request that raised is answered
+   ``(None, <the error>, {}, seconds)``.
+3. End of stdin (the agent closed it, or died, even by kill -9): the worker exits 0.
+
+SIGINT and SIGTERM are ignored: a Ctrl-C or a service stop reaches the whole process group, and
+the agent, which decides when parsing ends, closes the worker's stdin.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import os
+import pickle
+import signal
+import sys
+import time
+from array import array
+from collections.abc import Sequence
+from types import MappingProxyType
+from typing import Any, BinaryIO
+
+from inferwatch.agent.model import FileId, LineBatch
+from inferwatch.agent.normalize import Normalizer, NormalizerSpec
+
+READY = b"ready"
+_HEADER = 8
+
+
+def read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
+    return MappingProxyType(mapping)
+
+
+def _reduce_mapping_proxy(proxy: MappingProxyType[Any, Any]) -> tuple[Any, tuple[dict[Any, Any]]]:
+    return read_only, (dict(proxy),)
+
+
+# The config's read-only mappings (ModelConfig.features...) pickle as what they wrap, here only.
+_DISPATCH = {**copyreg.dispatch_table, MappingProxyType: _reduce_mapping_proxy}
+
+
+def dumps(value: object) -> bytes:
+    """``pickle.dumps`` that also takes the config's ``MappingProxyType`` values."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _DISPATCH
+    pickler.dump(value)
+    return buffer.getvalue()
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(_HEADER, "big") + payload
+
+
+def write_frame(stream: BinaryIO, payload: bytes) -> None:
+    stream.write(frame(payload))
+    stream.flush()
+
+
+def read_frame(stream: BinaryIO) -> bytes | None:
+    """The next frame's payload; None at a clean end of the stream."""
+    header = stream.read(_HEADER)
+    if not header:
+        return None
+    if len(header) < _HEADER:
+        raise EOFError("the stream ended inside a frame header")
+    size = int.from_bytes(header, "big")
+    payload = stream.read(size)
+    if len(payload) < size:
+        raise EOFError(f"the stream ended inside a frame ({len(payload)} of {size} bytes)")
+    return payload
+
+
+def handle(normalizers: Sequence[Normalizer | None], request: bytes) -> bytes:
+    """One request frame -> its answer frame's payload (the protocol above)."""
+    started = time.perf_counter()
+    index, fingerprint, path, ingested, offsets_bytes, joined = pickle.loads(request)
+    normalizer = normalizers[index]
+    try:
+        if normalizer is None:
+            raise LookupError(f"input {index} has no normalizer in this worker")
+        offsets = array("q")
+        offsets.frombytes(offsets_bytes)
+        batch = LineBatch(FileId(fingerprint), path, index, offsets.tolist(), joined.split(b"\n"), 0)
+        items, rejected = normalizer.bulk_items(batch, ingested)
+    except Exception as exc:  # answered, not raised: the agent parses this share itself
+        return dumps((None, f"{type(exc).__name__}: {exc}", {}, time.perf_counter() - started))
+    position = {offset: i for i, offset in enumerate(batch.offsets)} if rejected else {}
+    rejects = [(position[r.offset], r.error.reason, r.error.detail) for r in rejected]
+    counts = dict(normalizer.counts)
+    normalizer.counts.clear()
+    return dumps((items, rejects, counts, time.perf_counter() - started))
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
+    first = read_frame(stdin)
+    if first is None:
+        return 0
+    specs: tuple[NormalizerSpec | None, ...] = pickle.loads(first)
+    normalizers = [None if spec is None else spec.build() for spec in specs]
+    write_frame(stdout, READY)
+    while (request := read_frame(stdin)) is not None:
+        write_frame(stdout, handle(normalizers, request))
+    return 0
+
+
+def main() -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    stdin = os.fdopen(sys.stdin.fileno(), "rb", buffering=1024 * 1024, closefd=False)
+    stdout = os.fdopen(sys.stdout.fileno(), "wb", buffering=1024 * 1024, closefd=False)
+    try:
+        return serve(stdin, stdout)
+    except (BrokenPipeError, EOFError):  # the agent went away mid-frame
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

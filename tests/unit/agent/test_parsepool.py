@@ -1,0 +1,272 @@
+"""The parse pool: real worker processes, their answers equal to the read thread's own, and every
+way a worker can fail ends with the same items parsed in the thread and the failure counted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from inferwatch.agent.metrics import Metrics
+from inferwatch.agent.model import FileId, LineBatch
+from inferwatch.agent.normalize import Normalizer, RejectedLine
+from inferwatch.agent.parsepool import ParsePool
+from inferwatch.core.config import InputConfig, ModelConfig, RedactConfig
+from tests.unit.agent.helpers import wait_for
+
+MODELS = {
+    "churn": ModelConfig(
+        features={"age": "numeric", "country": "categorical", "review": "text"},
+        outputs={"score": "numeric"},
+    )
+}
+
+
+def normalizer() -> Normalizer:
+    return Normalizer(
+        InputConfig(paths=("/logs/*.jsonl",), model="churn", document_id="prediction_id"),
+        MODELS,
+        "default",
+        RedactConfig(drop=("inputs.email",), hash=("inputs.user_id",)),
+        b"the hash key",
+        "host-1",
+        "0.1.0",
+        agent_id="agent-1",
+        agent_name="a1",
+    )
+
+
+def lines(n: int) -> list[bytes]:
+    """Good lines and every kind of reject, mixed."""
+    out: list[bytes] = []
+    for i in range(n):
+        if i % 97 == 5:
+            out.append(b'{"timestamp": "not a time", "inputs": {}}')
+        elif i % 89 == 7:
+            out.append(b"{not json")
+        elif i % 83 == 11:
+            out.append(b"\xff\xfe")
+        else:
+            doc = {
+                "timestamp": f"2026-11-22T10:00:{i % 60:02d}.{i % 1000:03d}Z",
+                "prediction_id": 2**70 + i if i % 50 == 0 else f"p-{i}",
+                "inputs": {
+                    "age": str(20 + i % 50),
+                    "country": i % 7,
+                    "review": f"Late delivery number {i}, again",
+                    "email": f"u{i}@example.com",
+                    "user_id": f"user-{i}",
+                },
+                "outputs": {"score": i / n},
+            }
+            out.append(json.dumps(doc).encode())  # the standard library writes 128-bit ids
+    return out
+
+
+def batch(n: int, start: int = 0) -> LineBatch:
+    rows = lines(n)
+    offsets, at = [], start
+    for row in rows:
+        offsets.append(at)
+        at += len(row) + 1
+    return LineBatch(FileId("fp"), "/logs/a.jsonl", 0, offsets, rows, at)
+
+
+def comparable(
+    result: tuple[list[bytes], Sequence[RejectedLine]],
+) -> tuple[list[bytes], list[tuple[int, bytes, str]]]:
+    items, rejects = result
+    return items, [(r.offset, r.line, r.error.reason) for r in rejects]
+
+
+@pytest.fixture()
+def metrics() -> Metrics:
+    return Metrics()
+
+
+def ready_pool(pool: ParsePool, workers: int = 1) -> ParsePool:
+    wait_for(lambda: pool.ready() == workers)
+    return pool
+
+
+def test_workers_answer_exactly_what_the_read_thread_would(metrics: Metrics) -> None:
+    local = normalizer()
+    pool = ready_pool(ParsePool([normalizer()], 2, metrics, min_lines=10), 2)
+    try:
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        for n, start in ((1000, 0), (257, 123_456), (2, 7)):
+            b = batch(n, start)
+            assert comparable(pooled(b, "2026-11-22T10:00:00.000Z")) == comparable(
+                local.bulk_items(b, "2026-11-22T10:00:00.000Z")
+            )
+        parsed_elsewhere = metrics.value("lines_parsed_in_workers_total")
+        assert 0 < parsed_elsewhere <= 1000 + 257  # the run of 2 stays in the thread
+        assert metrics.value("parse_workers") == 2
+        assert metrics.total("parse_worker_failures_total") == 0
+    finally:
+        pool.close()
+
+
+def test_repair_counts_of_the_workers_reach_the_normalizer(metrics: Metrics) -> None:
+    mine = normalizer()
+    pool = ready_pool(ParsePool([mine], 1, metrics, min_lines=10))
+    try:
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        b = batch(1000)
+        pooled(b, "2026-11-22T10:00:00.000Z")
+        reference = normalizer()
+        reference.bulk_items(b, "2026-11-22T10:00:00.000Z")
+        assert mine.counts == reference.counts
+        assert metrics.value("lines_parsed_in_workers_total") > 0
+    finally:
+        pool.close()
+
+
+def test_inputs_without_a_normalizer_and_short_runs_stay_in_the_thread(metrics: Metrics) -> None:
+    def bare(line: bytes, source: object, ingested: str) -> object:
+        raise AssertionError("not called")
+
+    pool = ParsePool([bare, normalizer()], 1, metrics, min_lines=500)
+    try:
+        assert pool.bulk_items(0) is None
+        pooled = pool.bulk_items(1)
+        assert pooled is not None
+        b = LineBatch(FileId("fp"), "/logs/a.jsonl", 1, batch(100).offsets, batch(100).lines, 0)
+        pooled(b, "2026-11-22T10:00:00.000Z")
+        assert pool.pids() == []  # nothing big enough came: no worker was started
+    finally:
+        pool.close()
+
+
+def test_a_killed_worker_is_counted_its_share_parsed_in_the_thread_and_it_comes_back(
+    metrics: Metrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    local = normalizer()
+    pool = ready_pool(ParsePool([normalizer()], 1, metrics, min_lines=10, restart_delay=0.0))
+    try:
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: _gone(pid))
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        b = batch(600)
+        with caplog.at_level(logging.WARNING):
+            assert comparable(pooled(b, "t")) == comparable(local.bulk_items(b, "t"))
+        assert metrics.value("parse_worker_failures_total", (("reason", "exited"),)) == 1
+        assert "killed by signal 9" in caplog.text and "new worker starts in 0 s" in caplog.text
+        ready_pool(pool)
+        assert pool.pids() != [pid]
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_stops_answering_is_killed_after_the_timeout(metrics: Metrics) -> None:
+    local = normalizer()
+    pool = ready_pool(ParsePool([normalizer()], 1, metrics, min_lines=10, timeout=1.0, restart_delay=60.0))
+    try:
+        (pid,) = pool.pids()
+        os.kill(pid, signal.SIGSTOP)
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        b = batch(3000)  # more than the pipe holds: the request itself cannot be written
+        assert comparable(pooled(b, "t")) == comparable(local.bulk_items(b, "t"))
+        assert metrics.value("parse_worker_failures_total", (("reason", "timeout"),)) == 1
+        assert _gone(pid)  # killed and reaped
+        assert pool.pids() == []  # and not started again before restart_delay
+        assert comparable(pooled(b, "t")) == comparable(local.bulk_items(b, "t"))
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_does_not_speak_the_protocol_is_refused(metrics: Metrics, tmp_path: Path) -> None:
+    liar = tmp_path / "liar.py"
+    liar.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            sys.stdin.buffer.read(8)
+            sys.stdout.buffer.write((5).to_bytes(8, "big") + b"hello")
+            sys.stdout.buffer.flush()
+            sys.stdin.buffer.read()
+            """
+        )
+    )
+    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, command=[sys.executable, str(liar)])
+    try:
+        wait_for(lambda: pool.ready() == 0 and metrics.total("parse_worker_failures_total") == 1)
+        assert metrics.value("parse_worker_failures_total", (("reason", "protocol"),)) == 1
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        assert comparable(pooled(batch(300), "t")) == comparable(normalizer().bulk_items(batch(300), "t"))
+    finally:
+        pool.close()
+
+
+def test_a_worker_that_cannot_start_leaves_parsing_to_the_thread(metrics: Metrics, tmp_path: Path) -> None:
+    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, command=[str(tmp_path / "no-such-python")])
+    try:
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        assert comparable(pooled(batch(300), "t")) == comparable(normalizer().bulk_items(batch(300), "t"))
+        assert metrics.value("parse_worker_failures_total", (("reason", "start"),)) == 1
+        assert pool.pids() == []
+    finally:
+        pool.close()
+
+
+def test_close_ends_the_workers(metrics: Metrics) -> None:
+    pool = ready_pool(ParsePool([normalizer()], 2, metrics, min_lines=10), 2)
+    pids = pool.pids()
+    pool.close()
+    assert all(_gone(pid) for pid in pids)
+    assert metrics.value("parse_workers") == 0
+    assert pool.ready() == 0  # closed: nothing starts again
+
+
+def test_a_worker_exits_when_its_agent_is_killed_with_9(tmp_path: Path) -> None:
+    """The agent's side in a process of its own: kill -9 it, and its worker reads the end of its
+    stdin and exits (no orphan keeps parsing, or holds the agent's files)."""
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sys, threading
+                from inferwatch.agent.metrics import Metrics
+                from inferwatch.agent.parsepool import ParsePool
+                from tests.unit.agent.helpers import wait_for
+                from tests.unit.agent.test_parsepool import normalizer
+                pool = ParsePool([normalizer()], 1, Metrics(), min_lines=10)
+                wait_for(lambda: pool.ready() == 1)
+                print(pool.pids()[0], flush=True)
+                threading.Event().wait()
+                """
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).resolve().parents[3],
+    )
+    assert parent.stdout is not None
+    worker = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    wait_for(lambda: _gone(worker))
+
+
+def _gone(pid: int) -> bool:
+    """True once ``pid`` has exited (a zombie counts: it parses nothing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
