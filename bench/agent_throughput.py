@@ -10,7 +10,9 @@ same run. Each is a child process, measured from its start until the endpoint ho
   parse workers). On a busy machine wall-clock rates mostly measure the
   contention; lines per CPU second is the steadier figure (the endpoint's CPU is printed too);
 - peak RSS: ``VmHWM`` of ``/proc/<pid>/status`` just before the child is stopped, summed over
-  the child and its running descendants (the agent's parse workers; the process count is shown).
+  the child and its running descendants (the agent's parse workers; each is shown). That sum
+  counts the pages processes share (the interpreter, libraries) once per process, so the peak
+  of their summed PSS (``/proc/<pid>/smaps_rollup``, sampled every 50 ms) is printed too.
 
 Usage::
 
@@ -200,6 +202,8 @@ class Result:
     requests: int
     endpoint_cpu_s: float
     processes: int = 1
+    peak_pss_mb: float = float("nan")  # sampled every 50 ms: shared pages counted once
+    rss_each_mb: tuple[float, ...] = ()  # the peak RSS of each process, when more than one
 
     @property
     def docs_per_s(self) -> float:
@@ -215,8 +219,12 @@ class Result:
             f"(steady {self.steady_docs_per_s:>9,.0f}); CPU {self.cpu_per_100k:5.2f} s per 100k lines "
             f"(= {self.lines / self.cpu_s:,.0f} lines per CPU second); "
             f"peak RSS {self.peak_rss_mb:6.1f} MB"
-            + (f" ({self.processes} processes)" if self.processes > 1 else "")
-            + f"; {self.requests} bulk requests "
+            + (
+                f" ({self.processes} processes: {' + '.join(f'{r:.1f}' for r in self.rss_each_mb)})"
+                if self.processes > 1
+                else ""
+            )
+            + f", PSS {self.peak_pss_mb:.1f} MB; {self.requests} bulk requests "
             f"(endpoint CPU {self.endpoint_cpu_s:.1f} s)"
         )
 
@@ -244,10 +252,25 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def tree_hwm_mb(pid: int) -> tuple[float, int]:
-    """The peak RSS of ``pid`` plus that of each running descendant, and how many processes."""
-    pids = [pid, *descendants(pid)]
-    return sum(vm_hwm_mb(p) for p in pids), len(pids)
+def tree_hwm_mb(pid: int) -> list[float]:
+    """The peak RSS of ``pid`` and of each running descendant."""
+    return [vm_hwm_mb(p) for p in [pid, *descendants(pid)]]
+
+
+def tree_pss_mb(pid: int) -> float:
+    """The proportional set size of ``pid`` and its descendants now: each shared page (the
+    interpreter, libraries, the pages a parse worker shares) is divided among the processes
+    that map it, so the sum is the memory they take together."""
+    total = 0.0
+    for p in [pid, *descendants(pid)]:
+        try:
+            for row in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if row.startswith("Pss:"):
+                    total += int(row.split()[1]) / 1024
+                    break
+        except OSError:
+            pass
+    return total
 
 
 def measure(
@@ -261,7 +284,10 @@ def measure(
     first_count = 0
     pause = threading.Event()
     done = 0
+    pss = float("nan")
     while True:
+        sampled = tree_pss_mb(proc.pid)
+        pss = sampled if pss != pss else max(pss, sampled)
         done = endpoint.created()
         now = time.monotonic()
         if done and first is None:
@@ -281,7 +307,8 @@ def measure(
     steady = (
         (done - first_count) / max(now - first, 1e-9) if first is not None and now > first else float("nan")
     )
-    peak, processes = tree_hwm_mb(proc.pid)
+    each = tree_hwm_mb(proc.pid)
+    peak, processes = sum(each), len(each)
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -292,7 +319,19 @@ def measure(
         peak = usage.ru_maxrss / 1024
     cpu = usage.ru_utime + usage.ru_stime
     served = endpoint.cpu_s() - endpoint_cpu
-    return Result(name, lines, wall, steady, cpu, peak, endpoint.stats()["bulk_requests"], served, processes)
+    return Result(
+        name,
+        lines,
+        wall,
+        steady,
+        cpu,
+        peak,
+        endpoint.stats()["bulk_requests"],
+        served,
+        processes,
+        pss,
+        tuple(each) if processes > 1 else (),
+    )
 
 
 # -- the two contenders ---------------------------------------------------------------------------------

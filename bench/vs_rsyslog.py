@@ -103,9 +103,11 @@ def profile_agent(
     env: dict[str, str],
     timeout: float,
     idle: bool = False,
+    workers: bool = False,
 ) -> str:
     """A second agent run, sampled by ``py-spy record --pid`` from start to the last document;
-    with ``idle``, the samples of waiting threads too (where a thread's wall time goes)."""
+    with ``idle``, the samples of waiting threads too (where a thread's wall time goes); with
+    ``workers``, its parse worker processes too (samples are then grouped by process)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
         return "py-spy not found: pip install py-spy"
@@ -124,6 +126,7 @@ def profile_agent(
             "--rate",
             "250",
             "--nonblocking",
+            *(["--subprocesses"] if workers else []),
             *(["--idle"] if idle else []),
             "-o",
             str(raw),
@@ -149,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="sample the agent with py-spy")
     parser.add_argument(
         "--idle", action="store_true", help="with --profile: count waiting threads' samples too (wall time)"
+    )
+    parser.add_argument(
+        "--with-workers", action="store_true", help="with --profile: sample the parse worker processes too"
     )
     parser.add_argument("--skip-rsyslog", action="store_true")
     parser.add_argument("--skip-agent", action="store_true")
@@ -183,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(workdir / "data", ignore_errors=True)  # a fresh agent: ship everything again
             print(
                 profile_agent(
-                    at.agent_command(config), endpoint, args.lines, workdir, env, args.timeout, args.idle
+                    at.agent_command(config),
+                    endpoint,
+                    args.lines,
+                    workdir,
+                    env,
+                    args.timeout,
+                    args.idle,
+                    args.with_workers,
                 )
             )
     finally:

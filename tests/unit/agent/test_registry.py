@@ -76,3 +76,37 @@ def test_the_dead_letter_mark_is_kept_with_the_offsets(tmp_path: Path) -> None:
     again = Registry(tmp_path / "registry.json", fsync=False)
     assert (again.items(), again.dead_letter_mark) == ({FileId("aa"): cp(1)}, DeadLetterMark(7, 512))
     assert decode(encode({FileId("aa"): cp(1)})) == {FileId("aa"): cp(1)}  # the mark is optional
+
+
+def test_a_prompt_checkpoint_is_there_at_once_and_durable_at_the_next_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-batch checkpoint renames without fsync (a process crash finds it in the page
+    cache); the periodic flush then fsyncs it even though nothing changed since, and only once."""
+    import os
+
+    fsyncs: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    path = tmp_path / "registry.json"
+    registry = Registry(path)
+    registry.set(FileId("a"), Checkpoint(10, "/logs/a.jsonl", 1, 2, 0.0))
+    assert registry.flush(durable=False)
+    assert fsyncs == []
+    assert Registry(path).items()[FileId("a")].offset == 10  # what a restart after kill -9 reads
+    assert registry.flush()  # nothing changed, but the prompt write is not durable yet
+    assert len(fsyncs) == 2  # the file, then its directory (the rename)
+    assert not registry.flush()  # durable now: nothing to do
+    assert len(fsyncs) == 2
+
+
+def test_without_fsync_configured_the_durable_flush_has_nothing_to_add(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "registry.json", fsync=False)
+    registry.set(FileId("a"), Checkpoint(10, "/logs/a.jsonl", 1, 2, 0.0))
+    assert registry.flush(durable=False)
+    assert not registry.flush()

@@ -29,6 +29,7 @@ or answers wrongly, the read thread parses itself.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import pickle
@@ -50,6 +51,8 @@ from inferwatch.agent.normalize import Normalizer, RejectedLine
 log = logging.getLogger(__name__)
 
 MIN_LINES = 256  # a shorter run is parsed in the read thread
+PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MAX_RESTART_DELAY = 600.0
 FAILURE_REASONS = ("start", "exited", "timeout", "protocol")
 
@@ -80,6 +83,9 @@ class _Worker:
         self._out = self.proc.stdout.fileno()
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
+        for fd in (self._in, self._out):  # a whole request or answer per write: fewer wake-ups
+            with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep 64 KiB
+                fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
         self._pending = bytearray(parseworker.frame(specs_frame))  # written as the pipe takes it
         self._received = bytearray()
         self.ready = False
@@ -161,7 +167,7 @@ class _Worker:
                     del self._received[: 8 + size]
                     return payload
             try:
-                chunk = os.read(self._out, 4 * 1024 * 1024)
+                chunk = os.read(self._out, 256 * 1024)  # a pipe gives at most its buffer (64 KiB) per read
             except BlockingIOError:
                 if not self._wait(self._out, write=False, deadline=deadline):
                     return None

@@ -56,7 +56,7 @@ class ReadSettings:
     compression_level: int = 1
     max_line_bytes: int = 1024**2
     step_bytes: int = 1024**2  # bytes read from files per step, at most
-    registry_flush_interval: float = 1.0  # retry of a failed checkpoint
+    registry_flush_interval: float = 1.0  # the durable checkpoint, and the retry of a failed one
     prune_interval: float = 60.0
     prune_grace: float = 3600.0  # gone files keep their offsets this long (seconds, wall clock)
     housekeeping_interval: float = 1.0  # lag gauges; the longest idle wait

@@ -12,7 +12,7 @@ flush or the new one::
 (``DeadLetterMark``): entries after it are for lines past the offsets, read again after a crash.
 
 ``set``/``remove``/``prune`` change memory and mark the registry dirty; ``flush`` writes it (the
-pipeline flushes about once a second, and only after the lines are in the spool). ``prune`` drops
+read loop after each batch is spooled, without fsync; durably about once a second). ``prune`` drops
 files that are gone and have not changed for a while, so the file never grows without bound.
 
 A registry that does not parse (or has the wrong shape) is moved aside to
@@ -127,6 +127,7 @@ class Registry:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()  # one writer of the file at a time
         self._dirty = False
+        self._unsynced = False  # written by flush(durable=False) and not fsynced since
         path.parent.mkdir(parents=True, exist_ok=True)
         self._dead_letter: DeadLetterMark | None = None
         self._entries = self._load()
@@ -200,22 +201,34 @@ class Registry:
         with self._lock:
             return self._dirty
 
-    def flush(self) -> bool:
-        """Write the file atomically if anything changed; True if written. An OSError (disk full)
-        propagates and the registry stays dirty, so the next flush tries again."""
+    def flush(self, durable: bool = True) -> bool:
+        """Write the file atomically if anything changed, or fsync a prompt write not yet
+        durable; True if written. An OSError (disk full) propagates and the registry stays
+        dirty, so the next flush tries again.
+
+        ``durable=False`` is the per-batch checkpoint: the rename is atomic, and what a process
+        crash (kill -9) needs is there at once, in the page cache; only a power cut can lose it,
+        so the fsyncs (of the file and of its directory) wait for the next durable flush, about
+        a second later (``agent.upkeep``). Order still holds: the spool is fsynced before any
+        checkpoint of its offsets is written, so a durable registry never points past durable
+        spool data; a power cut only takes the registry back by up to that second, whose lines
+        are read again and answered 409 by their deterministic ids."""
         with self._flush_lock:
             with self._lock:
-                if not self._dirty:
+                if not self._dirty and not (durable and self._unsynced):
                     return False
                 snapshot = dict(self._entries)
                 mark = self._dead_letter
-                self._dirty = False
+                was_dirty, self._dirty = self._dirty, False
+            fsync = self.fsync and durable
             try:
-                atomic_write_bytes(self.path, encode(snapshot, mark), fsync=self.fsync)
+                atomic_write_bytes(self.path, encode(snapshot, mark), fsync=fsync)
             except BaseException:
                 with self._lock:
-                    self._dirty = True
+                    self._dirty = self._dirty or was_dirty
                 raise
+            with self._lock:
+                self._unsynced = self.fsync and not durable
             return True
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ TAILER_SKIPS = frozenset({"compressed", "compressed_unfinished"})
 
 @dataclass(frozen=True, slots=True)
 class UpkeepIntervals:
-    registry_flush: float = 1.0  # retry of a failed checkpoint
+    registry_flush: float = 1.0  # the durable checkpoint (and the retry of a failed one)
     prune: float = 60.0
     prune_grace: float = 3600.0  # gone files keep their offsets this long (seconds, wall clock)
     gauges: float = 1.0
@@ -55,7 +55,8 @@ class Upkeep:
         self._next_gauges = now
 
     def chores(self, now: float, keep: AbstractSet[FileId], scanned: bool) -> None:
-        """Checkpoint a registry left dirty (a failed flush) and prune, when due. ``keep``: the
+        """Checkpoint the registry durably (a prompt checkpoint not yet fsynced, or one that
+        failed) and prune, when due. ``keep``: the
         files whose offsets wait in batches; ``scanned``: whether discovery ran (before it, every
         file would look gone)."""
         if now >= self._next_flush:
