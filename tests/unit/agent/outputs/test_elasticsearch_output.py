@@ -450,3 +450,22 @@ def test_elasticsearch_answers_that_leave_the_whole_body_for_a_retry(
     finally:
         out.close()
         server.close()
+
+
+def test_413_parts_keep_compression_level_0(srv: BulkServer) -> None:
+    """Level 0 means off: the parts of a split body are stored too, not compressed at level 1
+    (which squeezed these repetitive documents under the limit at the first split)."""
+    output = ElasticsearchOutput(
+        ElasticsearchConfig(hosts=(srv.url,), request_timeout=Duration(5.0), compression_level=0)
+    )
+    try:
+        docs: list[tuple[str, dict[str, object]]] = [(f"id{i}", {"text": "a" * 2000}) for i in range(8)]
+        srv.set_faults(max_body_bytes=3 * 2100)  # three stored documents, or all eight compressed
+        stored = gzip.compress(gzip.decompress(body(*docs)), compresslevel=0)
+
+        results = output.send(stored, 8)
+
+        assert [r.outcome for r in results] == [Outcome.CREATED] * 8
+        assert srv.stats()["bulk_requests"] == 4  # quarters: stored halves are over the limit too
+    finally:
+        output.close()

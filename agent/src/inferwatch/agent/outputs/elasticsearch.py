@@ -115,7 +115,7 @@ class ElasticsearchOutput:
         self._timeout = Timeout(
             connect=min(10.0, float(cfg.request_timeout)), read=float(cfg.request_timeout)
         )
-        self._level = cfg.compression_level or 1
+        self._level = cfg.compression_level  # 0: off, the split halves stored too
         common = {"user-agent": user_agent, "accept": "application/json"}
         auth = authorization_header(cfg)
         if auth is not None:
