@@ -90,6 +90,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+try:  # igzip inflates 3x faster than zlib: less of the CPU a benchmark shares with the shipper
+    from isal.igzip import decompress as _gunzip
+except ImportError:  # pragma: no cover - isal is an agent dependency where it has wheels
+    _gunzip = gzip.decompress
+
 PRODUCT = ("X-Elastic-Product", "Elasticsearch")
 ROOT_INFO = {
     "name": "fake-node",
@@ -370,7 +375,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, method: str) -> None:
         owner = self.server.owner
         wire = self._read_body()
-        body = gzip.decompress(wire) if self.headers.get("Content-Encoding", "").lower() == "gzip" else wire
+        body = _gunzip(wire) if self.headers.get("Content-Encoding", "").lower() == "gzip" else wire
         path = urlsplit(self.path).path
         if path.startswith(("/_fault", "/_inferwatch/")):
             self._control(method, path, body)
