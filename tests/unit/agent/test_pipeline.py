@@ -670,9 +670,9 @@ def test_records_spooled_without_a_count_are_counted_from_the_payload(
     spool.append(bulkbody.encode([Event("e", "logs-test-default", b"{}")], 1), 1)
     out = ScriptedOutput([])
     clock = Clock()
-    loop = ShipLoop(
-        spool, out, DeadLetter(tmp_path / "dl.ndjson", fsync=False), Metrics(), Backoff(), clock=clock
-    )
+    dead = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
+    # One request at a time: the order the output sees them in is the spool's.
+    loop = ShipLoop(spool, out, dead, Metrics(), Backoff(), clock=clock, max_in_flight=1)
     drive(loop, clock)
     assert count_spy.calls == 2  # the two old records only
     assert out.requests == [["a", "b", "c"], ["d"], ["e"]]
