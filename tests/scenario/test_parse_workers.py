@@ -4,6 +4,7 @@ outlives its agent."""
 
 from __future__ import annotations
 
+import functools
 import random
 import threading
 from pathlib import Path
@@ -26,6 +27,10 @@ def children(pid: int) -> list[int]:
         except (OSError, ValueError):
             continue
     return found
+
+
+def all_gone(pids: list[int]) -> bool:
+    return all(gone(p) for p in pids)
 
 
 def gone(pid: int) -> bool:
@@ -68,7 +73,7 @@ def test_kill_9_while_a_worker_parses_loses_duplicates_and_orphans_nothing(
             threading.Event().wait(rng.uniform(0.2, 0.8))  # a random moment, not synchronization
             parsed_elsewhere += agent.metric("lines_parsed_in_workers_total") or 0.0
             agent.kill()
-            wait_until(lambda ws=workers: all(gone(w) for w in ws), 30, "the worker to exit after kill -9")
+            wait_until(functools.partial(all_gone, workers), 30, "the worker to exit after kill -9")
     finally:
         stop.set()
         t.join()
