@@ -122,6 +122,31 @@ def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() ->
         decode_some(b"not gzip", [0])
 
 
+@given(
+    sizes=st.lists(st.integers(0, 3 * bulkbody._PIECE), min_size=1, max_size=40),
+    picks=st.lists(st.integers(0, 39), max_size=10),
+)
+def test_decode_some_finds_items_across_the_pieces_it_inflates(sizes: list[int], picks: list[int]) -> None:
+    # Documents from empty to several pieces long: action and document lines straddle pieces.
+    items = [
+        ("logs-inferwatch.m-default", f"id-{i}", b'{"t":"%s"}' % (b"x" * n)) for i, n in enumerate(sizes)
+    ]
+    payload = encode_items(items)
+    wanted = [p % len(items) for p in picks]
+    assert bulkbody.decode_some(payload, wanted) == {i: items[i] for i in wanted}
+
+
+def test_decode_some_refuses_a_cut_body_and_an_item_it_does_not_hold() -> None:
+    items = [("logs-inferwatch.m-default", f"id-{i}", b"{}") for i in range(3)]
+    payload = encode_items(items)
+    with pytest.raises(ValueError, match="gzip"):
+        bulkbody.decode_some(payload[:-9], [0])
+    with pytest.raises(ValueError, match="pairs of lines"):
+        bulkbody.decode_some(compress(raw_body(items)[:-1]), [0])
+    with pytest.raises(ValueError, match="line 7 is not a create action"):
+        bulkbody.decode_some(payload, [3])
+
+
 BODY = raw_body(
     ("logs-inferwatch.m-default", f"id-{i:06d}", b'{"ml":{"inputs":{"text":"late again %d"}}}' % i)
     for i in range(2000)
