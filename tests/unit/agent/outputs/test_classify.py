@@ -4,6 +4,8 @@ import email.utils
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inferwatch.agent.model import ItemResult, Outcome
 from inferwatch.agent.outputs.backoff import Backoff
@@ -230,3 +232,57 @@ def test_bulk_answers_that_must_not_be_acked() -> None:
     for body in (b"<html><body>502 Bad Gateway</body></html>", b"", b'{"errors":false}'):
         with pytest.raises(MalformedResponse):
             classify_response(body)
+
+
+ITEMS = [
+    {"create": {"status": 201}},
+    {"create": {"status": 409, "error": {"type": "version_conflict_engine_exception", "reason": "x"}}},
+    {"create": {"status": 429, "error": {"type": "es_rejected_execution_exception", "reason": "busy"}}},
+    {
+        "create": {
+            "status": 400,
+            "error": {"type": "mapper_parsing_exception", "reason": '{"create":{"status":201}},'},
+        }
+    },
+    {"create": {"status": 503}},
+    {"create": {"_index": "logs-x-default", "_id": "a", "result": "created", "status": 201}},
+    {"create": {"status": 200}},
+]
+
+
+@given(picks=st.lists(st.integers(0, len(ITEMS) - 1), min_size=1, max_size=30), took=st.booleans())
+def test_an_answer_with_errors_gets_the_same_results_item_by_item_as_parsed_whole(
+    picks: list[int], took: bool
+) -> None:
+    from inferwatch.agent.outputs import classify
+
+    answer = {**({"took": 3} if took else {}), "errors": True, "items": [ITEMS[p] for p in picks]}
+    body = orjson.dumps(answer)
+    by_item = classify._by_item(body)
+    assert by_item is not None  # the shape the agent's filter_path asks for
+    whole = [classify._classify_entry(entry) for entry in answer["items"]]
+    assert by_item == whole == classify_response(body)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":429}}',  # cut
+        b'{"errors":true,"items":[{"create":{"status":201}}x,{"create":{"status":429}}]}',
+        b'{"errors":true,"items":[{"create":{"status":201}},{"create":{"status":4',
+        b'{"errors":true,"items":[{"create":1}]}',
+    ],
+)
+def test_an_answer_with_errors_not_shaped_as_one_is_refused(raw: bytes) -> None:
+    with pytest.raises(MalformedResponse):
+        classify_response(raw)
+
+
+def test_an_answer_of_another_shape_is_parsed_whole() -> None:
+    from inferwatch.agent.outputs import classify
+
+    other_op = b'{"errors":true,"items":[{"create":{"status":201}},{"index":{"status":429}}]}'
+    pretty = b'{"errors": true, "items": [{"create": {"status": 201}}, {"create": {"status": 429}}]}'
+    for body in (other_op, pretty):
+        assert classify._by_item(body) is None
+        assert [r.status for r in classify_response(body)] == [201, 429]
