@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from inferwatch.agent.deadletter import DeadLetterMark
+from inferwatch.agent.deadletter import DeadLetterMark, mark_from_json, mark_to_json
 from inferwatch.agent.model import Checkpoint, FileId
 from inferwatch.core.atomic import atomic_write_bytes, read_state_bytes
 
@@ -64,7 +64,7 @@ def encode(entries: Mapping[FileId, Checkpoint], dead_letter: DeadLetterMark | N
     }
     doc: dict[str, Any] = {"version": VERSION, "files": files}
     if dead_letter is not None:
-        doc["dead_letter"] = {"inode": dead_letter.inode, "size": dead_letter.size}
+        doc["dead_letter"] = mark_to_json(dead_letter)
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
@@ -85,18 +85,7 @@ def decode_all(data: bytes) -> tuple[dict[FileId, Checkpoint], DeadLetterMark | 
     if doc["version"] != VERSION or not isinstance(doc.get("files"), dict):
         raise ValueError(f"unexpected registry version {doc['version']!r} or missing 'files'")
     entries = {FileId(key): _checkpoint(key, value) for key, value in doc["files"].items()}
-    return entries, _mark(doc.get("dead_letter"))
-
-
-def _mark(value: Any) -> DeadLetterMark | None:
-    """The dead-letter mark, or None when absent or not two non-negative integers (it only
-    avoids duplicates; a registry is not refused for it)."""
-    if not isinstance(value, dict):
-        return None
-    inode, size = value.get("inode"), value.get("size")
-    if type(inode) is not int or type(size) is not int or inode < 0 or size < 0:
-        return None
-    return DeadLetterMark(inode, size)
+    return entries, mark_from_json(doc.get("dead_letter"))
 
 
 def _checkpoint(key: str, value: Any) -> Checkpoint:
