@@ -34,7 +34,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_throughput import MODEL, ROOT, Endpoint, Result, measure, write_logs
+from agent_throughput import MODEL, ROOT, Endpoint, Result, measure, precompile, write_logs
 
 
 def set_faults(endpoint: Endpoint, **plan: object) -> None:
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="inferwatch-faults-"))
     paths = [str(ROOT / p) for p in ("agent/src", "analytics/src", "kibana/src")] + [str(ROOT)]
+    precompile(ROOT / "agent" / "src")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     logs = workdir / "logs"
     write_logs(logs, args.lines, 1)

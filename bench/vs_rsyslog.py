@@ -166,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print("rsyslogd not found: apt-get install rsyslog rsyslog-elasticsearch (or pass --skip-rsyslog)")
         return 3
     workdir = Path(tempfile.mkdtemp(prefix="inferwatch-vs-rsyslog-"))
+    at.precompile()
     env = {**os.environ, "PYTHONPATH": str(at.ROOT)}
     logs = workdir / "logs"
     _, size = at.write_logs(logs, args.lines, 1)
