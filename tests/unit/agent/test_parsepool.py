@@ -271,3 +271,37 @@ def _gone(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return state in ("Z", "X")
+
+
+def test_workers_unused_for_the_idle_timeout_stop_and_the_next_big_run_starts_one(metrics: Metrics) -> None:
+    now = [1000.0]
+    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, idle_timeout=300.0, clock=lambda: now[0])
+    try:
+        ready_pool(pool)
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        pooled(batch(300), "t")
+        (pid,) = pool.pids()
+        now[0] += 299.0
+        pool.retire_idle()
+        assert pool.pids() == [pid]  # used 299 s ago: kept
+        now[0] += 1.0
+        pool.retire_idle()
+        assert pool.pids() == [] and _gone(pid)
+        assert metrics.value("parse_workers") == 0
+        assert metrics.total("parse_worker_failures_total") == 0  # retiring is no failure
+        ready_pool(pool)  # a big run comes: a new worker
+        assert pool.pids() != [pid]
+    finally:
+        pool.close()
+
+
+def test_a_worker_just_started_is_not_retired_before_its_first_share(metrics: Metrics) -> None:
+    now = [10_000.0]
+    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, idle_timeout=300.0, clock=lambda: now[0])
+    try:
+        assert pool.ready() == 0  # starting
+        pool.retire_idle()
+        assert len(pool.pids()) == 1
+    finally:
+        pool.close()

@@ -18,7 +18,9 @@ or answers wrongly, the read thread parses itself.
   (the round trip would cost more than it saves).
 - Lifecycle: a worker starts at the first run big enough (an agent that reads a few lines a
   second never starts one) and serves once it has answered ``READY``; until then the thread
-  parses. ``close()`` closes the workers' stdin (they exit) and kills any that linger. A worker
+  parses. Workers unused for ``idle_timeout`` (5 minutes: the backlog is read) stop
+  (``retire_idle``, from the read loop's chores), so a quiet agent is one process again.
+  ``close()`` closes the workers' stdin (they exit) and kills any that linger. A worker
   whose agent dies, even by kill -9, reads the end of its stdin and exits.
 - Failures: a worker that cannot start, exits, stops answering for ``timeout`` seconds or answers
   what is not the protocol is killed, counted in ``parse_worker_failures_total{reason}`` and
@@ -51,6 +53,7 @@ from inferwatch.agent.normalize import Normalizer, RejectedLine
 log = logging.getLogger(__name__)
 
 MIN_LINES = 256  # a shorter run is parsed in the read thread
+IDLE_TIMEOUT = 300.0  # seconds without a share before the workers stop
 PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MAX_RESTART_DELAY = 600.0
@@ -231,8 +234,9 @@ class ParsePool:
         min_lines: int = MIN_LINES,
         timeout: float = 30.0,
         restart_delay: float = 30.0,
+        idle_timeout: float = IDLE_TIMEOUT,
         command: Sequence[str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,  # restarts and retirement (tests move it)
     ) -> None:
         self._normalizers = [n if isinstance(n, Normalizer) else None for n in normalizers]
         self._size = workers if any(self._normalizers) else 0
@@ -240,6 +244,8 @@ class ParsePool:
         self._min_lines = min_lines
         self._timeout = timeout
         self._restart_delay = restart_delay
+        self._idle_timeout = idle_timeout
+        self._last_used = 0.0  # clock time of the last run a worker parsed a share of
         self._command = list(command or worker_command())
         self._clock = clock
         self._specs: bytes | None = None  # built when the first worker starts
@@ -269,6 +275,23 @@ class ParsePool:
         """How many workers are ready, starting the missing ones when due (never waits)."""
         return len(self._ready())
 
+    def retire_idle(self) -> None:
+        """Stop the workers when none has had a share for ``idle_timeout`` seconds (the backlog
+        they were started for is read): a quiet agent goes back to one process. The next big
+        run starts one again."""
+        if not self._workers or self._clock() - self._last_used < self._idle_timeout:
+            return
+        workers, self._workers = self._workers, []
+        for w in workers:
+            w.close(5.0)
+        self._metrics.set("parse_workers", 0)
+        log.info(
+            "parse worker%s %s stopped after %.0f s unused; one starts again for the next large read",
+            "s" if len(workers) > 1 else "",
+            ", ".join(str(w.pid) for w in workers),
+            self._idle_timeout,
+        )
+
     def pids(self) -> list[int]:
         """The process ids of the running workers (ready or starting)."""
         return [w.pid for w in self._workers]
@@ -293,7 +316,8 @@ class ParsePool:
             return normalizer.bulk_items(batch, ingested)
         mine = self._balance.mine(n, len(ready))
         cuts = _cuts(mine, n, len(ready))
-        deadline = self._clock() + self._timeout
+        self._last_used = self._clock()
+        deadline = time.monotonic() + self._timeout  # the pipes wait on the monotonic clock
         sent_at = time.perf_counter()
         sent: list[tuple[_Worker, int, int]] = []
         local: list[tuple[int, int]] = [(0, mine)] if mine else []
@@ -383,6 +407,7 @@ class ParsePool:
                     self._note_failure(WorkerFailed("start", f"{type(exc).__name__}: {exc}"), None)
                     self._size = 0
                     return []
+            self._last_used = self._clock()  # a worker starting counts as used: it has a backlog
             while len(self._workers) < self._size:
                 try:
                     self._workers.append(_Worker(self._specs, self._command))
@@ -449,4 +474,4 @@ def _request(batch: LineBatch, a: int, b: int, ingested: str) -> bytes:
     return pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
 
 
-__all__ = ["FAILURE_REASONS", "MIN_LINES", "ParsePool", "WorkerFailed", "worker_command"]
+__all__ = ["FAILURE_REASONS", "IDLE_TIMEOUT", "MIN_LINES", "ParsePool", "WorkerFailed", "worker_command"]

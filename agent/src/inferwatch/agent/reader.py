@@ -191,3 +191,4 @@ class ReadLoop:
     def _chores(self, now: float) -> None:
         keep = self._batcher.file_ids() | self._committer.file_ids()
         self._upkeep.chores(now, keep, self._scanned)
+        self._pool.retire_idle()
