@@ -62,7 +62,7 @@ import json
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -361,37 +361,6 @@ def _parse_error(line: bytes) -> Any:
         raise Rejected("invalid_json", str(exc)) from None
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizerSpec:
-    """What a ``Normalizer`` is built from, as plain values: how a parse worker process
-    (``agent.parsepool``) builds the very same normalizer as the agent's read thread."""
-
-    input_config: InputConfig
-    models: Mapping[str, ModelConfig]
-    namespace: str
-    redact: RedactConfig
-    hash_key: bytes | None
-    host: str
-    agent_version: str
-    require_timestamp: bool
-    agent_id: str
-    agent_name: str
-
-    def build(self) -> Normalizer:
-        return Normalizer(
-            self.input_config,
-            self.models,
-            self.namespace,
-            self.redact,
-            self.hash_key,
-            self.host,
-            self.agent_version,
-            self.require_timestamp,
-            self.agent_id,
-            self.agent_name,
-        )
-
-
 @dataclass(frozen=True, eq=False)
 class Normalizer:
     """Line -> ``Event`` for one input (see the module docstring for every rule).
@@ -439,21 +408,10 @@ class Normalizer:
         object.__setattr__(self, "_item", item)
         object.__setattr__(self, "normalize_at", normalize_at)
 
-    @property
-    def spec(self) -> NormalizerSpec:
-        """This normalizer's construction values (``NormalizerSpec.build`` makes an equal one)."""
-        return NormalizerSpec(
-            self.input_config,
-            dict(self.models),
-            self.namespace,
-            self.redact,
-            self.hash_key,
-            self.host,
-            self.agent_version,
-            self.require_timestamp,
-            self.agent_id,
-            self.agent_name,
-        )
+    def __reduce__(self) -> tuple[type[Normalizer], tuple[Any, ...]]:
+        """Pickled as its construction values: a parse worker (``agent.parsepool``) unpickles the
+        very same normalizer, its caches and per-line function built anew."""
+        return Normalizer, tuple(getattr(self, f.name) for f in fields(self) if f.init)
 
     @property
     def redactor(self) -> Redactor | None:
@@ -682,7 +640,6 @@ class Normalizer:
 __all__ = [
     "MODEL_CACHE_SIZE",
     "Normalizer",
-    "NormalizerSpec",
     "RejectedLine",
     "format_timestamp",
     "parse_timestamp",

@@ -7,8 +7,8 @@ contiguous shares: each worker process (``agent.parseworker``) parses one while 
 parses the first, and the answers are joined in line order.
 
 Why this keeps delivery exact: a document is a pure function of (line, file, offset, ingest
-time), and the worker builds its normalizers from the read thread's own ``NormalizerSpec``
-values, so where a line is parsed changes neither the documents, their ids, nor the order of the
+time), and the worker unpickles the read thread's own normalizers (their construction
+values), so where a line is parsed changes neither the documents, their ids, nor the order of the
 batch; the batch is sealed, spooled and checkpointed by the read thread exactly as before. The
 pool is an accelerator that may vanish at any moment: whatever a worker does not answer in time,
 or answers wrongly, the read thread parses itself.
@@ -74,7 +74,7 @@ def worker_command() -> list[str]:
 class _Worker:
     """One worker process and its pipes (non-blocking, every wait bounded by a deadline)."""
 
-    def __init__(self, specs_frame: bytes, command: Sequence[str]) -> None:
+    def __init__(self, inputs_frame: bytes, command: Sequence[str]) -> None:
         try:
             self.proc = subprocess.Popen(
                 list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True
@@ -89,7 +89,7 @@ class _Worker:
         for fd in (self._in, self._out):  # a whole request or answer per write: fewer wake-ups
             with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep 64 KiB
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
-        self._pending = bytearray(parseworker.frame(specs_frame))  # written as the pipe takes it
+        self._pending = bytearray(parseworker.frame(inputs_frame))  # written as the pipe takes it
         self._received = bytearray()
         self.ready = False
 
@@ -248,7 +248,7 @@ class ParsePool:
         self._last_used = 0.0  # clock time of the last run a worker parsed a share of
         self._command = list(command or worker_command())
         self._clock = clock
-        self._specs: bytes | None = None  # built when the first worker starts
+        self._inputs: bytes | None = None  # the pickled normalizers, when the first worker starts
         self._workers: list[_Worker] = []
         self._next_start = 0.0  # clock time a worker may (re)start
         self._failures = 0  # in a row, for the restart delay
@@ -397,11 +397,9 @@ class ParsePool:
         if self._closed:
             return []
         if len(self._workers) < self._size and self._clock() >= self._next_start:
-            if self._specs is None:
+            if self._inputs is None:
                 try:
-                    self._specs = parseworker.dumps(
-                        tuple(None if n is None else n.spec for n in self._normalizers)
-                    )
+                    self._inputs = parseworker.dumps(tuple(self._normalizers))
                 except Exception as exc:  # a config value that does not pickle: a bug, said once
                     log.exception("parse workers cannot be given the inputs' settings")
                     self._note_failure(WorkerFailed("start", f"{type(exc).__name__}: {exc}"), None)
@@ -410,7 +408,7 @@ class ParsePool:
             self._last_used = self._clock()  # a worker starting counts as used: it has a backlog
             while len(self._workers) < self._size:
                 try:
-                    self._workers.append(_Worker(self._specs, self._command))
+                    self._workers.append(_Worker(self._inputs, self._command))
                 except WorkerFailed as failed:
                     self._note_failure(failed, None)
                     break

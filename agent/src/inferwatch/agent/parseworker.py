@@ -1,13 +1,13 @@
 """A parse worker process: ``python -m inferwatch.agent.parseworker``, started by ``agent.parsepool``.
 
 It normalizes runs of lines for the agent's read thread, with normalizers built from the agent's
-own ``NormalizerSpec`` values, and holds nothing between requests but their model caches.
+own normalizers (pickled as their construction values), and holds nothing between requests but their model caches.
 
 The protocol, on the worker's stdin and stdout: frames of an 8-byte big-endian length and a
 pickle (``write_frame``, ``read_frame``).
 
-1. The agent sends the tuple of its inputs' specs (None for an input the pool does not serve);
-   the worker builds the normalizers and answers ``READY``.
+1. The agent sends the tuple of its inputs' normalizers (None for an input the pool does not serve);
+   the worker unpickles them (each builds its caches anew) and answers ``READY``.
 2. Each request ``(input_index, fingerprint, path, ingested, offsets, lines)`` (``offsets`` the
    bytes of an ``array('q')``, ``lines`` the lines joined by ``\\n``: a line never holds one) is
    answered ``(items, rejects, counts, seconds)``: the bulk items in line order, the rejected
@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any, BinaryIO
 
 from inferwatch.agent.model import FileId, LineBatch
-from inferwatch.agent.normalize import Normalizer, NormalizerSpec
+from inferwatch.agent.normalize import Normalizer
 
 READY = b"ready"
 _HEADER = 8
@@ -110,8 +110,7 @@ def serve(stdin: BinaryIO, stdout: BinaryIO) -> int:
     first = read_frame(stdin)
     if first is None:
         return 0
-    specs: tuple[NormalizerSpec | None, ...] = pickle.loads(first)
-    normalizers = [None if spec is None else spec.build() for spec in specs]
+    normalizers: tuple[Normalizer | None, ...] = pickle.loads(first)
     write_frame(stdout, READY)
     while (request := read_frame(stdin)) is not None:
         write_frame(stdout, handle(normalizers, request))
