@@ -12,33 +12,12 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.bulk_server import BulkServer
+from tests.procs import all_exited, children
 from tests.scenario.harness import AgentProcess, LogWriter, assert_exactly_once, wait_delivered, wait_until
 
 pytestmark = pytest.mark.scenario
 
 KILLS = 6
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return found
-
-
-def all_gone(pids: list[int]) -> bool:
-    return all(gone(p) for p in pids)
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
 
 
 def test_kill_9_while_a_worker_parses_loses_duplicates_and_orphans_nothing(
@@ -73,7 +52,7 @@ def test_kill_9_while_a_worker_parses_loses_duplicates_and_orphans_nothing(
             threading.Event().wait(rng.uniform(0.2, 0.8))  # a random moment, not synchronization
             parsed_elsewhere += agent.metric("lines_parsed_in_workers_total") or 0.0
             agent.kill()
-            wait_until(functools.partial(all_gone, workers), 30, "the worker to exit after kill -9")
+            wait_until(functools.partial(all_exited, workers), 30, "the worker to exit after kill -9")
     finally:
         stop.set()
         t.join()

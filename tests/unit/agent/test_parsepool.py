@@ -20,6 +20,7 @@ from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer, RejectedLine
 from inferwatch.agent.parsepool import ParsePool
 from inferwatch.core.config import InputConfig, ModelConfig, RedactConfig
+from tests.procs import exited
 from tests.unit.agent.helpers import wait_for
 
 MODELS = {
@@ -156,7 +157,7 @@ def test_a_killed_worker_is_counted_its_share_parsed_in_the_thread_and_it_comes_
     try:
         (pid,) = pool.pids()
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: _gone(pid))
+        wait_for(lambda: exited(pid))
         pooled = pool.bulk_items(0)
         assert pooled is not None
         b = batch(600)
@@ -181,7 +182,7 @@ def test_a_worker_that_stops_answering_is_killed_after_the_timeout(metrics: Metr
         b = batch(3000)  # more than the pipe holds: the request itself cannot be written
         assert comparable(pooled(b, "t")) == comparable(local.bulk_items(b, "t"))
         assert metrics.value("parse_worker_failures_total", (("reason", "timeout"),)) == 1
-        assert _gone(pid)  # killed and reaped
+        assert exited(pid)  # killed and reaped
         assert pool.pids() == []  # and not started again before restart_delay
         assert comparable(pooled(b, "t")) == comparable(local.bulk_items(b, "t"))
     finally:
@@ -228,7 +229,7 @@ def test_close_ends_the_workers(metrics: Metrics) -> None:
     pool = ready_pool(ParsePool([normalizer()], 2, metrics, min_lines=10), 2)
     pids = pool.pids()
     pool.close()
-    assert all(_gone(pid) for pid in pids)
+    assert all(exited(pid) for pid in pids)
     assert metrics.value("parse_workers") == 0
     assert pool.ready() == 0  # closed: nothing starts again
 
@@ -261,16 +262,7 @@ def test_a_worker_exits_when_its_agent_is_killed_with_9(tmp_path: Path) -> None:
     worker = int(parent.stdout.readline())
     parent.kill()
     parent.wait()
-    wait_for(lambda: _gone(worker))
-
-
-def _gone(pid: int) -> bool:
-    """True once ``pid`` has exited (a zombie counts: it parses nothing)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state in ("Z", "X")
+    wait_for(lambda: exited(worker))
 
 
 def test_workers_unused_for_the_idle_timeout_stop_and_the_next_big_run_starts_one(metrics: Metrics) -> None:
@@ -287,7 +279,7 @@ def test_workers_unused_for_the_idle_timeout_stop_and_the_next_big_run_starts_on
         assert pool.pids() == [pid]  # used 299 s ago: kept
         now[0] += 1.0
         pool.retire_idle()
-        assert pool.pids() == [] and _gone(pid)
+        assert pool.pids() == [] and exited(pid)
         assert metrics.value("parse_workers") == 0
         assert metrics.total("parse_worker_failures_total") == 0  # retiring is no failure
         ready_pool(pool)  # a big run comes: a new worker
