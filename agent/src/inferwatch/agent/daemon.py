@@ -92,16 +92,19 @@ def build_normalizers(cfg: Config, host: str) -> list[Normalize]:
 
 
 def encoder_threads(cfg: Config) -> int:
-    """``agent.workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
-    if cfg.agent.workers is not None:
-        return cfg.agent.workers
-    return min(2, os.cpu_count() or 1) - 1
+    """``agent.workers``, with null resolved (``one_beside_the_first_cpu``)."""
+    return one_beside_the_first_cpu(cfg.agent.workers)
 
 
 def parse_workers(cfg: Config) -> int:
-    """``agent.parse_workers``, with null resolved: 1 on a machine with two or more CPUs, else 0."""
-    if cfg.agent.parse_workers is not None:
-        return cfg.agent.parse_workers
+    """``agent.parse_workers``, with null resolved (``one_beside_the_first_cpu``)."""
+    return one_beside_the_first_cpu(cfg.agent.parse_workers)
+
+
+def one_beside_the_first_cpu(configured: int | None) -> int:
+    """``configured``, or for null (automatic): 1 on a machine with two or more CPUs, else 0."""
+    if configured is not None:
+        return configured
     return min(2, os.cpu_count() or 1) - 1
 
 
