@@ -1,4 +1,5 @@
-"""The fake bulk endpoint as other tests use it: as a subprocess driven over its control port."""
+"""The fake bulk endpoint as other tests use it: as a subprocess driven over its control port, and
+its compact fast path (what benchmarks run) against its per-item path."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 import urllib3
+
+from tests.fakes.bulk_server import BulkServer
 
 ROOT = Path(__file__).resolve().parents[4]
 http = urllib3.PoolManager(retries=False, timeout=5.0)
@@ -37,13 +40,13 @@ def start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], dict[st
     return proc, info
 
 
-def bulk(url: str, *ids: str) -> urllib3.BaseHTTPResponse:
+def bulk(url: str, *ids: str, query: str = "") -> urllib3.BaseHTTPResponse:
     lines = b"".join(
         orjson.dumps({"create": {"_index": "logs-x-default", "_id": i}}) + b"\n" + b'{"n":1}\n' for i in ids
     )
     return http.request(
         "POST",
-        url + "/_bulk",
+        url + "/_bulk" + query,
         body=gzip.compress(lines),
         headers={"Content-Type": "application/x-ndjson", "Content-Encoding": "gzip"},
     )
@@ -96,3 +99,37 @@ def test_subprocess_faults_ids_and_state_file(tmp_path: Path) -> None:
         assert orjson.loads(docs[0])["_source"] == {"n": 1}
     finally:
         stop(proc)
+
+
+COMPACT = "?filter_path=errors,items.*.status,items.*.error"
+
+
+def _statuses(answer: urllib3.BaseHTTPResponse) -> list[int]:
+    return [item["create"]["status"] for item in orjson.loads(answer.data)["items"]]
+
+
+@pytest.mark.parametrize("keep_documents", [True, False])
+def test_compact_answers_equal_the_per_item_path(keep_documents: bool) -> None:
+    """The fake answers a compact request of fresh creates in one pass; whatever it answers must
+    be what the per-item path (the full answer) says for the same requests, conflicts included."""
+    requests = [("a", "b", "c"), ("d", "d", "e"), ("a", "f"), ("g",)]
+    seen: dict[str, list[list[int]]] = {}
+    stats: dict[str, dict[str, int]] = {}
+    for name, suffix in (("compact", COMPACT), ("full", "")):
+        with BulkServer(keep_documents=keep_documents) as srv:
+            seen[name] = [_statuses(bulk(srv.url, *ids, query=suffix)) for ids in requests]
+            stats[name] = srv.stats()
+            docs = srv.documents()
+        assert sorted(k[1] for k in docs) == ["a", "b", "c", "d", "e", "f", "g"]
+        assert all(v == ({"n": 1} if keep_documents else {}) for v in docs.values())
+    assert seen["compact"] == seen["full"] == [[201, 201, 201], [201, 409, 201], [409, 201], [201]]
+    assert stats["compact"] == stats["full"]
+
+
+def test_compact_fresh_creates_still_drop_the_next_answer() -> None:
+    with BulkServer() as srv:
+        srv.set_faults(drop_next=1)
+        with pytest.raises(urllib3.exceptions.HTTPError):
+            bulk(srv.url, "a", "b", query=COMPACT)
+        assert srv.stats()["dropped_responses"] == 1
+        assert _statuses(bulk(srv.url, "a", "b", "c", query=COMPACT)) == [409, 409, 201]
