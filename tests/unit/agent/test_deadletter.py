@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from inferwatch.agent import deadletter as deadletter_module
-from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, entry
+from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, DeadLetterItem, entry
 from tests.unit.agent.helpers import TornWrite
 
 T = 1_763_850_000.123  # 2025-11-22T22:20:00.123Z
@@ -23,7 +23,11 @@ def lines(path: Path) -> list[dict[str, Any]]:
 def test_a_rejected_line_is_written_with_reason_source_and_raw_bytes(tmp_path: Path) -> None:
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, clock=lambda: T)
-    dl.write("invalid_json", "expected value at 1:1", source="/logs/a.jsonl", offset=4096, raw=b"{oops")
+    dl.write(
+        DeadLetterItem(
+            "invalid_json", "expected value at 1:1", source="/logs/a.jsonl", offset=4096, raw=b"{oops"
+        )
+    )
     dl.close()
     assert lines(path) == [
         {
@@ -41,12 +45,14 @@ def test_a_rejected_document_is_kept_as_an_object_with_its_id(tmp_path: Path) ->
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, clock=lambda: T)
     dl.write(
-        "mapping",
-        "mapper_parsing_exception: failed to parse [ml.inputs.age]",
-        document=b'{"ml":{"inputs":{"age":"x"}}}',
-        doc_id="Zm9v",
+        DeadLetterItem(
+            "mapping",
+            "mapper_parsing_exception: failed to parse [ml.inputs.age]",
+            document=b'{"ml":{"inputs":{"age":"x"}}}',
+            doc_id="Zm9v",
+        ),
     )
-    dl.write("mapping", "not json", document=b"\xffnot json")
+    dl.write(DeadLetterItem("mapping", "not json", document=b"\xffnot json"))
     dl.close()
     first, second = lines(path)
     assert first["document"] == {"ml": {"inputs": {"age": "x"}}}
@@ -56,14 +62,14 @@ def test_a_rejected_document_is_kept_as_an_object_with_its_id(tmp_path: Path) ->
 
 
 def test_invalid_utf8_is_kept_readable_with_replacement_characters() -> None:
-    doc = entry("invalid_utf8", "byte 0xff at 3", 0.0, raw=b"ab\xffcd")
+    doc = entry(DeadLetterItem("invalid_utf8", "byte 0xff at 3", raw=b"ab\xffcd"), 0.0)
     assert doc["raw"] == "ab\ufffdcd"
     assert doc["raw_bytes"] == 5
     assert "raw_truncated" not in doc
 
 
 def test_a_long_raw_line_is_cut_at_64_kib() -> None:
-    doc = entry("line_too_long", "2 MiB line", 0.0, raw=b"x" * (2 * 1024**2))
+    doc = entry(DeadLetterItem("line_too_long", "2 MiB line", raw=b"x" * (2 * 1024**2)), 0.0)
     assert doc["raw"] == "x" * RAW_CAP
     assert doc["raw_bytes"] == 2 * 1024**2
     assert doc["raw_truncated"] is True
@@ -72,7 +78,7 @@ def test_a_long_raw_line_is_cut_at_64_kib() -> None:
 def test_counts_by_reason(tmp_path: Path) -> None:
     dl = DeadLetter(tmp_path / "dl.ndjson", fsync=False)
     for reason in ["invalid_json", "invalid_json", "missing_field", "mapping"]:
-        dl.write(reason, "")
+        dl.write(DeadLetterItem(reason, ""))
     assert dl.counts == {"invalid_json": 2, "missing_field": 1, "mapping": 1}
     dl.close()
 
@@ -80,11 +86,11 @@ def test_counts_by_reason(tmp_path: Path) -> None:
 def test_lines_are_appended_across_restarts(tmp_path: Path) -> None:
     path = tmp_path / "dl.ndjson"
     first = DeadLetter(path)
-    first.write("invalid_json", "one")
+    first.write(DeadLetterItem("invalid_json", "one"))
     first.flush()
     first.close()
     second = DeadLetter(path)
-    second.write("invalid_json", "two")
+    second.write(DeadLetterItem("invalid_json", "two"))
     second.close()
     assert [d["detail"] for d in lines(path)] == ["one", "two"]
 
@@ -94,7 +100,7 @@ def test_lines_are_on_disk_before_flush(tmp_path: Path) -> None:
     operating system already has."""
     path = tmp_path / "dl.ndjson"
     dl = DeadLetter(path)
-    dl.write("invalid_json", "x")
+    dl.write(DeadLetterItem("invalid_json", "x"))
     assert len(lines(path)) == 1
     dl.close()
 
@@ -103,7 +109,7 @@ def test_the_file_is_rotated_once_past_max_bytes(tmp_path: Path) -> None:
     path = tmp_path / "dl.ndjson"
     dl = DeadLetter(path, max_bytes=300, clock=lambda: T)
     for i in range(10):
-        dl.write("invalid_json", f"line {i}")  # 84 bytes each: three fit in 300
+        dl.write(DeadLetterItem("invalid_json", f"line {i}"))  # 84 bytes each: three fit in 300
     dl.close()
     assert [d["detail"] for d in lines(tmp_path / "dl.ndjson.1")] == ["line 6", "line 7", "line 8"]
     assert [d["detail"] for d in lines(path)] == ["line 9"]
@@ -115,7 +121,7 @@ def test_a_closed_dead_letter_refuses_writes(tmp_path: Path) -> None:
     dl = DeadLetter(tmp_path / "dl.ndjson")
     dl.close()
     with pytest.raises(ValueError, match="closed"):
-        dl.write("x", "y")
+        dl.write(DeadLetterItem("x", "y"))
 
 
 def test_lines_after_a_mark_name_the_log_lines_written_since(tmp_path: Path) -> None:
@@ -123,13 +129,15 @@ def test_lines_after_a_mark_name_the_log_lines_written_since(tmp_path: Path) -> 
 
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, clock=lambda: T, max_bytes=1000)
-    dl.write("invalid_json", "x", source="/a", offset=1, raw=b"{", fingerprint="f1")
+    dl.write(DeadLetterItem("invalid_json", "x", source="/a", offset=1, raw=b"{", fingerprint="f1"))
     mark = dl.position()
-    dl.write("mapping", "x", document=b"{}", doc_id="d")  # not a log line: no key
-    dl.write("invalid_json", "x", source="/a", offset=2, raw=b"{", fingerprint="f1")
+    dl.write(DeadLetterItem("mapping", "x", document=b"{}", doc_id="d"))  # not a log line: no key
+    dl.write(DeadLetterItem("invalid_json", "x", source="/a", offset=2, raw=b"{", fingerprint="f1"))
     assert dl.lines_after(mark) == {("f1", 2)}
     for offset in range(3, 6):  # passes max_bytes: rotated to .1 once
-        dl.write("invalid_json", "x", source="/a", offset=offset, raw=b"{" * 100, fingerprint="f2")
+        dl.write(
+            DeadLetterItem("invalid_json", "x", source="/a", offset=offset, raw=b"{" * 100, fingerprint="f2")
+        )
     assert dl.rotations == 1
     assert dl.lines_after(mark) == {("f1", 2), ("f2", 3), ("f2", 4), ("f2", 5)}
     assert dl.lines_after(DeadLetterMark(inode=0, size=0)) == dl.lines_after(mark) | {("f1", 1)}
@@ -141,16 +149,22 @@ def test_documents_after_a_mark_count_the_rejected_documents_written_since(tmp_p
 
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, clock=lambda: T, max_bytes=1200)
-    dl.write("mapping", "x", document=b"{}", doc_id="a", index="i1")
+    dl.write(DeadLetterItem("mapping", "x", document=b"{}", doc_id="a", index="i1"))
     mark = dl.position()
-    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i1")
-    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i1")  # the same id twice: counted twice
-    dl.write("mapping", "x", document=b"{}", doc_id="b", index="i2")
-    dl.write("mapping", "x", document=b'{"index": "i1"}', doc_id="c")  # no target index: not ours
-    dl.write("invalid_json", "x", source="/a", offset=2, raw=b'{"index":"i1","_id":"z"', fingerprint="f")
+    dl.write(DeadLetterItem("mapping", "x", document=b"{}", doc_id="b", index="i1"))
+    # the same id twice: counted twice
+    dl.write(DeadLetterItem("mapping", "x", document=b"{}", doc_id="b", index="i1"))
+    dl.write(DeadLetterItem("mapping", "x", document=b"{}", doc_id="b", index="i2"))
+    # no target index: not ours
+    dl.write(DeadLetterItem("mapping", "x", document=b'{"index": "i1"}', doc_id="c"))
+    dl.write(
+        DeadLetterItem(
+            "invalid_json", "x", source="/a", offset=2, raw=b'{"index":"i1","_id":"z"', fingerprint="f"
+        )
+    )
     assert dl.documents_after(mark) == {("i1", "b"): 2, ("i2", "b"): 1}
     for n in range(4):  # passes max_bytes: rotated to .1 once
-        dl.write("mapping", "y" * 200, document=b"{}", doc_id=f"r{n}", index="i1")
+        dl.write(DeadLetterItem("mapping", "y" * 200, document=b"{}", doc_id=f"r{n}", index="i1"))
     assert dl.rotations == 1
     assert dl.documents_after(mark) == {("i1", "b"): 2, ("i2", "b"): 1} | {
         ("i1", f"r{n}"): 1 for n in range(4)
@@ -165,13 +179,13 @@ def test_dead_letter_torn_entry_does_not_swallow_the_next_one(
 ) -> None:
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, fsync=False)
-    dl.write("invalid_json", "first", raw=b"{not json")
+    dl.write(DeadLetterItem("invalid_json", "first", raw=b"{not json"))
     torn = TornWrite()
     monkeypatch.setattr(deadletter_module.os, "write", torn)
     torn.state = "armed"
     with pytest.raises(OSError):
-        dl.write("invalid_json", "second", raw=b"x" * 200)
-    dl.write("bad_timestamp", "third", raw=b'{"timestamp": "yesterday"}')
+        dl.write(DeadLetterItem("invalid_json", "second", raw=b"x" * 200))
+    dl.write(DeadLetterItem("bad_timestamp", "third", raw=b'{"timestamp": "yesterday"}'))
     dl.close()
     entries = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     assert [e["detail"] for e in entries] == ["first", "third"]
@@ -186,8 +200,8 @@ def test_dead_letter_makes_its_file_name_durable_at_creation_and_rotation(
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, fsync=True, max_bytes=300)
     assert synced == [tmp_path]  # a new file: its directory entry is fsynced
-    dl.write("invalid_json", "one", raw=b"a" * 200)
-    dl.write("invalid_json", "two", raw=b"b" * 200)  # rotates: rename + a new file
+    dl.write(DeadLetterItem("invalid_json", "one", raw=b"a" * 200))
+    dl.write(DeadLetterItem("invalid_json", "two", raw=b"b" * 200))  # rotates: rename + a new file
     dl.flush()
     assert synced == [tmp_path, tmp_path]
     assert path.with_name(path.name + ".1").exists()
@@ -201,7 +215,7 @@ def test_dead_letter_reopened_after_a_torn_write_starts_a_new_line(tmp_path: Pat
     path = tmp_path / "dead-letter.ndjson"
     path.write_bytes(b'{"reason":"invalid_json","detail":"whole"}\n{"reason":"inv')  # crash mid-write
     dl = DeadLetter(path, fsync=False)
-    dl.write("bad_timestamp", "after restart")
+    dl.write(DeadLetterItem("bad_timestamp", "after restart"))
     dl.close()
     lines = path.read_bytes().split(b"\n")
     assert lines[1] == b'{"reason":"inv' and lines[-1] == b""

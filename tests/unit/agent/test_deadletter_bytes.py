@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from inferwatch.agent import bulkbody, shipper
-from inferwatch.agent.deadletter import RAW_CAP, DeadLetter
+from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, DeadLetterItem
 from inferwatch.agent.deadletter_index import dead_letter_document
 from inferwatch.agent.metrics import Metrics
 from inferwatch.agent.model import Event, FileId, ItemResult, LineBatch
@@ -189,7 +189,7 @@ def test_the_local_dead_letter_line_is_pinned(tmp_path: Path, case: str) -> None
     fields, expected = LOCAL[case]
     path = tmp_path / "dead-letter.ndjson"
     dl = DeadLetter(path, fsync=False, clock=lambda: T)
-    dl.write(**fields)
+    dl.write(DeadLetterItem(**fields))
     dl.close()
     assert path.read_bytes() == expected
 
@@ -197,7 +197,7 @@ def test_the_local_dead_letter_line_is_pinned(tmp_path: Path, case: str) -> None
 @pytest.mark.parametrize("case", sorted(INDEXED))
 def test_the_dead_letter_index_document_is_pinned(case: str) -> None:
     fields, expected = INDEXED[case]
-    assert dead_letter_document(ts=T, **fields) == expected
+    assert dead_letter_document(DeadLetterItem(**fields), T) == expected
 
 
 # -- the read side: Rejects, per input policy -------------------------------------------------------

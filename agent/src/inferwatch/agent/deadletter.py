@@ -34,7 +34,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,49 +75,60 @@ def mark_to_json(mark: DeadLetterMark) -> dict[str, int]:
     return {"inode": mark.inode, "size": mark.size}
 
 
-def entry(
-    reason: str,
-    detail: str,
-    ts: float,
-    *,
-    source: str | None = None,
-    offset: int | None = None,
-    raw: bytes | None = None,
-    document: bytes | None = None,
-    doc_id: str | None = None,
-    fingerprint: str | None = None,
-    raw_bytes: int | None = None,
-    index: str | None = None,
-) -> dict[str, Any]:
-    """The dead-letter document for one item (pure). ``raw_bytes`` is the line's length when
-    ``raw`` is not the line as read (redacted, withheld: None, or only its head); ``index`` is
-    where a rejected ``document`` was to go."""
-    doc: dict[str, Any] = {"@timestamp": format_epoch(ts), "reason": reason, "detail": detail}
-    if source is not None or offset is not None:
+@dataclass(frozen=True, slots=True)
+class DeadLetterItem:
+    """One item for the dead letter: why it was rejected, and what is kept of it. The one list of
+    an entry's fields: ``entry`` writes it, ``DeadLetter.write`` appends it,
+    ``agent.deadletter_index`` sends it."""
+
+    reason: str
+    detail: str
+    _: KW_ONLY
+    # A rejected log line: where it was read.
+    source: str | None = None  # the file's path
+    offset: int | None = None  # of the line in that file
+    fingerprint: str | None = None  # the file's identity: with ``offset``, the line's key
+    # The bytes rejected (a line, a spool record), or what may be kept of them (redacted, a head).
+    raw: bytes | None = None
+    raw_bytes: int | None = None  # their length when ``raw`` is not the bytes as read
+    # A document the output rejected: with ``index``, ``doc_id`` is its key.
+    document: bytes | None = None
+    doc_id: str | None = None  # its ``_id``
+    index: str | None = None  # where it was to go
+
+
+def entry(item: DeadLetterItem, ts: float) -> dict[str, Any]:
+    """The dead-letter document for one item written at ``ts`` (pure). ``raw_bytes`` is the
+    line's length when ``raw`` is not the line as read (redacted, withheld: None, or only its
+    head); ``index`` is where a rejected ``document`` was to go."""
+    doc: dict[str, Any] = {"@timestamp": format_epoch(ts), "reason": item.reason, "detail": item.detail}
+    if item.source is not None or item.offset is not None:
         log_field: dict[str, Any] = {}
-        if source is not None:
-            log_field["file"] = {"path": source}
-            if fingerprint is not None:
-                log_field["file"]["fingerprint"] = fingerprint
-        if offset is not None:
-            log_field["offset"] = offset
+        if item.source is not None:
+            log_field["file"] = {"path": item.source}
+            if item.fingerprint is not None:
+                log_field["file"]["fingerprint"] = item.fingerprint
+        if item.offset is not None:
+            log_field["offset"] = item.offset
         doc["log"] = log_field
+    raw = item.raw
     if raw is not None:
         doc["raw"] = raw[:RAW_CAP].decode("utf-8", errors="replace")
         doc["raw_bytes"] = len(raw)
         if len(raw) > RAW_CAP:
             doc["raw_truncated"] = True
-    if raw_bytes is not None:
-        doc["raw_bytes"] = raw_bytes
+    if item.raw_bytes is not None:
+        doc["raw_bytes"] = item.raw_bytes
+    document = item.document
     if document is not None:
         try:
             doc["document"] = orjson.loads(document)
         except orjson.JSONDecodeError:  # keep it readable even if it is not JSON
             doc["document"] = document[:RAW_CAP].decode("utf-8", errors="replace")
-    if doc_id is not None:
-        doc["_id"] = doc_id
-    if index is not None:
-        doc["index"] = index
+    if item.doc_id is not None:
+        doc["_id"] = item.doc_id
+    if item.index is not None:
+        doc["index"] = item.index
     return doc
 
 
@@ -153,33 +164,9 @@ class DeadLetter:
     def _open(self) -> int:
         return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)  # read: the last byte
 
-    def write(
-        self,
-        reason: str,
-        detail: str,
-        *,
-        source: str | None = None,
-        offset: int | None = None,
-        raw: bytes | None = None,
-        document: bytes | None = None,
-        doc_id: str | None = None,
-        fingerprint: str | None = None,
-        raw_bytes: int | None = None,
-        index: str | None = None,
-    ) -> None:
-        doc = entry(
-            reason,
-            detail,
-            self._clock(),
-            source=source,
-            offset=offset,
-            raw=raw,
-            document=document,
-            doc_id=doc_id,
-            fingerprint=fingerprint,
-            raw_bytes=raw_bytes,
-            index=index,
-        )
+    def write(self, item: DeadLetterItem) -> None:
+        """Append the entry of ``item`` (one ``write``), counted by its reason."""
+        doc = entry(item, self._clock())
         line = orjson.dumps(doc) + b"\n"
         with self._lock:
             if self._fd is None:
@@ -198,7 +185,7 @@ class DeadLetter:
             self._size += len(line)
             self._torn = False
             self._unsynced = True
-            self.counts[reason] += 1
+            self.counts[item.reason] += 1
 
     def _cut_back(self) -> None:
         """After a failed write (disk full), remove the part of the line that was written: this

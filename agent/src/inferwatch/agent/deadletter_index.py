@@ -8,9 +8,11 @@ metadata field Elasticsearch refuses inside a document), with the rejected docum
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import orjson
 
-from inferwatch.agent.deadletter import entry
+from inferwatch.agent.deadletter import DeadLetterItem, entry
 from inferwatch.core.contract import document_id
 
 
@@ -19,21 +21,11 @@ def dead_letter_id(key: str) -> str:
     return document_id(f"dead-letter:{key}")
 
 
-def dead_letter_document(
-    reason: str,
-    detail: str,
-    ts: float,
-    *,
-    source: str | None = None,
-    offset: int | None = None,
-    raw: bytes | None = None,
-    document: bytes | None = None,
-    doc_id: str | None = None,
-    index: str | None = None,
-) -> bytes:
-    doc = entry(reason, detail, ts, source=source, offset=offset, raw=raw, document=document, index=index)
-    if doc_id is not None:
-        doc["document_id"] = doc_id
+def dead_letter_document(item: DeadLetterItem, ts: float) -> bytes:
+    """The index document of ``item`` dead-lettered at ``ts`` (see the module docstring)."""
+    doc = entry(replace(item, doc_id=None), ts)
+    if item.doc_id is not None:
+        doc["document_id"] = item.doc_id
     if isinstance(doc.get("document"), dict):
         # Keep the rejected document as text: as an object it would hit the very mapping
         # conflict that rejected it.

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import orjson
 
-from inferwatch.agent.deadletter import DeadLetter, DeadLetterMark, LineKey, entry
+from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem, DeadLetterMark, LineKey, entry
 from inferwatch.agent.deadletter_index import dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import Event, LineBatch
@@ -99,15 +99,22 @@ class Rejects:
         """Dead-letter one line (``raw``: the line, or the head of one of ``length`` bytes);
         with ``dead_letter_index``, the document to spool for it."""
         policy = self._policies[b.input_index]
+        item = DeadLetterItem(
+            reason,
+            detail,
+            source=b.path,
+            offset=offset,
+            fingerprint=b.file_id.fingerprint,
+            raw_bytes=len(raw) if length is None else length,
+        )
         key = (b.file_id.fingerprint, offset)
         if key in self._before:
             self._before.discard(key)  # written before a crash: once is enough
         else:
-            self._write(reason, detail, b, offset, raw, len(raw) if length is None else length, policy)
+            self._write(replace(item, raw=policy.local_text(raw)))
         if not self._index:
             return None
-        size = len(raw) if length is None else length
-        doc = self._index_document(reason, detail, b, offset, raw, size, policy)
+        doc = self._index_document(item, raw, policy)
         return Event(dead_letter_id(f"{b.file_id}:{offset}"), self._index, doc)
 
     def sync(self) -> DeadLetterMark:
@@ -121,49 +128,29 @@ class Rejects:
             self._unsynced = 0
         return self._dead.position()
 
-    def _write(
-        self,
-        reason: str,
-        detail: str,
-        b: LineBatch,
-        offset: int,
-        raw: bytes,
-        length: int,
-        policy: RejectPolicy,
-    ) -> None:
-        text = policy.local_text(raw)
+    def _write(self, item: DeadLetterItem) -> None:
         try:
-            self._dead.write(
-                reason,
-                detail,
-                source=b.path,
-                offset=offset,
-                raw=text,
-                raw_bytes=length,
-                fingerprint=b.file_id.fingerprint,
-            )
+            self._dead.write(item)
         except OSError as e:
             # Disk full or the like: the line is lost, but good lines must not wait behind it.
-            log.error("cannot write the dead letter (%s); %s at %s:%d is dropped", e, reason, b.path, offset)
+            log.error(
+                "cannot write the dead letter (%s); %s at %s:%d is dropped",
+                e,
+                item.reason,
+                item.source,
+                item.offset,
+            )
             self._metrics.inc("dropped_total", 1, labels(reason="dead_letter_write_failed"))
             return
         self._unsynced += 1
-        self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
+        self._metrics.inc("dead_lettered_total", 1, labels(reason=item.reason))
 
-    def _index_document(
-        self,
-        reason: str,
-        detail: str,
-        b: LineBatch,
-        offset: int,
-        raw: bytes,
-        length: int,
-        policy: RejectPolicy,
-    ) -> bytes:
-        """The ``dead_letter_index`` document of a rejected line: its redacted text, or none."""
+    def _index_document(self, item: DeadLetterItem, raw: bytes, policy: RejectPolicy) -> bytes:
+        """The ``dead_letter_index`` document of a rejected line (``item``, without its text and
+        its file's fingerprint): its redacted text, or none."""
         text = policy.index_text(raw)
-        doc = entry(reason, detail, self._wall(), source=b.path, offset=offset, raw=text)
-        doc["raw_bytes"] = length  # the line's, also when its text is withheld or only a head
-        if text is raw and length > len(raw):  # the head of a line over max_line_bytes
+        # ``raw_bytes``: the line's, also when its text is withheld or only a head
+        doc = entry(replace(item, raw=text, fingerprint=None), self._wall())
+        if text is raw and doc["raw_bytes"] > len(raw):  # the head of a line over max_line_bytes
             doc["raw_truncated"] = True
         return orjson.dumps(doc)

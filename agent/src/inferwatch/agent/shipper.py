@@ -61,7 +61,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from inferwatch.agent import bulkbody
-from inferwatch.agent.deadletter import WHOLE_DEAD_LETTER, DeadLetter, DeadLetterMark, DocumentKey
+from inferwatch.agent.deadletter import (
+    WHOLE_DEAD_LETTER,
+    DeadLetter,
+    DeadLetterItem,
+    DeadLetterMark,
+    DocumentKey,
+)
 from inferwatch.agent.deadletter_index import dead_letter_document, dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import ItemResult, Outcome
@@ -225,7 +231,7 @@ class ShipLoop:
         self._in_flight = 0
         self._delayed: list[_Request] = []  # failed as a whole, waiting for their ``due``
         self._retries: list[_Retry] = []  # in answer order
-        self._rejected: list[tuple[Item, ItemResult]] = []
+        self._rejected: list[DeadLetterItem] = []  # for the dead-letter index
         self._dead_unflushed = False
         self._dead_writes = 0  # entries written by this loop: orders the records' dead_from
         # No mark (ack.json of an older agent, or none yet): both files whole.
@@ -329,7 +335,7 @@ class ShipLoop:
             # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
             # for a person and go on rather than stall every record behind it.
             log.error("spool record %d is not a bulk body (%s); moved to the dead letter", seq, e)
-            self._dead.write("undecodable_record", f"spool record {seq}: {e}", raw=payload)
+            self._dead.write(DeadLetterItem("undecodable_record", f"spool record {seq}: {e}", raw=payload))
             self._dead_unflushed = True
             self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
             return 0
@@ -403,9 +409,10 @@ class ShipLoop:
         self._failures += 1
 
     def _reject(self, item: Item, r: ItemResult, record: _Record) -> None:
+        index, doc_id, document = item
         reason = r.error_type or f"http_{r.status}"
         detail = f"{r.status} {r.error_type}: {r.error_reason}".strip()
-        index, doc_id, document = item
+        rejected = DeadLetterItem(reason, detail, document=document, doc_id=doc_id, index=index)
         key = (index, doc_id)
         if self._written_before[key]:  # written before a crash: once is enough
             self._written_before[key] -= 1
@@ -418,11 +425,11 @@ class ShipLoop:
             if record.dead_from is None:
                 record.dead_from = (self._dead_writes, self._dead.position())
             self._dead_writes += 1
-            self._dead.write(reason, detail, document=document, doc_id=doc_id, index=index)
+            self._dead.write(rejected)
             self._dead_unflushed = True
             self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
-        if self._dl_index and item[0] != self._dl_index:  # a refused dead letter is not sent again
-            self._rejected.append((item, r))
+        if self._dl_index and index != self._dl_index:  # a refused dead letter is not sent again
+            self._rejected.append(rejected)
 
     def _acknowledge(self) -> None:
         """Acknowledge the records at the head of the window whose items all have a final outcome:
@@ -489,11 +496,9 @@ class ShipLoop:
             return
         items: list[Item] = []
         now = time.time()
-        for (index, doc_id, document), r in rejected:
-            reason = r.error_type or f"http_{r.status}"
-            detail = f"{r.status} {r.error_type}: {r.error_reason}".strip()
-            doc = dead_letter_document(reason, detail, now, document=document, doc_id=doc_id, index=index)
-            items.append((self._dl_index, dead_letter_id(f"{index}:{doc_id}"), doc))
+        for dead in rejected:
+            doc = dead_letter_document(dead, now)
+            items.append((self._dl_index, dead_letter_id(f"{dead.index}:{dead.doc_id}"), doc))
         try:
             results = self._output.send(bulkbody.encode_items(items, self._level), len(items))
         except (OutputUnavailable, OSError) as e:
