@@ -174,6 +174,21 @@ def test_documents_after_a_mark_count_the_rejected_documents_written_since(tmp_p
     assert lines(path)[-1]["index"] == "i1"
 
 
+def test_records_after_a_mark_name_the_undecodable_spool_records_written_since(tmp_path: Path) -> None:
+    from inferwatch.agent.deadletter import WHOLE_DEAD_LETTER
+
+    dl = DeadLetter(tmp_path / "dead-letter.ndjson", clock=lambda: T)
+    dl.write(DeadLetterItem("undecodable_record", "x", spool_seq=1, raw=b"ab"))
+    mark = dl.position()
+    dl.write(DeadLetterItem("undecodable_record", "x", spool_seq=2, raw=b"abc"))
+    dl.write(DeadLetterItem("invalid_json", "x", source="/a", offset=2, raw=b'{"spool": {"seq": 3}}'))
+    dl.write(DeadLetterItem("mapping", "x", document=b'{"spool": {"seq": 4}}', doc_id="d", index="i"))
+    assert dl.records_after(mark) == {(2, 3)}  # (seq, length): the others are not spool records
+    assert dl.records_after(WHOLE_DEAD_LETTER) == {(1, 2), (2, 3)}
+    dl.close()
+    assert lines(tmp_path / "dead-letter.ndjson")[0]["spool"] == {"seq": 1}
+
+
 def test_dead_letter_torn_entry_does_not_swallow_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -322,7 +322,7 @@ def test_the_ship_loop_dead_letters_are_pinned(tmp_path: Path, monkeypatch: pyte
     spool.close()
     assert path.read_bytes() == (
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"document_parsing_exception","detail":"400 document_parsing_exception: failed to parse field [x]","document":{"n":"one","s":"\xc3\xa9"},"_id":"x1","index":"logs-m-default"}\n'
-        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"undecodable_record","detail":"spool record 2: a bulk body is pairs of lines, each ending with a newline","raw":"\\u001f\xef\xbf\xbd\\b\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\xef\xbf\xbd\\u0001\\t\\u0000\xef\xbf\xbd\xef\xbf\xbdone line\\n5<j\xef\xbf\xbd\\t\\u0000\\u0000\\u0000","raw_bytes":32}\n'
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"undecodable_record","detail":"spool record 2: a bulk body is pairs of lines, each ending with a newline","spool":{"seq":2},"raw":"\\u001f\xef\xbf\xbd\\b\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\xef\xbf\xbd\\u0001\\t\\u0000\xef\xbf\xbd\xef\xbf\xbdone line\\n5<j\xef\xbf\xbd\\t\\u0000\\u0000\\u0000","raw_bytes":32}\n'
     )
     assert output.indexed == [
         (

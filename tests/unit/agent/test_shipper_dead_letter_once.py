@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import logging
 import random
 import threading
 from collections import Counter
@@ -160,3 +161,48 @@ def test_a_restart_after_a_clean_stop_reads_nothing_back(tmp_path: Path) -> None
         assert spool.acked_seq == 1 and spool.acked_dead_letter is not None
         # The mark is the end of the dead letter: nothing of it is read again at the next start.
         assert spool.acked_dead_letter.size == (tmp_path / "dead-letter.ndjson").stat().st_size
+
+
+class Holding(Cluster):
+    """Answers 429 to the ids starting with "w" on every attempt (their records stay
+    unacknowledged), and to those starting with "s" on their first."""
+
+    def _one(self, index: str, doc_id: str, doc: bytes) -> ItemResult:
+        if doc_id.startswith("w") or (doc_id.startswith("s") and not self.attempts[doc_id]):
+            self.attempts[doc_id] += 1
+            return BUSY
+        return super()._one(index, doc_id, doc)
+
+
+@pytest.mark.parametrize("acked_before", [0, 1], ids=["nothing_acked", "a_record_before_acked"])
+def test_an_undecodable_spool_record_is_dead_lettered_once_across_a_crash(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, acked_before: int
+) -> None:
+    """A record spooled without its count (by an older agent) that is not a bulk body is
+    dead-lettered when it is read, before its turn to be acknowledged while a record before it
+    waits for retries; a crash meanwhile reads it again at the next start. The record before it
+    acknowledged after it was read saves a mark before its entry."""
+    # A captured log record would keep the error, its traceback and so the crashed loop (and the
+    # spool's lock) alive.
+    caplog.set_level(logging.CRITICAL, logger="inferwatch.agent.shipper")
+    clock = Clock()
+    counted = 0
+    life = Life(tmp_path, Holding(0, busy=0.0) if acked_before else Cluster(0, busy=1.0), clock)
+    # Spooled during this life: the mark saved with an ack is where this life's entries begin.
+    life.spool.append(bulkbody.encode_items([(INDEX, "s1", b"{}")]), 1)  # acked after the third is read
+    life.spool.append(bulkbody.encode_items([(INDEX, "w1", b"{}")]), 1)  # holds the rest back
+    life.spool.append(b"not a bulk body", None)
+    life.spool.append(bulkbody.encode_items([(INDEX, "g1", b"{}")]), 1)
+    life.run(clock, 6)
+    assert life.spool.acked_seq == acked_before
+    counted += int(life.metrics.value("dead_lettered_total", labels(reason="undecodable_record")))
+    assert counted == 1
+    life.crash()
+    life = Life(tmp_path, Cluster(0, busy=0.0), clock)
+    assert life.run(clock, 100), "the ship loop did not settle"
+    counted += int(life.metrics.value("dead_lettered_total", labels(reason="undecodable_record")))
+    assert life.spool.acked_seq == 4
+    rows = [orjson.loads(row) for row in (tmp_path / "dead-letter.ndjson").read_bytes().splitlines()]
+    assert [row["reason"] for row in rows] == ["undecodable_record"]
+    assert counted == 1
+    assert rows[0]["spool"] == {"seq": 3}

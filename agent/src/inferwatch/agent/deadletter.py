@@ -7,9 +7,10 @@ One NDJSON line per item, appended to ``<data_dir>/dead-letter.ndjson``::
      "raw": "<the line, utf-8 with replacement, at most 64 KiB>", "raw_bytes": 70000,
      "document": {...}, "_id": "..."}
 
-``log``, ``raw``/``raw_bytes``, ``document`` and ``_id`` appear when given. ``raw_truncated`` is
-true when the line was cut at 64 KiB. Each line is one ``write`` to an O_APPEND file (so a crash
-loses at most the lines of the current call, never corrupts earlier ones); ``flush`` fsyncs.
+``log``, ``raw``/``raw_bytes``, ``document`` and ``_id`` appear when given (and ``index``, and
+``spool``: ``{"seq": N}`` of an undecodable spool record). ``raw_truncated`` is true when the
+line was cut at 64 KiB. Each line is one ``write`` to an O_APPEND file (so a crash loses at most
+the lines of the current call, never corrupts earlier ones); ``flush`` fsyncs.
 A write that fails half-way (disk full) is cut back off the file, so the next entry starts on a
 line of its own. Creating or rotating the file fsyncs the directory, so the entries fsynced
 afterwards are not lost with a file name a power cut forgot.
@@ -25,6 +26,10 @@ Once per document: a document the output rejected carries its target ``index`` a
 ship loop saves a mark with each spool acknowledgement; after a crash, ``documents_after(mark)``
 counts the documents dead-lettered past it, which the ship loop sends again and must not write
 twice (``agent.shipper``).
+
+Once per spool record: a record the ship loop cannot decode carries its ``spool.seq`` (and its
+length, ``raw_bytes``); ``records_after(mark)``, read as ``documents_after``, names those the ship
+loop reads again after a crash.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class DeadLetterMark:
 WHOLE_DEAD_LETTER = DeadLetterMark(0, 0)  # no file has inode 0: both files are read whole
 LineKey = tuple[str, int]  # (file fingerprint, offset) of a rejected log line
 DocumentKey = tuple[str, str]  # (index, _id) of a document the output rejected
+RecordKey = tuple[int, int]  # (seq, length) of a spool record the ship loop could not decode
 
 
 def mark_from_json(value: Any) -> DeadLetterMark | None:
@@ -95,6 +101,8 @@ class DeadLetterItem:
     document: bytes | None = None
     doc_id: str | None = None  # its ``_id``
     index: str | None = None  # where it was to go
+    # A spool record that is not a bulk body (``raw``: its payload): with its length, its key.
+    spool_seq: int | None = None
 
 
 def entry(item: DeadLetterItem, ts: float) -> dict[str, Any]:
@@ -111,6 +119,8 @@ def entry(item: DeadLetterItem, ts: float) -> dict[str, Any]:
         if item.offset is not None:
             log_field["offset"] = item.offset
         doc["log"] = log_field
+    if item.spool_seq is not None:
+        doc["spool"] = {"seq": item.spool_seq}
     raw = item.raw
     if raw is not None:
         doc["raw"] = raw[:RAW_CAP].decode("utf-8", errors="replace")
@@ -237,6 +247,16 @@ class DeadLetter:
                 keys[key] += 1
         return keys
 
+    def records_after(self, mark: DeadLetterMark) -> set[RecordKey]:
+        """The (seq, length) of the spool records dead-lettered after ``mark``, read as
+        ``lines_after`` reads."""
+        keys: set[RecordKey] = set()
+        for row in self._rows_after(mark):
+            key = _record_key(row)
+            if key is not None:
+                keys.add(key)
+        return keys
+
     def _rows_after(self, mark: DeadLetterMark) -> Iterator[bytes]:
         """The rows (entries, and torn pieces) after ``mark`` in ``.1`` and this file."""
         files = [(self.path, 0)]
@@ -303,3 +323,18 @@ def _document_key(row: bytes) -> DocumentKey | None:
     if type(index) is not str or type(doc_id) is not str or "log" in doc:
         return None
     return index, doc_id
+
+
+def _record_key(row: bytes) -> RecordKey | None:
+    """(seq, length) of an entry for an undecodable spool record; None for other entries and
+    torn pieces."""
+    if b'"spool"' not in row:
+        return None
+    try:
+        doc = orjson.loads(row)
+        seq, length = doc["spool"]["seq"], doc["raw_bytes"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
+    if type(seq) is not int or type(length) is not int:
+        return None
+    return seq, length

@@ -30,6 +30,10 @@ and is written again. The dead-letter index is sent the document either way: its
 deterministic, so a copy it already has answers 409. Entries of acknowledged records past the
 mark are counted too, so a document the read side spools twice around a crash is not written
 twice either while those counts last (the life of the process; a window's rejects at most).
+A record that is not a bulk body (spooled without its item count, by an older agent) is
+dead-lettered when it is read, with its seq, under the same invariant: its entry holds the mark
+back until the record is acknowledged, and at start ``DeadLetter.records_after(mark)`` names the
+records (seq, length) whose entry is already written.
 
 A request that fails as a whole (``OutputUnavailable``: refused, timed out, 5xx, 429 for the
 request, an answer of the wrong length) is sent again with the same body after the shared backoff,
@@ -67,6 +71,7 @@ from inferwatch.agent.deadletter import (
     DeadLetterItem,
     DeadLetterMark,
     DocumentKey,
+    RecordKey,
 )
 from inferwatch.agent.deadletter_index import dead_letter_document, dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
@@ -237,20 +242,21 @@ class ShipLoop:
         # No mark (ack.json of an older agent, or none yet): both files whole.
         self._start_mark = spool.acked_dead_letter or WHOLE_DEAD_LETTER
         self._replay_until = spool.last_seq  # records that may have entries from before this start
-        self._written_before = self._dead_letters_before_crash()
+        self._written_before, self._records_before = self._dead_letters_before_crash()
         self._failures = 0  # requests that failed as a whole since the last answer
         self.down_since: float | None = None  # monotonic time of the first failure of an outage
         self.last_error = ""
 
-    def _dead_letters_before_crash(self) -> Counter[DocumentKey]:
-        """The rejected documents dead-lettered past the saved mark (see the module docstring);
-        nothing to read when no record waits (a clean stop, or a first start)."""
+    def _dead_letters_before_crash(self) -> tuple[Counter[DocumentKey], set[RecordKey]]:
+        """The rejected documents and undecodable records dead-lettered past the saved mark (see
+        the module docstring); nothing to read when no record waits (a clean stop, or a first
+        start)."""
         if self._spool.last_seq <= self._spool.acked_seq:
-            return Counter()
+            return Counter(), set()
         written = self._dead.documents_after(self._start_mark)
         if written:
             log.info("%d rejected documents were dead-lettered before a restart", sum(written.values()))
-        return written
+        return written, self._dead.records_after(self._start_mark)
 
     @property
     def _probing(self) -> bool:
@@ -320,25 +326,37 @@ class ShipLoop:
                 return None
             rec = records[0]
             self._read_seq = rec.seq
-            count = self._count(rec.seq, rec.payload) if rec.items is None else rec.items
-            record = _Record(rec.seq, count)
+            record = _Record(rec.seq, 0)
+            record.open = self._count(record, rec.payload) if rec.items is None else rec.items
             self._window.append(record)
-            if count:
-                return _Request(rec.payload, count, record=record)
+            if record.open:
+                return _Request(rec.payload, record.open, record=record)
         return None
 
-    def _count(self, seq: int, payload: bytes) -> int:
+    def _count(self, record: _Record, payload: bytes) -> int:
         """Items of a record spooled without its count (written before counts were kept)."""
         try:
             return _count_items(payload)
         except (ValueError, OSError, EOFError, zlib.error) as e:
             # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
             # for a person and go on rather than stall every record behind it.
-            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", seq, e)
-            self._dead.write(DeadLetterItem("undecodable_record", f"spool record {seq}: {e}", raw=payload))
-            self._dead_unflushed = True
-            self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
+            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", record.seq, e)
+            self._undecodable(record, payload, f"spool record {record.seq}: {e}")
             return 0
+
+    def _undecodable(self, record: _Record, payload: bytes, detail: str) -> None:
+        """Dead-letter a record that is not a bulk body, once: its entry is written when it is
+        read, so it holds the mark back as a rejected document's does until it is acknowledged."""
+        key = (record.seq, len(payload))
+        if key in self._records_before:  # written before a crash: once is enough
+            self._records_before.discard(key)
+            record.dead_from = (-1, self._start_mark)
+            return
+        record.dead_from = (self._dead_writes, self._dead.position())
+        self._dead_writes += 1
+        self._dead.write(DeadLetterItem("undecodable_record", detail, spool_seq=record.seq, raw=payload))
+        self._dead_unflushed = True
+        self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
 
     # -- answers ---------------------------------------------------------------------------------
 
