@@ -13,6 +13,11 @@ Acknowledgement keeps spool order: records enter a window when they are read, an
 acknowledged up to the last record of the window's done prefix, so its position moves only when
 every earlier item has a final outcome (after the dead letter is fsynced). A crash replays what
 was not acknowledged; the deterministic document ids turn what got in into 409 duplicates.
+A rejected document has its final outcome once its dead-letter entry is written. A write that
+fails (disk full) leaves it without one and its record open; the step raises once it has taken
+every answer, so the loop's thread says it once per episode (``LoopThread``, as for the spool) and
+steps again after its pause, writing the entries still due, in answer order, before anything is
+acknowledged. A record that is not a bulk body is read again until its entry is written.
 
 A rejected document is dead-lettered once, also when a crash makes its record go again. The
 invariant: every entry for a record after the acknowledged position lies after the dead-letter
@@ -237,6 +242,7 @@ class ShipLoop:
         self._delayed: list[_Request] = []  # failed as a whole, waiting for their ``due``
         self._retries: list[_Retry] = []  # in answer order
         self._rejected: list[DeadLetterItem] = []  # for the dead-letter index
+        self._unwritten: deque[tuple[_Record, DeadLetterItem]] = deque()  # rejected, entry not written yet
         self._dead_unflushed = False
         self._dead_writes = 0  # entries written by this loop: orders the records' dead_from
         # No mark (ack.json of an older agent, or none yet): both files whole.
@@ -278,6 +284,7 @@ class ShipLoop:
                 self._failed(request, outcome, now)
             else:
                 self._answered(request, outcome, now)
+        self._write_dead_letters()  # may raise (disk full): their records stay open, written next step
         self._acknowledge()
         self._dispatch(now)
         self._publish_gauges()
@@ -325,9 +332,10 @@ class ShipLoop:
             if not records:
                 return None
             rec = records[0]
-            self._read_seq = rec.seq
             record = _Record(rec.seq, 0)
+            # may raise (its entry cannot be written): the record is read again at the next step
             record.open = self._count(record, rec.payload) if rec.items is None else rec.items
+            self._read_seq = rec.seq
             self._window.append(record)
             if record.open:
                 return _Request(rec.payload, record.open, record=record)
@@ -340,8 +348,8 @@ class ShipLoop:
         except (ValueError, OSError, EOFError, zlib.error) as e:
             # The spool's checksum verified, so this is a bug or a foreign file: keep the bytes
             # for a person and go on rather than stall every record behind it.
-            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", record.seq, e)
             self._undecodable(record, payload, f"spool record {record.seq}: {e}")
+            log.error("spool record %d is not a bulk body (%s); moved to the dead letter", record.seq, e)
             return 0
 
     def _undecodable(self, record: _Record, payload: bytes, detail: str) -> None:
@@ -352,9 +360,10 @@ class ShipLoop:
             self._records_before.discard(key)
             record.dead_from = (-1, self._start_mark)
             return
-        record.dead_from = (self._dead_writes, self._dead.position())
-        self._dead_writes += 1
+        before = self._dead.position()
         self._dead.write(DeadLetterItem("undecodable_record", detail, spool_seq=record.seq, raw=payload))
+        record.dead_from = (self._dead_writes, before)
+        self._dead_writes += 1
         self._dead_unflushed = True
         self._metrics.inc("dead_lettered_total", 1, labels(reason="undecodable_record"))
 
@@ -384,7 +393,6 @@ class ShipLoop:
                 assert record is not None
                 if r.outcome is Outcome.REJECTED:
                     self._reject(items[i], r, record)
-                    record.open -= 1
                     continue
                 attempts = 1 if retry is None else retry.attempts + 1
                 if attempts not in delays:  # one wait per attempt count, on the tick: they go together
@@ -439,14 +447,30 @@ class ShipLoop:
             # Its entry lies past the start mark: the mark saved must not pass it while the record
             # is unacknowledged, or the next start would not see it.
             record.dead_from = (-1, self._start_mark)
+            self._dead_lettered(record, rejected)
         else:
-            if record.dead_from is None:
-                record.dead_from = (self._dead_writes, self._dead.position())
-            self._dead_writes += 1
+            self._unwritten.append((record, rejected))
+
+    def _write_dead_letters(self) -> None:
+        """Write the entries of the rejected documents answered, in answer order. A write that
+        fails (disk full) raises: that document and those after it keep their records open (none
+        is acknowledged) and are written at a later step."""
+        while self._unwritten:
+            record, rejected = self._unwritten[0]
+            before = self._dead.position()
             self._dead.write(rejected)
+            self._unwritten.popleft()
+            if record.dead_from is None:
+                record.dead_from = (self._dead_writes, before)
+            self._dead_writes += 1
             self._dead_unflushed = True
-            self._metrics.inc("dead_lettered_total", 1, labels(reason=reason))
-        if self._dl_index and index != self._dl_index:  # a refused dead letter is not sent again
+            self._metrics.inc("dead_lettered_total", 1, labels(reason=rejected.reason))
+            self._dead_lettered(record, rejected)
+
+    def _dead_lettered(self, record: _Record, rejected: DeadLetterItem) -> None:
+        """A rejected document's entry is written (now or before a crash): its final outcome."""
+        record.open -= 1
+        if self._dl_index and rejected.index != self._dl_index:  # a refused dead letter is not sent again
             self._rejected.append(rejected)
 
     def _acknowledge(self) -> None:
