@@ -88,9 +88,10 @@ LOCAL: dict[str, tuple[dict[str, Any], bytes]] = {
             offset=5,
             raw=b'{"model": "m", "pad": "xxxx',
             raw_bytes=2_000_000,
+            raw_truncated=True,
             fingerprint=FP,
         ),
-        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 2000000 bytes over max_line_bytes 256","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":5},"raw":"{\\"model\\": \\"m\\", \\"pad\\": \\"xxxx","raw_bytes":2000000}\n',
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 2000000 bytes over max_line_bytes 256","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":5},"raw":"{\\"model\\": \\"m\\", \\"pad\\": \\"xxxx","raw_bytes":2000000,"raw_truncated":true}\n',
     ),
     "over_raw_cap": (
         dict(reason="line_too_long", detail="", source=PATH, offset=9, raw=LONG, fingerprint=FP),
@@ -141,9 +142,10 @@ LOCAL: dict[str, tuple[dict[str, Any], bytes]] = {
             doc_id="id",
             fingerprint=FP,
             raw_bytes=10,
+            raw_truncated=True,
             index="i",
         ),
-        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"r","detail":"d","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":1},"raw":"abc","raw_bytes":10,"document":{"ml":{"inputs":{"age":"x"}},"n":1.5,"s":"\xc3\xa9"},"_id":"id","index":"i"}\n',
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"r","detail":"d","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":1},"raw":"abc","raw_bytes":10,"raw_truncated":true,"document":{"ml":{"inputs":{"age":"x"}},"n":1.5,"s":"\xc3\xa9"},"_id":"id","index":"i"}\n',
     ),
 }
 
@@ -237,8 +239,13 @@ REJECTED: dict[str, tuple[tuple[int, str, str, bytes, int | None], bytes, bytes]
     ),
     "head_of_oversized": (
         (AS_READ, "line_too_long", TOO_LONG, HEAD, 300),
-        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 300 bytes over max_line_bytes 64","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":4096},"raw":"{\\"model\\": \\"m\\", \\"inputs\\": {\\"email\\": \\"a@b.c\\", \\"pad\\": \\"xxxx","raw_bytes":300}\n',
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 300 bytes over max_line_bytes 64","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":4096},"raw":"{\\"model\\": \\"m\\", \\"inputs\\": {\\"email\\": \\"a@b.c\\", \\"pad\\": \\"xxxx","raw_bytes":300,"raw_truncated":true}\n',
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 300 bytes over max_line_bytes 64","log":{"file":{"path":"/var/log/m/a.jsonl"},"offset":4096},"raw":"{\\"model\\": \\"m\\", \\"inputs\\": {\\"email\\": \\"a@b.c\\", \\"pad\\": \\"xxxx","raw_bytes":300,"raw_truncated":true}',
+    ),
+    "head_of_oversized_kept_unparsed": (  # the head as read, on the host only
+        (KEEPS_UNPARSED, "line_too_long", TOO_LONG, HEAD, 300),
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 300 bytes over max_line_bytes 64","log":{"file":{"path":"/var/log/m/a.jsonl","fingerprint":"9f86d081884c7d65"},"offset":4096},"raw":"{\\"model\\": \\"m\\", \\"inputs\\": {\\"email\\": \\"a@b.c\\", \\"pad\\": \\"xxxx","raw_bytes":300,"raw_truncated":true}\n',
+        b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"line_too_long","detail":"line of 300 bytes over max_line_bytes 64","log":{"file":{"path":"/var/log/m/a.jsonl"},"offset":4096},"raw_bytes":300}',
     ),
     "head_of_oversized_redacted": (
         (REDACTS, "line_too_long", TOO_LONG, HEAD, 300),

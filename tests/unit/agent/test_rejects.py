@@ -231,7 +231,7 @@ def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read
 ) -> None:
     long_line = b'{"model": "m", "pad": "' + b"x" * 2000 + b'"}'
     data = b'{"model": "m", "inputs": {"email": "a@b"\n' + long_line + b"\n"
-    docs, _local = _dead_letter_index_docs(tmp_path, monkeypatch, data, "{}")
+    docs, local = _dead_letter_index_docs(tmp_path, monkeypatch, data, "{}")
     by_reason = {d["reason"]: d for d in docs}  # an oversized line is dead-lettered up front
     assert len(docs) == 2
     invalid, too_long = by_reason["invalid_json"], by_reason["line_too_long"]
@@ -246,3 +246,6 @@ def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read
         len(long_line),
         True,
     )
+    # the local entry says it is a head too
+    (kept,) = [e for e in map(orjson.loads, local.splitlines()) if e["reason"] == "line_too_long"]
+    assert (kept["raw"], kept["raw_bytes"], kept["raw_truncated"]) == (too_long["raw"], len(long_line), True)

@@ -8,9 +8,10 @@ One NDJSON line per item, appended to ``<data_dir>/dead-letter.ndjson``::
      "document": {...}, "_id": "..."}
 
 ``log``, ``raw``/``raw_bytes``, ``document`` and ``_id`` appear when given (and ``index``, and
-``spool``: ``{"seq": N}`` of an undecodable spool record). ``raw_truncated`` is true when the
-line was cut at 64 KiB. Each line is one ``write`` to an O_APPEND file (so a crash loses at most
-the lines of the current call, never corrupts earlier ones); ``flush`` fsyncs.
+``spool``: ``{"seq": N}`` of an undecodable spool record). ``raw_truncated`` is true when ``raw``
+is not the whole line: cut at 64 KiB, or the head of a line over ``max_line_bytes``. Each line is
+one ``write`` to an O_APPEND file (so a crash loses at most the lines of the current call, never
+corrupts earlier ones); ``flush`` fsyncs.
 A write that fails half-way (disk full) is cut back off the file, so the next entry starts on a
 line of its own. Creating or rotating the file fsyncs the directory, so the entries fsynced
 afterwards are not lost with a file name a power cut forgot.
@@ -97,6 +98,7 @@ class DeadLetterItem:
     # The bytes rejected (a line, a spool record), or what may be kept of them (redacted, a head).
     raw: bytes | None = None
     raw_bytes: int | None = None  # their length when ``raw`` is not the bytes as read
+    raw_truncated: bool = False  # ``raw`` is their head as read (of a line over max_line_bytes)
     # A document the output rejected: with ``index``, ``doc_id`` is its key.
     document: bytes | None = None
     doc_id: str | None = None  # its ``_id``
@@ -108,7 +110,7 @@ class DeadLetterItem:
 def entry(item: DeadLetterItem, ts: float) -> dict[str, Any]:
     """The dead-letter document for one item written at ``ts`` (pure). ``raw_bytes`` is the
     line's length when ``raw`` is not the line as read (redacted, withheld: None, or only its
-    head); ``index`` is where a rejected ``document`` was to go."""
+    head, which ``raw_truncated`` says); ``index`` is where a rejected ``document`` was to go."""
     doc: dict[str, Any] = {"@timestamp": format_epoch(ts), "reason": item.reason, "detail": item.detail}
     if item.source is not None or item.offset is not None:
         log_field: dict[str, Any] = {}
@@ -125,7 +127,7 @@ def entry(item: DeadLetterItem, ts: float) -> dict[str, Any]:
     if raw is not None:
         doc["raw"] = raw[:RAW_CAP].decode("utf-8", errors="replace")
         doc["raw_bytes"] = len(raw)
-        if len(raw) > RAW_CAP:
+        if item.raw_truncated or len(raw) > RAW_CAP:
             doc["raw_truncated"] = True
     if item.raw_bytes is not None:
         doc["raw_bytes"] = item.raw_bytes

@@ -111,7 +111,7 @@ class Rejects:
         if key in self._before:
             self._before.discard(key)  # written before a crash: once is enough
         else:
-            self._write(replace(item, raw=policy.local_text(raw)))
+            self._write(_keeping(item, policy.local_text(raw), raw))
         if not self._index:
             return None
         doc = self._index_document(item, raw, policy)
@@ -148,9 +148,14 @@ class Rejects:
     def _index_document(self, item: DeadLetterItem, raw: bytes, policy: RejectPolicy) -> bytes:
         """The ``dead_letter_index`` document of a rejected line (``item``, without its text and
         its file's fingerprint): its redacted text, or none."""
-        text = policy.index_text(raw)
         # ``raw_bytes``: the line's, also when its text is withheld or only a head
-        doc = entry(replace(item, raw=text, fingerprint=None), self._wall())
-        if text is raw and doc["raw_bytes"] > len(raw):  # the head of a line over max_line_bytes
-            doc["raw_truncated"] = True
+        doc = entry(replace(_keeping(item, policy.index_text(raw), raw), fingerprint=None), self._wall())
         return orjson.dumps(doc)
+
+
+def _keeping(item: DeadLetterItem, text: bytes | None, raw: bytes) -> DeadLetterItem:
+    """``item`` keeping ``text`` of the line ``raw`` (``raw`` as read, redacted, or None): cut when
+    it is ``raw`` as read and that is only the head of a line over ``max_line_bytes``, in the local
+    dead letter and the ``dead_letter_index`` alike."""
+    assert item.raw_bytes is not None
+    return replace(item, raw=text, raw_truncated=text is raw and item.raw_bytes > len(raw))
