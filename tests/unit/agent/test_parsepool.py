@@ -297,3 +297,21 @@ def test_a_worker_just_started_is_not_retired_before_its_first_share(metrics: Me
         assert len(pool.pids()) == 1
     finally:
         pool.close()
+
+
+def test_a_parse_worker_does_not_load_openssl_or_compile_the_cjk_classes() -> None:
+    """A worker is a whole extra process: what it imports, it holds for its life. hashlib loads
+    OpenSSL (3.6 MB resident); the CJK regexes take 6 ms to compile. Neither is needed until a
+    field is hashed or a text is not ASCII, so neither is paid at import."""
+    code = textwrap.dedent(
+        """
+        import sys
+        import inferwatch.agent.parseworker
+        from inferwatch.core import tokenize
+        print(sorted(m for m in ("_hashlib", "hmac", "ssl") if m in sys.modules), tokenize._cjk.cache_info().currsize)
+        tokenize.tokenize("配送が遅い")
+        print(tokenize._cjk.cache_info().currsize)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split("\n")[:2] == ["[] 0", "1"]

@@ -20,9 +20,7 @@ Rules (documented because they are part of what the operator configures):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
@@ -34,7 +32,7 @@ _Path = tuple[str, ...]
 class Redactor:
     """Drop and hash configured dotted paths of a parsed log line (see the module docstring)."""
 
-    __slots__ = ("_drop", "_hash", "_key", "active")
+    __slots__ = ("_drop", "_hash", "_hmac", "_key", "active")
 
     def __init__(self, drop: Iterable[str] = (), hash: Iterable[str] = (), key: bytes | None = None) -> None:
         self._drop: tuple[_Path, ...] = tuple(_split(p) for p in drop)
@@ -42,6 +40,7 @@ class Redactor:
         if self._hash and not key:
             raise ValueError("hashing fields needs a non-empty key")
         self._key = key or b""
+        self._hmac: Callable[[bytes, bytes], str] | None = _hmac_sha256() if self._hash else None
         #: False when nothing is configured: callers skip the call entirely.
         self.active = bool(self._drop or self._hash)
 
@@ -62,7 +61,21 @@ class Redactor:
             data = str(value).encode()
         else:
             data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+        if self._hmac is None:  # no hash paths configured: a caller hashing a value directly
+            self._hmac = _hmac_sha256()
+        return self._hmac(self._key, data)
+
+
+def _hmac_sha256() -> Callable[[bytes, bytes], str]:
+    """``(key, data) -> hex HMAC-SHA256``, imported when first needed: hashlib loads OpenSSL
+    (3.6 MB), which an agent that hashes nothing, and its parse workers, do without."""
+    import hashlib
+    import hmac
+
+    def digest(key: bytes, data: bytes) -> str:
+        return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+    return digest
 
 
 def hash_key_from(hash_key_env: str, environ: Mapping[str, str]) -> bytes | None:

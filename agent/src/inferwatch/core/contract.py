@@ -13,7 +13,6 @@ prediction logs, alerts or dead letters imports it (docs/architecture.md, "The c
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from binascii import b2a_base64
@@ -67,7 +66,11 @@ def model_pattern(model: str) -> str:
 # -- document ids -------------------------------------------------------------------------------
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
-_BLAKE2B_16 = hashlib.blake2b(digest_size=16)
+try:  # hashlib's blake2b is this one; importing hashlib also loads OpenSSL (3.6 MB per process)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - an interpreter without CPython's builtin module
+    from hashlib import blake2b
+_BLAKE2B_16 = blake2b(digest_size=16)
 
 
 def document_id_bytes(key: bytes) -> bytes:

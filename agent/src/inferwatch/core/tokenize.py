@@ -27,9 +27,11 @@ Dependency-free (stdlib only) so that any process can import it cheaply.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 
 MAX_TOKEN_CHARS = 40
 MAX_TOKENS = 256
@@ -48,11 +50,21 @@ CJK_RANGES = (
     "\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff"
     "\uff66-\uff9f\U00020000-\U0002fa1f\U00030000-\U0003134f"
 )
-_has_cjk = re.compile(f"[{CJK_RANGES}]").search
-# One range from the first CJK code point to the last: half the cost of the search above on a text
-# that has none (accented Latin, Cyrillic...), which is then all it costs.
-_may_have_cjk = re.compile("[\u1100-\U0003134f]").search
-_split_cjk = re.compile(f"([{CJK_RANGES}]+)").split
+
+
+@functools.cache
+def _cjk() -> tuple[Callable[[str], object], Callable[[str], object], Callable[[str], list[str]]]:
+    """``(may_have_cjk, has_cjk, split_cjk)``, compiled at the first text that is not ASCII:
+    these classes take 6 ms to compile, which every process (the agent, each parse worker, the
+    CLI) would otherwise pay at import. ``may_have_cjk`` is one range from the first CJK code
+    point to the last: half the cost of ``has_cjk`` on a text that has none (accented Latin,
+    Cyrillic...), which is then all it costs."""
+    return (
+        re.compile("[\u1100-\U0003134f]").search,
+        re.compile(f"[{CJK_RANGES}]").search,
+        re.compile(f"([{CJK_RANGES}]+)").split,
+    )
+
 
 # The ASCII fast path: one byte table that lowercases letters, keeps digits and turns every
 # other byte into a space, so ``split()`` yields exactly the tokens of rule 2. (ASCII is
@@ -81,7 +93,8 @@ def tokenize(text: str) -> list[str]:
     else:
         text = unicodedata.normalize("NFKC", text).casefold()
         found = _findall(text)
-        if _may_have_cjk(text) and _has_cjk(text):
+        may_have_cjk, has_cjk, _ = _cjk()
+        if may_have_cjk(text) and has_cjk(text):
             found = _cjk_bigrams(found)
         tokens = [*dict.fromkeys(found)]
         if len(text) > MAX_TOKEN_CHARS and max(map(len, tokens), default=0) > MAX_TOKEN_CHARS:
@@ -94,12 +107,13 @@ def tokenize(text: str) -> list[str]:
 def _cjk_bigrams(tokens: list[str]) -> list[str]:
     """Rule 3 applied to the letter/digit runs of a text that holds CJK characters."""
     out: list[str] = []
+    _, has_cjk, split_cjk = _cjk()
     for token in tokens:
-        if not _has_cjk(token):
+        if not has_cjk(token):
             out.append(token)
             continue
         # split() with a capturing group: other text at even positions, CJK runs at odd ones
-        for i, part in enumerate(_split_cjk(token)):
+        for i, part in enumerate(split_cjk(token)):
             if i % 2 == 0 or len(part) == 1:
                 if part:
                     out.append(part)
