@@ -456,7 +456,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bulk(self, body: bytes, plan: FaultPlan) -> None:
         store = self.server.owner.store
-        lines = [line for line in body.split(b"\n") if line.strip()]
+        lines = body.split(b"\n")
+        if lines and not lines[-1]:
+            lines.pop()  # the body's final newline
+        if not all(lines):  # blank lines (never sent by a client, but allowed): skipped
+            lines = [line for line in lines if line.strip()]
         if len(lines) % 2:
             self._send_json(
                 400, _error("illegal_argument_exception", "the bulk request must end with a document")
@@ -473,8 +477,8 @@ class _Handler(BaseHTTPRequestHandler):
         # rejections must not make the fake itself much slower (it shares the CPUs in benchmarks).
         draws = plan.item_429_rate > 0 and plan.reject_field is None
         docs, stored, stats, attempts = store.docs, store.stored, store.stats, store.attempts
-        if compact and not item_faults and not plan.drop_response:
-            fresh = self._fresh_creates(store, lines)
+        if compact and plan.reject_field is None and not plan.drop_response:
+            fresh = self._fresh_creates(store, lines, plan)
             if fresh is not None:
                 self._send_raw(200, fresh, product=plan.product_header)
                 return
@@ -524,12 +528,14 @@ class _Handler(BaseHTTPRequestHandler):
             answer = {"took": 1, **answer}
         self._send_json(200, answer, product=plan.product_header)
 
-    def _fresh_creates(self, store: Store, lines: list[bytes]) -> bytes | None:
-        """The common case of a benchmark in one pass of C-level calls: every action a ``create``
-        of a new, distinct ``(index, _id)``, stored and answered 201 (a compact answer). None when
-        the request is anything else (a conflict, another op, a duplicate in it, a drop to take):
-        the per-item path answers it. The fake shares the CPUs with the shipper it measures, so
-        its cost per document is kept far below any shipper's."""
+    def _fresh_creates(self, store: Store, lines: list[bytes], plan: FaultPlan) -> bytes | None:
+        """The common case of a benchmark in one pass of mostly C-level calls: every action a
+        ``create`` of a new, distinct ``(index, _id)``, each stored and answered 201 or, with
+        ``item_429_rate``, refused 429 by its draw (a compact answer). None when the request is
+        anything else (a conflict, another op, a duplicate in it, a drop to take): the per-item
+        path answers it, with the same statuses and counters. The fake shares the CPUs with the
+        shipper it measures, so its cost per document is kept far below any shipper's, with
+        pushback as without (else a benchmark comparing the two would measure the fake)."""
         actions = orjson.loads(b"[" + b",".join(lines[0::2]) + b"]")
         if not all(len(a) == 1 and "create" in a for a in actions):
             return None
@@ -543,16 +549,30 @@ class _Handler(BaseHTTPRequestHandler):
                 or not store.docs.keys().isdisjoint(keys)
             ):
                 return None
-            if store.keep_documents:
-                store.docs.update(zip(keys, lines[1::2], strict=True))
+            refused: list[bool] = []
+            if plan.item_429_rate > 0:
+                seed, rate, attempts = plan.seed, plan.item_429_rate, store.attempts
+                tries = attempts.get  # a Counter's [] calls __missing__ (Python) for every new id
+                refused = [_draw(seed, doc_id, tries(doc_id, 0) + 1) < rate for _, doc_id in keys]
+            if any(refused):
+                taken = [(k, doc) for k, doc, no in zip(keys, lines[1::2], refused, strict=True) if not no]
+                store.attempts.update(k[1] for k, no in zip(keys, refused, strict=True) if no)
+                store.stats.rejected_429 += len(keys) - len(taken)
+                answer = b",".join([_REFUSED_429 if no else _CREATED for no in refused])
             else:
-                store.docs.update(dict.fromkeys(keys, b"{}"))
-            store.stored.update(k[1] for k in keys)
+                taken = list(zip(keys, lines[1::2], strict=True))
+                answer = b",".join([_CREATED] * len(keys))
+            if store.keep_documents:
+                store.docs.update(taken)
+            else:
+                store.docs.update(dict.fromkeys((k for k, _ in taken), b"{}"))
+            store.stored.update(k[1] for k, _ in taken)
             stats = store.stats
             stats.bulk_requests += 1
             stats.items += len(keys)
-            stats.created += len(keys)
-        return b'{"errors":false,"items":[' + b",".join([b'{"create":{"status":201}}'] * len(keys)) + b"]}"
+            stats.created += len(taken)
+        errors = b"true" if len(taken) < len(keys) else b"false"
+        return b'{"errors":%s,"items":[%s]}' % (errors, answer)
 
     def _draw_request(self, plan: FaultPlan) -> bool:
         store = self.server.owner.store
@@ -591,10 +611,7 @@ class _Handler(BaseHTTPRequestHandler):
             store.attempts[doc_id] += 1
         if plan.item_429_rate > 0 and _draw(plan.seed, doc_id, store.attempts[doc_id]) < plan.item_429_rate:
             store.stats.rejected_429 += 1
-            return 429, _error(
-                "es_rejected_execution_exception",
-                "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, max=0]",
-            )
+            return 429, _item_429()
         key = (index, doc_id)
         if key in store.docs:
             store.stats.conflicts += 1
@@ -683,6 +700,20 @@ def _error(kind: str, reason: str, caused_by: tuple[str, str] | None = None) -> 
     if caused_by is not None:
         error["caused_by"] = {"type": caused_by[0], "reason": caused_by[1]}
     return error
+
+
+_CREATED = b'{"create":{"status":201}}'
+
+
+def _item_429() -> dict[str, Any]:
+    """The error of an item refused by ``item_429_rate``, as Elasticsearch writes it."""
+    return _error(
+        "es_rejected_execution_exception",
+        "rejected execution of coordinating operation [coordinating_and_primary_bytes=0, max=0]",
+    )
+
+
+_REFUSED_429 = orjson.dumps({"create": {"status": 429, "error": _item_429()}})
 
 
 def _dotted(doc: Any, path: str) -> Any:

@@ -108,6 +108,38 @@ def _statuses(answer: urllib3.BaseHTTPResponse) -> list[int]:
     return [item["create"]["status"] for item in orjson.loads(answer.data)["items"]]
 
 
+def _answers(srv: BulkServer, requests: list[tuple[str, ...]], query: str) -> list[Any]:
+    return [orjson.loads(bulk(srv.url, *ids, query=query).data) for ids in requests]
+
+
+def test_compact_answers_with_item_429s_equal_the_per_item_path() -> None:
+    """With item 429s drawn, the compact answers (statuses and errors), the stored ids and the
+    counters are those of the per-item path: a benchmark under pushback measures the shipper."""
+    requests = [tuple(f"id-{i}" for i in range(r * 50, r * 50 + 50)) for r in range(4)]
+    requests.append(requests[0])  # every one again: conflicts, and the refused ones' next draw
+    compact: list[Any] = []
+    for query in (COMPACT, ""):
+        with BulkServer(keep_documents=False) as srv:
+            srv.set_faults(item_429_rate=0.2, seed=3)
+            answers = _answers(srv, requests, query)
+            stats, ids = srv.stats(), srv.ids()
+        shaped = [
+            {
+                "errors": a["errors"],
+                "items": [
+                    {"create": {k: it["create"][k] for k in ("status", "error") if k in it["create"]}}
+                    for it in a["items"]
+                ],
+            }
+            for a in answers
+        ]
+        if query:
+            compact = [shaped, stats, ids]
+        else:
+            assert compact == [shaped, stats, ids]
+    assert stats["rejected_429"] > 0 and stats["conflicts"] > 0
+
+
 @pytest.mark.parametrize("keep_documents", [True, False])
 def test_compact_answers_equal_the_per_item_path(keep_documents: bool) -> None:
     """The fake answers a compact request of fresh creates in one pass; whatever it answers must
