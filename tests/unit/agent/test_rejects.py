@@ -3,8 +3,10 @@ that does not parse keeps no text unless agent.dead_letter.keep_unparsed asks fo
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
+import logging
 import threading
 from pathlib import Path
 
@@ -13,14 +15,15 @@ import pytest
 
 from inferwatch.agent import bulkbody
 from inferwatch.agent.daemon import Agent, build_normalizers
-from inferwatch.agent.deadletter import DeadLetter
+from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
-from inferwatch.agent.metrics import Metrics
+from inferwatch.agent.metrics import Metrics, labels
+from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.reader import ReadLoop, ReadSettings
 from inferwatch.agent.redact import Redactor
 from inferwatch.agent.registry import Registry
-from inferwatch.agent.rejects import RejectPolicy
+from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool
 from inferwatch.core.config import ConfigError, parse_config
 from tests.unit.agent.helpers import wait_for
@@ -249,3 +252,44 @@ def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read
     # the local entry says it is a head too
     (kept,) = [e for e in map(orjson.loads, local.splitlines()) if e["reason"] == "line_too_long"]
     assert (kept["raw"], kept["raw_bytes"], kept["raw_truncated"]) == (too_long["raw"], len(long_line), True)
+
+
+class _FullDisk(DeadLetter):
+    """A dead letter whose writes fail with ENOSPC while ``full`` is set."""
+
+    full = True
+
+    def write(self, item: DeadLetterItem) -> None:
+        if self.full:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(item)
+
+
+def test_a_dead_letter_that_cannot_be_written_is_said_once_per_episode_and_each_line_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    metrics = Metrics()
+    dead = _FullDisk(tmp_path / "dead-letter.ndjson", fsync=False)
+    rejects = Rejects(dead, metrics, [RejectPolicy(None, False)], None, set(), lambda: 0.0)
+    batch = LineBatch(FileId("fp"), "/logs/a.jsonl", 0, [0], [b"x"], 2)
+    dropped = labels(reason="dead_letter_write_failed")
+    with caplog.at_level(logging.INFO, logger="inferwatch.agent.rejects"):
+        for offset in range(5):
+            rejects.reject("not_json", "bad", batch, offset, b"x")
+        assert metrics.value("dropped_total", dropped) == 5
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 1 and "disk full" in errors[0].getMessage()
+        assert "dead-letter.ndjson" in errors[0].getMessage()
+        dead.full = False
+        rejects.reject("not_json", "bad", batch, 5, b"x")
+        rejects.reject("not_json", "bad", batch, 6, b"x")
+    back = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert back == [
+        f"the dead letter {dead.path} takes writes again; 5 rejected lines were dropped meanwhile"
+    ]
+    assert [orjson.loads(row)["log"]["offset"] for row in dead.path.read_bytes().splitlines()] == [5, 6]
+    assert metrics.value("dead_lettered_total", labels(reason="not_json")) == 2
+    dead.full = True
+    with caplog.at_level(logging.INFO, logger="inferwatch.agent.rejects"):
+        rejects.reject("not_json", "bad", batch, 7, b"x")  # a new episode is said again
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2

@@ -29,6 +29,7 @@ from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem, DeadLetterMa
 from inferwatch.agent.deadletter_index import dead_letter_id
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.model import Event, LineBatch
+from inferwatch.agent.oserrors import describe
 from inferwatch.agent.redact import Redactor
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class Rejects:
         self._before = written_before
         self._wall = wall
         self._unsynced = 0  # entries written, not yet fsynced
+        self._failing = 0  # lines dropped since the dead letter last took a write
 
     def reject(
         self, reason: str, detail: str, b: LineBatch, offset: int, raw: bytes, length: int | None = None
@@ -133,15 +135,29 @@ class Rejects:
             self._dead.write(item)
         except OSError as e:
             # Disk full or the like: the line is lost, but good lines must not wait behind it.
-            log.error(
-                "cannot write the dead letter (%s); %s at %s:%d is dropped",
-                e,
-                item.reason,
-                item.source,
-                item.offset,
-            )
+            # Said once per episode (the first line dropped, and the fix), counted per line.
+            if not self._failing:
+                log.error(
+                    "cannot write the dead letter %s: %s; rejected lines are dropped until it can be "
+                    'written, counted in dropped_total{reason="dead_letter_write_failed"} (the '
+                    "first: %s at %s:%d)",
+                    self._dead.path,
+                    describe(e),
+                    item.reason,
+                    item.source,
+                    item.offset,
+                )
+            self._failing += 1
             self._metrics.inc("dropped_total", 1, labels(reason="dead_letter_write_failed"))
             return
+        if self._failing:
+            log.warning(
+                "the dead letter %s takes writes again; %d rejected line%s dropped meanwhile",
+                self._dead.path,
+                self._failing,
+                " was" if self._failing == 1 else "s were",
+            )
+            self._failing = 0
         self._unsynced += 1
         self._metrics.inc("dead_lettered_total", 1, labels(reason=item.reason))
 
