@@ -11,6 +11,7 @@ import pytest
 
 from inferwatch.agent import deadletter as deadletter_module
 from inferwatch.agent.deadletter import RAW_CAP, DeadLetter, DeadLetterItem, entry
+from inferwatch.agent.oserrors import describe
 from tests.unit.agent.helpers import TornWrite
 
 T = 1_763_850_000.123  # 2025-11-22T22:20:00.123Z
@@ -198,8 +199,10 @@ def test_dead_letter_torn_entry_does_not_swallow_the_next_one(
     torn = TornWrite()
     monkeypatch.setattr(deadletter_module.os, "write", torn)
     torn.state = "armed"
-    with pytest.raises(OSError):
+    with pytest.raises(OSError) as failed:
         dl.write(DeadLetterItem("invalid_json", "second", raw=b"x" * 200))
+    # os.write names no file: the dead letter names itself, for the disk-full message
+    assert f"disk full writing {path}" in describe(failed.value)
     dl.write(DeadLetterItem("bad_timestamp", "third", raw=b'{"timestamp": "yesterday"}'))
     dl.close()
     entries = [orjson.loads(line) for line in path.read_bytes().splitlines()]

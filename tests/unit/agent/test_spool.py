@@ -17,6 +17,7 @@ import pytest
 
 import inferwatch.agent.spool as spool_module
 from inferwatch.agent.model import SpoolRecord
+from inferwatch.agent.oserrors import describe
 from inferwatch.agent.spool import Spool, SpoolInUse
 from inferwatch.agent.spoolformat import HEADER_BYTES, encode_record
 
@@ -95,8 +96,11 @@ def test_a_failed_write_leaves_no_partial_record(tmp_path: Path, monkeypatch: py
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(spool_module, "_write_all", disk_full)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(OSError, match="No space") as failed:
         spool.append(b"two")
+    # os.write names no file: the spool names its segment, for the disk-full message
+    assert failed.value.filename == str(tmp_path / "00000000000000000001.seg")
+    assert f"disk full writing {tmp_path}/00000000000000000001.seg" in describe(failed.value)
     monkeypatch.setattr(spool_module, "_write_all", real_write)
     assert spool.append(b"two") == 2
     spool.close()

@@ -47,6 +47,7 @@ from typing import Any
 import orjson
 
 from inferwatch.agent.normalize import format_epoch
+from inferwatch.agent.oserrors import name_file
 from inferwatch.core.atomic import fsync_dir
 
 RAW_CAP = 64 * 1024
@@ -191,8 +192,9 @@ class DeadLetter:
                 view = memoryview(line)
                 while view:
                     view = view[os.write(self._fd, view) :]
-            except OSError:
+            except OSError as exc:
                 self._cut_back()
+                name_file(exc, self.path)
                 raise
             self._size += len(line)
             self._torn = False
@@ -286,7 +288,11 @@ class DeadLetter:
         """Make every written line durable (fsync when ``fsync``)."""
         with self._lock:
             if self._fd is not None and self._unsynced and self.fsync:
-                os.fsync(self._fd)
+                try:
+                    os.fsync(self._fd)
+                except OSError as exc:
+                    name_file(exc, self.path)
+                    raise
             self._unsynced = False
 
     def close(self) -> None:

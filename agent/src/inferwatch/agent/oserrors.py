@@ -12,6 +12,13 @@ def is_disk_full(exc: BaseException | None) -> bool:
     return isinstance(exc, OSError) and exc.errno in _DISK_FULL
 
 
+def name_file(exc: OSError, path: object) -> None:
+    """Give ``exc`` ``path`` as its file name when it has none (``os.write`` and ``os.fsync`` on a
+    descriptor raise without one), so that ``describe`` says which file; the caller re-raises."""
+    if exc.filename is None:
+        exc.filename = str(path)
+
+
 def describe(exc: BaseException) -> str:
     """One line: for a full disk, where, and what to do; otherwise the error's type and text."""
     if is_disk_full(exc):

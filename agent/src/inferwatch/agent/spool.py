@@ -70,6 +70,7 @@ import orjson
 
 from inferwatch.agent.deadletter import DeadLetterMark, mark_from_json, mark_to_json
 from inferwatch.agent.model import SpoolRecord
+from inferwatch.agent.oserrors import name_file
 from inferwatch.agent.spoolformat import (
     HEADER_BYTES,
     MAX_PAYLOAD,
@@ -325,9 +326,10 @@ class Spool:
                 _write_all(self._fds.w, record)
                 if self.fsync:
                     _fdatasync(self._fds.w)
-            except OSError:
+            except OSError as exc:
                 with contextlib.suppress(OSError):  # leave no partial record behind
                     os.ftruncate(self._fds.w, active.size)
+                name_file(exc, active.path)
                 raise
             with self._lock:
                 active.size += len(record)
