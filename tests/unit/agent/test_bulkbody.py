@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import random
 import subprocess
 import sys
 import zlib
+from unittest import mock
 
 import orjson
 import pytest
@@ -123,17 +125,31 @@ def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() ->
 
 
 @given(
-    sizes=st.lists(st.integers(0, 3 * bulkbody._PIECE), min_size=1, max_size=40),
+    sizes=st.lists(st.integers(0, 3000), min_size=1, max_size=40),
     picks=st.lists(st.integers(0, 39), max_size=10),
+    step=st.sampled_from([7, 64, 1024, bulkbody._STEP]),
+    piece=st.sampled_from([100, 4096, bulkbody._PIECE]),
+    random_text=st.booleans(),
 )
-def test_decode_some_finds_items_across_the_pieces_it_inflates(sizes: list[int], picks: list[int]) -> None:
-    # Documents from empty to several pieces long: action and document lines straddle pieces.
+def test_decode_some_finds_items_across_the_pieces_it_inflates(
+    sizes: list[int], picks: list[int], step: int, piece: int, random_text: bool
+) -> None:
+    # Documents from empty to many pieces long, with input steps and output caps small enough that
+    # action and document lines straddle pieces, and pieces stop at the cap (text that compresses
+    # well) or at the end of a step (text that does not).
+    rng = random.Random(len(sizes))
     items = [
-        ("logs-inferwatch.m-default", f"id-{i}", b'{"t":"%s"}' % (b"x" * n)) for i, n in enumerate(sizes)
+        (
+            "logs-inferwatch.m-default",
+            f"id-{i}",
+            b'{"t":"%s"}' % (rng.randbytes(n).hex()[:n].encode() if random_text else b"x" * n),
+        )
+        for i, n in enumerate(sizes)
     ]
     payload = encode_items(items)
     wanted = [p % len(items) for p in picks]
-    assert bulkbody.decode_some(payload, wanted) == {i: items[i] for i in wanted}
+    with mock.patch.object(bulkbody, "_STEP", step), mock.patch.object(bulkbody, "_PIECE", piece):
+        assert bulkbody.decode_some(payload, wanted) == {i: items[i] for i in wanted}
 
 
 def test_decode_some_refuses_a_cut_body_and_an_item_it_does_not_hold() -> None:
