@@ -42,7 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -66,6 +66,7 @@ WHOLE_DEAD_LETTER = DeadLetterMark(0, 0)  # no file has inode 0: both files are 
 LineKey = tuple[str, int]  # (file fingerprint, offset) of a rejected log line
 DocumentKey = tuple[str, str]  # (index, _id) of a document the output rejected
 RecordKey = tuple[int, int]  # (seq, length) of a spool record the ship loop could not decode
+K = TypeVar("K", LineKey, RecordKey)
 
 
 def mark_from_json(value: Any) -> DeadLetterMark | None:
@@ -234,12 +235,7 @@ class DeadLetter:
         """The (fingerprint, offset) of the log lines dead-lettered after ``mark``, in this file
         and, when it was rotated since, in ``.1`` after the mark. A mark whose file is gone
         (rotated twice since) counts both files whole."""
-        keys: set[LineKey] = set()
-        for row in self._rows_after(mark):
-            key = _line_key(row)
-            if key is not None:
-                keys.add(key)
-        return keys
+        return self._keys_after(mark, _line_key)
 
     def documents_after(self, mark: DeadLetterMark) -> Counter[DocumentKey]:
         """How many entries each rejected document (index, _id) has after ``mark``, read as
@@ -254,12 +250,11 @@ class DeadLetter:
     def records_after(self, mark: DeadLetterMark) -> set[RecordKey]:
         """The (seq, length) of the spool records dead-lettered after ``mark``, read as
         ``lines_after`` reads."""
-        keys: set[RecordKey] = set()
-        for row in self._rows_after(mark):
-            key = _record_key(row)
-            if key is not None:
-                keys.add(key)
-        return keys
+        return self._keys_after(mark, _record_key)
+
+    def _keys_after(self, mark: DeadLetterMark, key_of: Callable[[bytes], K | None]) -> set[K]:
+        """The distinct keys ``key_of`` finds in the rows after ``mark`` (None: not its kind)."""
+        return {key for row in self._rows_after(mark) if (key := key_of(row)) is not None}
 
     def _rows_after(self, mark: DeadLetterMark) -> Iterator[bytes]:
         """The rows (entries, and torn pieces) after ``mark`` in ``.1`` and this file."""
