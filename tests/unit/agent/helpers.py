@@ -1,5 +1,5 @@
-"""Helpers shared by several agent test files: a polling wait, an ``os.write`` that tears a line, and
-an output that is down."""
+"""Helpers shared by several agent test files: a polling wait, an ``os.write`` that tears a line, a
+dead letter on a full disk, and an output that is down."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem
 from inferwatch.agent.model import ItemResult
 from inferwatch.agent.outputs import OutputUnavailable
 
@@ -38,6 +40,23 @@ class TornWrite:
             self.state = "off"
             raise OSError(errno.ENOSPC, "No space left on device")
         return self.real(fd, data)
+
+
+class FullDisk(DeadLetter):
+    """A dead letter on a disk that is full for the next ``full`` writes, or until ``room`` is set
+    (each fails as ``os.write`` does there: ENOSPC, nothing left behind)."""
+
+    def __init__(self, path: Path, full: int) -> None:
+        super().__init__(path, fsync=False)
+        self.full = full
+        self.failed = 0
+        self.room = threading.Event()
+
+    def write(self, item: DeadLetterItem) -> None:
+        if self.failed < self.full and not self.room.is_set():
+            self.failed += 1
+            raise OSError(errno.ENOSPC, "No space left on device")
+        super().write(item)
 
 
 class DownOutput:

@@ -3,7 +3,6 @@ that does not parse keeps no text unless agent.dead_letter.keep_unparsed asks fo
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import hmac
 import logging
@@ -15,7 +14,7 @@ import pytest
 
 from inferwatch.agent import bulkbody
 from inferwatch.agent.daemon import Agent, build_normalizers
-from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem
+from inferwatch.agent.deadletter import DeadLetter
 from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.metrics import Metrics, labels
@@ -26,7 +25,7 @@ from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy, Rejects
 from inferwatch.agent.spool import Spool
 from inferwatch.core.config import ConfigError, parse_config
-from tests.unit.agent.helpers import wait_for
+from tests.unit.agent.helpers import FullDisk, wait_for
 
 SECRET = "alice.secret@example.com"
 BAD_TIME = orjson.dumps({"timestamp": "never", "model": "m", "inputs": {"email": SECRET, "name": "Al"}})
@@ -254,22 +253,11 @@ def test_without_redaction_a_rejected_line_goes_to_the_dead_letter_index_as_read
     assert (kept["raw"], kept["raw_bytes"], kept["raw_truncated"]) == (too_long["raw"], len(long_line), True)
 
 
-class _FullDisk(DeadLetter):
-    """A dead letter whose writes fail with ENOSPC while ``full`` is set."""
-
-    full = True
-
-    def write(self, item: DeadLetterItem) -> None:
-        if self.full:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        super().write(item)
-
-
 def test_a_dead_letter_that_cannot_be_written_is_said_once_per_episode_and_each_line_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     metrics = Metrics()
-    dead = _FullDisk(tmp_path / "dead-letter.ndjson", fsync=False)
+    dead = FullDisk(tmp_path / "dead-letter.ndjson", full=5)
     rejects = Rejects(dead, metrics, [RejectPolicy(None, False)], None, set(), lambda: 0.0)
     batch = LineBatch(FileId("fp"), "/logs/a.jsonl", 0, [0], [b"x"], 2)
     dropped = labels(reason="dead_letter_write_failed")
@@ -280,7 +268,6 @@ def test_a_dead_letter_that_cannot_be_written_is_said_once_per_episode_and_each_
         errors = [r for r in caplog.records if r.levelno == logging.ERROR]
         assert len(errors) == 1 and "disk full" in errors[0].getMessage()
         assert "dead-letter.ndjson" in errors[0].getMessage()
-        dead.full = False
         rejects.reject("not_json", "bad", batch, 5, b"x")
         rejects.reject("not_json", "bad", batch, 6, b"x")
     back = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -289,7 +276,7 @@ def test_a_dead_letter_that_cannot_be_written_is_said_once_per_episode_and_each_
     ]
     assert [orjson.loads(row)["log"]["offset"] for row in dead.path.read_bytes().splitlines()] == [5, 6]
     assert metrics.value("dead_lettered_total", labels(reason="not_json")) == 2
-    dead.full = True
+    dead.full += 1  # one more write fails: a new episode
     with caplog.at_level(logging.INFO, logger="inferwatch.agent.rejects"):
         rejects.reject("not_json", "bad", batch, 7, b"x")  # a new episode is said again
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2

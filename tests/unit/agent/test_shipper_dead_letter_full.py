@@ -8,41 +8,22 @@ from __future__ import annotations
 import errno
 import logging
 import random
-import threading
 from pathlib import Path
 
 import orjson
 import pytest
 
 from inferwatch.agent import bulkbody, loopthread
-from inferwatch.agent.deadletter import DeadLetter, DeadLetterItem
 from inferwatch.agent.loopthread import LoopThread
 from inferwatch.agent.metrics import Metrics, labels
 from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.shipper import ShipLoop
 from inferwatch.agent.spool import Spool
-from tests.unit.agent.helpers import wait_for
+from tests.unit.agent.helpers import FullDisk, wait_for
 from tests.unit.agent.test_pipeline import BAD, BUSY, CREATED, DUP, Clock, ScriptedOutput, answered
 
 INDEX = "logs-test-default"
 REASON = labels(reason="document_parsing_exception")
-
-
-class FullDisk(DeadLetter):
-    """A dead letter on a disk that is full for the next ``full`` writes, or until ``room`` is set
-    (each fails as ``os.write`` does there: ENOSPC, nothing left behind)."""
-
-    def __init__(self, path: Path, full: int) -> None:
-        super().__init__(path, fsync=False)
-        self.full = full
-        self.failed = 0
-        self.room = threading.Event()
-
-    def write(self, item: DeadLetterItem) -> None:
-        if self.failed < self.full and not self.room.is_set():
-            self.failed += 1
-            raise OSError(errno.ENOSPC, "No space left on device")
-        super().write(item)
 
 
 def entries(path: Path) -> list[dict[str, object]]:
