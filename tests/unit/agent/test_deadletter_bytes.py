@@ -35,6 +35,17 @@ PATH = "/var/log/m/a.jsonl"
 DOC = b'{"ml": {"inputs": {"age": "x"}}, "n": 1.50, "s": "\\u00e9"}'
 LONG = b"x" * (RAW_CAP - 1) + "\u20ac".encode() + b"tail"  # cut at 64 KiB inside the euro sign
 DL_INDEX = "dead-letters"
+# Items both tables below write, each its own way.
+REJECTED_DOCUMENT: dict[str, Any] = dict(
+    reason="document_parsing_exception",
+    detail="400 document_parsing_exception: failed to parse field [x]",
+    document=DOC,
+    doc_id="Zm9vYmFy",
+    index="logs-m-default",
+)
+REJECTED_NOT_JSON: dict[str, Any] = dict(
+    reason="mapping", detail="not json", document=b"\xffnot json", doc_id="Zm9v", index="logs-m-default"
+)
 
 # The item's fields -> the line written to dead-letter.ndjson.
 LOCAL: dict[str, tuple[dict[str, Any], bytes]] = {
@@ -100,23 +111,11 @@ LOCAL: dict[str, tuple[dict[str, Any], bytes]] = {
         + b'\xef\xbf\xbd","raw_bytes":65542,"raw_truncated":true}\n',
     ),
     "document": (
-        dict(
-            reason="document_parsing_exception",
-            detail="400 document_parsing_exception: failed to parse field [x]",
-            document=DOC,
-            doc_id="Zm9vYmFy",
-            index="logs-m-default",
-        ),
+        REJECTED_DOCUMENT,
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"document_parsing_exception","detail":"400 document_parsing_exception: failed to parse field [x]","document":{"ml":{"inputs":{"age":"x"}},"n":1.5,"s":"\xc3\xa9"},"_id":"Zm9vYmFy","index":"logs-m-default"}\n',
     ),
     "document_not_json": (
-        dict(
-            reason="mapping",
-            detail="not json",
-            document=b"\xffnot json",
-            doc_id="Zm9v",
-            index="logs-m-default",
-        ),
+        REJECTED_NOT_JSON,
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"mapping","detail":"not json","document":"\xef\xbf\xbdnot json","_id":"Zm9v","index":"logs-m-default"}\n',
     ),
     "undecodable_record": (
@@ -152,23 +151,11 @@ LOCAL: dict[str, tuple[dict[str, Any], bytes]] = {
 # The item's fields -> the dead_letter_index document.
 INDEXED: dict[str, tuple[dict[str, Any], bytes]] = {
     "document": (
-        dict(
-            reason="document_parsing_exception",
-            detail="400 document_parsing_exception: failed to parse field [x]",
-            document=DOC,
-            doc_id="Zm9vYmFy",
-            index="logs-m-default",
-        ),
+        REJECTED_DOCUMENT,
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"document_parsing_exception","detail":"400 document_parsing_exception: failed to parse field [x]","document":"{\\"ml\\":{\\"inputs\\":{\\"age\\":\\"x\\"}},\\"n\\":1.5,\\"s\\":\\"\xc3\xa9\\"}","index":"logs-m-default","document_id":"Zm9vYmFy"}',
     ),
     "document_not_json": (
-        dict(
-            reason="mapping",
-            detail="not json",
-            document=b"\xffnot json",
-            doc_id="Zm9v",
-            index="logs-m-default",
-        ),
+        REJECTED_NOT_JSON,
         b'{"@timestamp":"2025-11-22T22:20:00.123Z","reason":"mapping","detail":"not json","document":"\xef\xbf\xbdnot json","index":"logs-m-default","document_id":"Zm9v"}',
     ),
     "document_as_a_string": (
