@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 from inferwatch.agent.metrics import Metrics
 from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer, RejectedLine
-from inferwatch.agent.parsepool import ParsePool
+from inferwatch.agent.parsepool import ParsePool, _Worker
 from inferwatch.core.config import InputConfig, ModelConfig, RedactConfig
 from tests.procs import exited
 from tests.unit.agent.helpers import wait_for
@@ -209,6 +210,79 @@ def test_a_worker_that_does_not_speak_the_protocol_is_refused(metrics: Metrics, 
         pooled = pool.bulk_items(0)
         assert pooled is not None
         assert comparable(pooled(batch(300), "t")) == comparable(normalizer().bulk_items(batch(300), "t"))
+    finally:
+        pool.close()
+
+
+def test_a_request_larger_than_the_pipe_is_written_in_pieces_and_answered_whole(metrics: Metrics) -> None:
+    """A share of 4 MB, four times what the pipe holds: the request goes out over many writes,
+    each resuming inside a piece or at the next, and the 4 MB answer comes back over many reads."""
+    rows = [
+        json.dumps({"prediction_id": f"p-{i}", "inputs": {"review": f"word{i} " * 180}}).encode()
+        for i in range(3000)
+    ]
+    offsets = [i * 2000 for i in range(len(rows))]
+    big = LineBatch(FileId("fp"), "/logs/a.jsonl", 0, offsets, rows, len(rows) * 2000)
+    pool = ready_pool(ParsePool([normalizer()], 1, metrics, min_lines=10))
+    try:
+        pooled = pool.bulk_items(0)
+        assert pooled is not None
+        assert comparable(pooled(big, "t")) == comparable(normalizer().bulk_items(big, "t"))
+        assert metrics.value("lines_parsed_in_workers_total") > 1000
+        assert metrics.total("parse_worker_failures_total") == 0
+    finally:
+        pool.close()
+
+
+def test_an_answer_read_in_pieces_is_held_until_whole(tmp_path: Path) -> None:
+    """The header split across reads, then the payload: each read keeps what came, and the frame
+    is answered once, when its last byte is in."""
+    stepper = tmp_path / "stepper.py"
+    stepper.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            inp, out = sys.stdin.buffer, sys.stdout.buffer
+            inp.read(int.from_bytes(inp.read(8), "big"))  # the inputs frame
+            frame = (5).to_bytes(8, "big") + b"ready"
+            for piece in (frame[:3], frame[3:10], frame[10:]):
+                out.write(piece)
+                out.flush()
+                inp.read(1)  # the test's go for the next piece
+            inp.read()
+            """
+        )
+    )
+    worker = _Worker(b"inputs", [sys.executable, str(stepper)])
+    try:
+        assert not worker.poll_ready()  # writes the inputs frame: the first piece follows
+        for step in range(3):
+            assert select.select([worker.proc.stdout], [], [], 30)[0], "no piece came"
+            assert worker.poll_ready() is (step == 2)
+            os.write(worker.proc.stdin.fileno(), b"g")  # type: ignore[union-attr]
+        assert worker.ready
+    finally:
+        worker.close(5.0)
+
+
+def test_a_worker_announcing_an_absurd_frame_is_refused_without_allocating_it(
+    metrics: Metrics, tmp_path: Path
+) -> None:
+    liar = tmp_path / "liar.py"
+    liar.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            sys.stdout.buffer.write((2**62).to_bytes(8, "big"))
+            sys.stdout.buffer.flush()
+            sys.stdin.buffer.read()
+            """
+        )
+    )
+    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, command=[sys.executable, str(liar)])
+    try:
+        wait_for(lambda: pool.ready() == 0 and metrics.total("parse_worker_failures_total") == 1)
+        assert metrics.value("parse_worker_failures_total", (("reason", "protocol"),)) == 1
     finally:
         pool.close()
 

@@ -42,7 +42,6 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from inferwatch.agent import parseworker
 from inferwatch.agent.lineparser import BulkItems
@@ -57,6 +56,7 @@ IDLE_TIMEOUT = 300.0  # seconds without a share before the workers stop
 PIPE_BYTES = 1024 * 1024  # Linux's default pipe-max-size
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 MAX_RESTART_DELAY = 600.0
+_IOV_MAX = 1024  # buffers one writev takes at most (Linux's IOV_MAX)
 FAILURE_REASONS = ("start", "exited", "timeout", "protocol")
 
 
@@ -89,8 +89,15 @@ class _Worker:
         for fd in (self._in, self._out):  # a whole request or answer per write: fewer wake-ups
             with contextlib.suppress(OSError):  # above /proc/sys/fs/pipe-max-size: keep 64 KiB
                 fcntl.fcntl(fd, F_SETPIPE_SZ, PIPE_BYTES)
-        self._pending = bytearray(parseworker.frame(inputs_frame))  # written as the pipe takes it
-        self._received = bytearray()
+        # Written as the pipe takes them, without joining: the first not yet written is at
+        # ``_sent`` of ``_pending[0]``.
+        self._pending: list[bytes] = [parseworker.frame(inputs_frame)]
+        self._sent = 0
+        # The frame being read: its header, then its payload in a buffer of its size, read into
+        # in place (``_got`` bytes of it so far).
+        self._header = bytearray()
+        self._payload: bytearray | None = None
+        self._got = 0
         self.ready = False
 
     @property
@@ -104,17 +111,18 @@ class _Worker:
             answer = self._read_frame(0.0)
             if answer is not None:
                 if answer != parseworker.READY:
-                    raise WorkerFailed("protocol", f"expected READY, got {answer[:40]!r}")
+                    raise WorkerFailed("protocol", f"expected READY, got {bytes(answer[:40])!r}")
                 self.ready = True
         return self.ready
 
-    def send(self, payload: bytes, deadline: float) -> None:
-        self._pending += parseworker.frame(payload)
+    def send(self, pieces: list[bytes], deadline: float) -> None:
+        """Write a frame given as pieces (``parseworker.request_pieces``)."""
+        self._pending += pieces
         self._flush(deadline)
         if self._pending:
             raise WorkerFailed("timeout", "the worker stopped reading its requests")
 
-    def receive(self, deadline: float) -> tuple[bytes, bool]:
+    def receive(self, deadline: float) -> tuple[bytearray, bool]:
         """The next answer, and whether it had to be waited for (it was not complete yet)."""
         answer = self._read_frame(0.0)
         if answer is not None:
@@ -150,34 +158,50 @@ class _Worker:
     def _flush(self, deadline: float) -> None:
         """Write what is pending until it is all written or ``deadline`` (monotonic) passes."""
         while self._pending:
+            views: list[bytes | memoryview] = [memoryview(self._pending[0])[self._sent :]]
+            views += self._pending[1:_IOV_MAX]
             try:
-                written = os.write(self._in, self._pending)
+                written = os.writev(self._in, views)
             except BlockingIOError:
                 written = 0
             except (BrokenPipeError, ConnectionResetError):
                 raise WorkerFailed("exited", self._exit_detail()) from None
-            del self._pending[:written]
+            written += self._sent
+            while self._pending and written >= len(self._pending[0]):
+                written -= len(self._pending.pop(0))
+            self._sent = written
             if self._pending and not self._wait(self._in, write=True, deadline=deadline):
                 return
 
-    def _read_frame(self, deadline: float) -> bytes | None:
-        """A whole answer frame, or None when none is complete by ``deadline``."""
+    def _read_frame(self, deadline: float) -> bytearray | None:
+        """A whole answer frame's payload, or None when none is complete by ``deadline``. The
+        header is read alone, then the payload straight into a buffer of its size: one copy,
+        where reading pieces and joining them made three (a share's answer is about 1 MB)."""
         while True:
-            if len(self._received) >= 8:
-                size = int.from_bytes(self._received[:8], "big")
-                if len(self._received) >= 8 + size:
-                    payload = bytes(self._received[8 : 8 + size])
-                    del self._received[: 8 + size]
-                    return payload
+            payload = self._payload
+            if payload is not None and self._got == len(payload):
+                self._payload, self._got = None, 0
+                return payload
             try:
-                chunk = os.read(self._out, 256 * 1024)  # a pipe gives at most its buffer (64 KiB) per read
+                if payload is None:
+                    chunk = os.read(self._out, parseworker.HEADER - len(self._header))
+                    got = len(chunk)
+                    self._header += chunk
+                    if len(self._header) == parseworker.HEADER:
+                        size = int.from_bytes(self._header, "big")
+                        if size > parseworker.MAX_FRAME:
+                            raise WorkerFailed("protocol", f"a frame of {size} bytes announced")
+                        self._payload = bytearray(size)
+                        self._header.clear()
+                else:
+                    got = os.readv(self._out, [memoryview(payload)[self._got :]])
+                    self._got += got
             except BlockingIOError:
                 if not self._wait(self._out, write=False, deadline=deadline):
                     return None
                 continue
-            if not chunk:
+            if not got:
                 raise WorkerFailed("exited", self._exit_detail())
-            self._received += chunk
 
     @staticmethod
     def _wait(fd: int, write: bool, deadline: float) -> bool:
@@ -459,17 +483,15 @@ def _share(batch: LineBatch, a: int, b: int) -> LineBatch:
     return LineBatch(batch.file_id, batch.path, batch.input_index, batch.offsets[a:b], batch.lines[a:b], end)
 
 
-def _request(batch: LineBatch, a: int, b: int, ingested: str) -> bytes:
-    offsets = array("q", batch.offsets[a:b]).tobytes()
-    payload: tuple[Any, ...] = (
+def _request(batch: LineBatch, a: int, b: int, ingested: str) -> list[bytes]:
+    return parseworker.request_pieces(
         batch.input_index,
         batch.file_id.fingerprint,
         batch.path,
         ingested,
-        offsets,
+        array("q", batch.offsets[a:b]).tobytes(),
         b"\n".join(batch.lines[a:b]),
     )
-    return pickle.dumps(payload, pickle.HIGHEST_PROTOCOL)
 
 
 __all__ = ["FAILURE_REASONS", "IDLE_TIMEOUT", "MIN_LINES", "ParsePool", "WorkerFailed", "worker_command"]

@@ -4,12 +4,15 @@ It normalizes runs of lines for the agent's read thread, with normalizers built 
 own normalizers (pickled as their construction values), and holds nothing between requests but their model caches.
 
 The protocol, on the worker's stdin and stdout: frames of an 8-byte big-endian length and a
-pickle (``write_frame``, ``read_frame``).
+payload (``write_frame``, ``read_frame``), each payload a pickle but a request's.
 
 1. The agent sends the tuple of its inputs' normalizers (None for an input the pool does not serve);
    the worker unpickles them (each builds its caches anew) and answers ``READY``.
-2. Each request ``(input_index, fingerprint, path, ingested, offsets, lines)`` (``offsets`` the
-   bytes of an ``array('q')``, ``lines`` the lines joined by ``\\n``: a line never holds one) is
+2. Each request (``request_pieces``) is the 8-byte length of a pickled ``(input_index,
+   fingerprint, path, ingested, offsets)``, that pickle, then the lines joined by ``\\n`` (a line
+   never holds one; ``offsets`` the bytes of an ``array('q')``). The lines stay out of the pickle
+   so that the agent writes them to the pipe from the one joined copy it makes (pickling them,
+   then framing the pickle, cost the read thread three more copies of each request). It is
    answered ``(items, rejects, counts, seconds)``: the bulk items in line order, the rejected
    lines as ``(position in the request, reason, detail)``, the normalizer's repair counts since
    the last answer, and the seconds the request took here. A request that raised is answered
@@ -38,7 +41,8 @@ from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer
 
 READY = b"ready"
-_HEADER = 8
+HEADER = 8  # bytes of a frame's length
+MAX_FRAME = 1 << 30  # a length above this is not the protocol (an answer is a few MB)
 
 
 def read_only(mapping: dict[Any, Any]) -> MappingProxyType[Any, Any]:
@@ -63,20 +67,39 @@ def dumps(value: object) -> bytes:
 
 
 def frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(_HEADER, "big") + payload
+    return len(payload).to_bytes(HEADER, "big") + payload
+
+
+def request_pieces(
+    index: int, fingerprint: str, path: str, ingested: str, offsets: bytes, joined: bytes
+) -> list[bytes]:
+    """A request frame (protocol, 2.) as pieces to write in turn, ``joined`` itself the last: the
+    frame is their concatenation, which nothing needs to make."""
+    meta = pickle.dumps((index, fingerprint, path, ingested, offsets), pickle.HIGHEST_PROTOCOL)
+    size = HEADER + len(meta) + len(joined)
+    return [size.to_bytes(HEADER, "big") + len(meta).to_bytes(HEADER, "big") + meta, joined]
+
+
+def parse_request(payload: bytes) -> tuple[int, str, str, str, bytes, bytes]:
+    """``(input_index, fingerprint, path, ingested, offsets, joined lines)`` of a request's
+    payload."""
+    end = HEADER + int.from_bytes(payload[:HEADER], "big")
+    index, fingerprint, path, ingested, offsets = pickle.loads(memoryview(payload)[HEADER:end])
+    return index, fingerprint, path, ingested, offsets, payload[end:]
 
 
 def write_frame(stream: BinaryIO, payload: bytes) -> None:
-    stream.write(frame(payload))
+    stream.write(len(payload).to_bytes(HEADER, "big"))
+    stream.write(payload)  # not joined to its header first: one copy less of each answer
     stream.flush()
 
 
 def read_frame(stream: BinaryIO) -> bytes | None:
     """The next frame's payload; None at a clean end of the stream."""
-    header = stream.read(_HEADER)
+    header = stream.read(HEADER)
     if not header:
         return None
-    if len(header) < _HEADER:
+    if len(header) < HEADER:
         raise EOFError("the stream ended inside a frame header")
     size = int.from_bytes(header, "big")
     payload = stream.read(size)
@@ -88,7 +111,7 @@ def read_frame(stream: BinaryIO) -> bytes | None:
 def handle(normalizers: Sequence[Normalizer | None], request: bytes) -> bytes:
     """One request frame -> its answer frame's payload (the protocol above)."""
     started = time.perf_counter()
-    index, fingerprint, path, ingested, offsets_bytes, joined = pickle.loads(request)
+    index, fingerprint, path, ingested, offsets_bytes, joined = parse_request(request)
     normalizer = normalizers[index]
     try:
         if normalizer is None:
