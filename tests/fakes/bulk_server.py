@@ -71,6 +71,7 @@ import argparse
 import contextlib
 import dataclasses
 import gzip
+import itertools
 import os
 import signal
 import socket
@@ -196,8 +197,12 @@ class BulkServer:
         port: int = 0,
         keep_documents: bool = True,
         tls: tuple[Path, Path] | None = None,
+        one_pass: bool = True,
     ) -> None:
         self.host = host
+        # Answer requests of fresh creates in one pass (``_fresh_creates``); False sends every
+        # request through the per-item path, the reference the tests hold the one pass to.
+        self.one_pass = one_pass
         self.tls = tls  # (certificate chain file, private key file): the data port speaks https
         self.store = Store(keep_documents)
         self._plan = FaultPlan()
@@ -477,8 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
         # rejections must not make the fake itself much slower (it shares the CPUs in benchmarks).
         draws = plan.item_429_rate > 0 and plan.reject_field is None
         docs, stored, stats, attempts = store.docs, store.stored, store.stats, store.attempts
-        if compact and plan.reject_field is None and not plan.drop_response:
-            fresh = self._fresh_creates(store, lines, plan)
+        if self.server.owner.one_pass and plan.reject_field is None and not plan.drop_response:
+            fresh = self._fresh_creates(store, lines, plan, compact)
             if fresh is not None:
                 self._send_raw(200, fresh, product=plan.product_header)
                 return
@@ -528,14 +533,18 @@ class _Handler(BaseHTTPRequestHandler):
             answer = {"took": 1, **answer}
         self._send_json(200, answer, product=plan.product_header)
 
-    def _fresh_creates(self, store: Store, lines: list[bytes], plan: FaultPlan) -> bytes | None:
+    def _fresh_creates(
+        self, store: Store, lines: list[bytes], plan: FaultPlan, compact: bool
+    ) -> bytes | None:
         """The common case of a benchmark in one pass of mostly C-level calls: every action a
         ``create`` of a new, distinct ``(index, _id)``, each stored and answered 201 or, with
-        ``item_429_rate``, refused 429 by its draw (a compact answer). None when the request is
-        anything else (a conflict, another op, a duplicate in it, a drop to take): the per-item
-        path answers it, with the same statuses and counters. The fake shares the CPUs with the
-        shipper it measures, so its cost per document is kept far below any shipper's, with
-        pushback as without (else a benchmark comparing the two would measure the fake)."""
+        ``item_429_rate``, refused 429 by its draw, in the compact answer (``filter_path``, as the
+        agent asks) or the full one (as rsyslog and the Python client get). None when the
+        request is anything else (a conflict, another op, a duplicate in it, a drop to take):
+        the per-item path answers it, with the same statuses and counters. The fake shares the
+        CPUs with the shipper it measures, so its cost per document is kept far below any
+        shipper's, with pushback as without and for either answer (else a benchmark comparing
+        two shippers would measure the fake)."""
         actions = orjson.loads(b"[" + b",".join(lines[0::2]) + b"]")
         if not all(len(a) == 1 and "create" in a for a in actions):
             return None
@@ -554,25 +563,30 @@ class _Handler(BaseHTTPRequestHandler):
                 seed, rate, attempts = plan.seed, plan.item_429_rate, store.attempts
                 tries = attempts.get  # a Counter's [] calls __missing__ (Python) for every new id
                 refused = [_draw(seed, doc_id, tries(doc_id, 0) + 1) < rate for _, doc_id in keys]
+            stats = store.stats
+            first_seq = stats.created + 1  # the full answer's _seq_no of the first one created
             if any(refused):
                 taken = [(k, doc) for k, doc, no in zip(keys, lines[1::2], refused, strict=True) if not no]
                 store.attempts.update(k[1] for k, no in zip(keys, refused, strict=True) if no)
-                store.stats.rejected_429 += len(keys) - len(taken)
-                answer = b",".join([_REFUSED_429 if no else _CREATED for no in refused])
+                stats.rejected_429 += len(keys) - len(taken)
             else:
                 taken = list(zip(keys, lines[1::2], strict=True))
-                answer = b",".join([_CREATED] * len(keys))
             if store.keep_documents:
                 store.docs.update(taken)
             else:
                 store.docs.update(dict.fromkeys((k for k, _ in taken), b"{}"))
             store.stored.update(k[1] for k, _ in taken)
-            stats = store.stats
             stats.bulk_requests += 1
             stats.items += len(keys)
             stats.created += len(taken)
         errors = b"true" if len(taken) < len(keys) else b"false"
-        return b'{"errors":%s,"items":[%s]}' % (errors, answer)
+        if compact:
+            if refused:
+                answer = b",".join([_REFUSED_429 if no else _CREATED for no in refused])
+            else:
+                answer = b",".join([_CREATED] * len(keys))
+            return b'{"errors":%s,"items":[%s]}' % (errors, answer)
+        return b'{"took":1,"errors":%s,"items":[%s]}' % (errors, _full_items(keys, refused, first_seq))
 
     def _draw_request(self, plan: FaultPlan) -> bool:
         store = self.server.owner.store
@@ -714,6 +728,28 @@ def _item_429() -> dict[str, Any]:
 
 
 _REFUSED_429 = orjson.dumps({"create": {"status": 429, "error": _item_429()}})
+_REFUSED_429_FULL = b',"status":429,"error":' + orjson.dumps(_item_429()) + b"}}"
+
+
+def _full_items(keys: list[tuple[str, str]], refused: list[bool], seq: int) -> bytes:
+    """The full answer's items of ``_fresh_creates``: what the per-item path writes, created
+    ones numbered from ``seq`` in order."""
+    dumps = orjson.dumps
+    heads: dict[str, bytes] = {}
+    parts: list[bytes] = []
+    for (index, doc_id), no in zip(keys, refused or itertools.repeat(False), strict=False):
+        head = heads.get(index)
+        if head is None:
+            head = heads[index] = b'{"create":{"_index":' + dumps(index) + b',"_id":'
+        if no:
+            parts.append(head + dumps(doc_id) + _REFUSED_429_FULL)
+        else:
+            parts.append(
+                b'%s%s,"status":201,"_version":1,"result":"created","_seq_no":%d,"_primary_term":1}}'
+                % (head, dumps(doc_id), seq)
+            )
+            seq += 1
+    return b",".join(parts)
 
 
 def _dotted(doc: Any, path: str) -> Any:
