@@ -15,14 +15,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
-
-import yaml
+from typing import TYPE_CHECKING, Literal
 
 from inferwatch.core.configschema import ByteSize, ConfigError, Duration, Secret, build, expand_env
 from inferwatch.core.configyaml import Scalar, load_yaml
 from inferwatch.core.contract import model_dataset
 from inferwatch.core.layout import DataDir
+
+if TYPE_CHECKING:
+    import yaml
 
 FeatureKind = Literal["categorical", "numeric", "text"]
 Problems = Iterator[tuple[str, str]]
@@ -486,6 +487,8 @@ class Config:
 
 def parse_config(text: str, env: Mapping[str, str] | None = None, source: Path | None = None) -> Config:
     """Parse YAML text into a validated Config (raises ConfigError)."""
+    import yaml  # here, not at import: a parse worker unpickles config values and reads no YAML
+
     try:
         raw, duplicates = load_yaml(text)
     except yaml.YAMLError as exc:

@@ -11,15 +11,18 @@ text by the same YAML rules (expand first, then type).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
-import yaml
+if TYPE_CHECKING:
+    import yaml
+
+# PyYAML is imported when a config is read, not with this module: a parse worker unpickles config
+# values (``Scalar`` among them) and never reads YAML, so it does without (0.5 MB and 9 ms a process).
 
 # The tags whose scalars become ``Scalar``: everything plain YAML types (``!!binary`` and
 # explicit non-core tags keep PyYAML's value).
 _CORE_TAGS = frozenset(f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
-_RESOLVER = yaml.resolver.Resolver()
-_CONSTRUCTOR = yaml.constructor.SafeConstructor()
 
 
 class Scalar(str):
@@ -37,25 +40,35 @@ class Scalar(str):
     def typed(cls, text: str) -> Scalar:
         """``text`` read as a plain (unquoted) YAML scalar: ``'500'`` -> 500, ``'true'`` -> True,
         ``''`` -> None, ``'1.10'`` -> 1.1 (the text stays ``'1.10'``)."""
-        tag = _RESOLVER.resolve(yaml.ScalarNode, text, (True, False))
+        pyyaml, _, resolver, constructor = _yaml()
+        tag = resolver.resolve(pyyaml.ScalarNode, text, (True, False))
         if tag not in _CORE_TAGS or tag == "tag:yaml.org,2002:str":
             return cls(text, text)
-        return cls(text, _CONSTRUCTOR.construct_object(yaml.ScalarNode(tag, text)))
+        return cls(text, constructor.construct_object(pyyaml.ScalarNode(tag, text)))
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose core scalars are ``Scalar``s (mapping keys included)."""
+@functools.cache
+def _yaml() -> tuple[Any, type[yaml.SafeLoader], yaml.resolver.Resolver, yaml.constructor.SafeConstructor]:
+    """PyYAML, the loader that makes ``Scalar``s, and the resolver and constructor that type a
+    plain scalar: made at the first use."""
+    import yaml
 
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        value = super().construct_object(node, deep=deep)
-        if isinstance(node, yaml.ScalarNode) and node.tag in _CORE_TAGS:
-            return Scalar(node.value, value)
-        return value
+    class Loader(yaml.SafeLoader):
+        """SafeLoader whose core scalars are ``Scalar``s (mapping keys included)."""
+
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            value = super().construct_object(node, deep=deep)
+            if isinstance(node, yaml.ScalarNode) and node.tag in _CORE_TAGS:
+                return Scalar(node.value, value)
+            return value
+
+    return yaml, Loader, yaml.resolver.Resolver(), yaml.constructor.SafeConstructor()
 
 
 def duplicate_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, str]]:
     """One problem per key given twice in one mapping, naming both lines (YAML itself keeps the
     last one silently, so a second ``agent:`` block would replace the first)."""
+    pyyaml = _yaml()[0]
     problems: list[tuple[str, str]] = []
     seen: set[int] = set()
 
@@ -63,10 +76,10 @@ def duplicate_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, st
         if id(n) in seen:  # an alias: already checked where the anchor is
             return
         seen.add(id(n))
-        if isinstance(n, yaml.MappingNode):
+        if isinstance(n, pyyaml.MappingNode):
             lines: dict[str, int] = {}
             for key_node, value_node in n.value:
-                key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                key = key_node.value if isinstance(key_node, pyyaml.ScalarNode) else None
                 if key is None or key == "<<":
                     walk(value_node, at)
                     continue
@@ -83,7 +96,7 @@ def duplicate_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, st
                 else:
                     lines[key] = line
                 walk(value_node, sub)
-        elif isinstance(n, yaml.SequenceNode):
+        elif isinstance(n, pyyaml.SequenceNode):
             for i, item in enumerate(n.value):
                 walk(item, f"{at}[{i}]")
 
@@ -95,7 +108,7 @@ def duplicate_keys(node: yaml.Node | None, path: str = "") -> list[tuple[str, st
 def load_yaml(text: str) -> tuple[Any, list[tuple[str, str]]]:
     """The document in ``text`` with ``Scalar``s, and the duplicate-key problems (as
     ``(key path, reason)``). Raises ``yaml.YAMLError`` on a syntax error."""
-    loader = _Loader(text)
+    loader = _yaml()[1](text)
     try:
         node = loader.get_single_node()
         problems = duplicate_keys(node)
