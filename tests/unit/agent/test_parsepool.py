@@ -192,14 +192,21 @@ def test_a_worker_that_stops_answering_is_killed_after_the_timeout(metrics: Metr
         pool.close()
 
 
-def test_a_worker_that_does_not_speak_the_protocol_is_refused(metrics: Metrics, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "answer",
+    ['(5).to_bytes(8, "big") + b"hello"', '(2**62).to_bytes(8, "big")'],
+    ids=["not READY", "a frame of 2^62 bytes, refused before anything is allocated"],
+)
+def test_a_worker_that_does_not_speak_the_protocol_is_refused(
+    metrics: Metrics, tmp_path: Path, answer: str
+) -> None:
     liar = tmp_path / "liar.py"
     liar.write_text(
         textwrap.dedent(
-            """
+            f"""
             import sys
             sys.stdin.buffer.read(8)
-            sys.stdout.buffer.write((5).to_bytes(8, "big") + b"hello")
+            sys.stdout.buffer.write({answer})
             sys.stdout.buffer.flush()
             sys.stdin.buffer.read()
             """
@@ -265,28 +272,6 @@ def test_an_answer_read_in_pieces_is_held_until_whole(tmp_path: Path) -> None:
         assert worker.ready
     finally:
         worker.close(5.0)
-
-
-def test_a_worker_announcing_an_absurd_frame_is_refused_without_allocating_it(
-    metrics: Metrics, tmp_path: Path
-) -> None:
-    liar = tmp_path / "liar.py"
-    liar.write_text(
-        textwrap.dedent(
-            """
-            import sys
-            sys.stdout.buffer.write((2**62).to_bytes(8, "big"))
-            sys.stdout.buffer.flush()
-            sys.stdin.buffer.read()
-            """
-        )
-    )
-    pool = ParsePool([normalizer()], 1, metrics, min_lines=10, command=[sys.executable, str(liar)])
-    try:
-        wait_for(lambda: pool.ready() == 0 and metrics.total("parse_worker_failures_total") == 1)
-        assert metrics.value("parse_worker_failures_total", (("reason", "protocol"),)) == 1
-    finally:
-        pool.close()
 
 
 def test_a_worker_that_cannot_start_leaves_parsing_to_the_thread(metrics: Metrics, tmp_path: Path) -> None:
