@@ -16,18 +16,16 @@ Usage::
         --variant 'batch 4000={batch: {max_docs: 4000, max_bytes: 8MiB}}' \\
         --variant 'no fsync={spool: {fsync: false}}'
 
-The code measured is the tree this script lives in; to compare two commits, run this script in
-a worktree of each.
+The code measured is the tree this script lives in (``agent_throughput.tree_env``); to compare
+two commits, run this script in a worktree of each.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,13 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="inferwatch-config-ab-"))
-    at.precompile()
-    env = {**os.environ, "PYTHONPATH": str(at.ROOT)}
-    logs = workdir / "logs"
-    _, size = at.write_logs(logs, args.lines, 1)
-    print(f"{args.lines} lines, {size / args.lines:.0f} bytes per line on average ({workdir})")
-    endpoint = at.Endpoint(workdir)
+    bench = at.prepare("inferwatch-config-ab-", args.lines)
+    workdir, logs, env, endpoint = bench.workdir, bench.logs, bench.env, bench.endpoint
     results: dict[str, list[at.Result]] = {name: [] for name, _ in args.variant}
     try:
         for n in range(args.rounds):

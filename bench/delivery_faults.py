@@ -17,24 +17,22 @@ Usage::
     .venv/bin/python bench/delivery_faults.py                       # 200k lines, 2% + 1%
     .venv/bin/python bench/delivery_faults.py --lines 100000 --rounds 2 --set agent.output.max_in_flight=1
 
-The code measured is the tree this script lives in (its ``agent/src`` etc. go first on
-PYTHONPATH), so a copy of an older commit measures that commit.
+The code measured is the tree this script lives in (``agent_throughput.tree_env``), so a
+worktree of an older commit measures that commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_throughput import MODEL, ROOT, Endpoint, Result, measure, precompile, write_logs
+from agent_throughput import MODEL, Endpoint, Result, measure, prepare
 
 
 def set_faults(endpoint: Endpoint, **plan: object) -> None:
@@ -85,13 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="inferwatch-faults-"))
-    paths = [str(ROOT / p) for p in ("agent/src", "analytics/src", "kibana/src")] + [str(ROOT)]
-    precompile(ROOT / "agent" / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    logs = workdir / "logs"
-    write_logs(logs, args.lines, 1)
-    endpoint = Endpoint(workdir)
+    bench = prepare("inferwatch-faults-", args.lines)
+    workdir, logs, env, endpoint = bench.workdir, bench.logs, bench.env, bench.endpoint
     results: dict[str, list[Result]] = {"clean": [], "pushback": []}
     try:
         for n in range(args.rounds):

@@ -28,12 +28,10 @@ the functions that hold the most samples, per thread.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -177,13 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_rsyslog and not (shutil.which("rsyslogd") or Path("/usr/sbin/rsyslogd").exists()):
         print("rsyslogd not found: apt-get install rsyslog rsyslog-elasticsearch (or pass --skip-rsyslog)")
         return 3
-    workdir = Path(tempfile.mkdtemp(prefix="inferwatch-vs-rsyslog-"))
-    at.precompile()
-    env = {**os.environ, "PYTHONPATH": str(at.ROOT)}
-    logs = workdir / "logs"
-    _, size = at.write_logs(logs, args.lines, 1)
-    print(f"{args.lines} lines, {size / args.lines:.0f} bytes per line on average ({workdir})")
-    endpoint = at.Endpoint(workdir)
+    bench = at.prepare("inferwatch-vs-rsyslog-", args.lines)
+    workdir, logs, env, endpoint = bench.workdir, bench.logs, bench.env, bench.endpoint
     rsyslogs: list[at.Result] = []
     agent: at.Result | None = None
     try:
