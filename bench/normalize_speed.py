@@ -1,4 +1,5 @@
-"""Lines per second of the agent's CPU hot path: ``Normalizer`` and ``bulkbody.encode``.
+"""Lines per second of the agent's CPU hot path: ``Normalizer`` and ``bulkbody.encode``; the
+read loop's ``bulk_items`` both with the native normalizer (agent/native) and without.
 
 Generates realistic prediction lines (~400 bytes: nested inputs, one free-text field, a
 configured model with numeric, categorical and text features), normalizes them in
@@ -163,6 +164,17 @@ def main() -> None:
             for line, offset in zip(batch.lines, batch.offsets, strict=True):
                 normalizer(line, Source(batch.file_id, batch.path, offset, 0), ingested)
 
+    python_only = Normalizer(
+        normalizer.input_config, normalizer.models, "default", host="bench", agent_version="bench", accelerate=False
+    )
+
+    def bulk_items(which: Normalizer) -> Callable[[], None]:
+        def run() -> None:  # the read loop's and the parse workers' path: ready bulk items
+            for batch in work:
+                which.bulk_items(batch, ingested)
+
+        return run
+
     def json_floor() -> None:  # parse and serialize only: the part no Python change can remove
         for line in lines:
             orjson.dumps(orjson.loads(line))
@@ -175,6 +187,11 @@ def main() -> None:
         f"bulkbody.encode (gzip {args.level})", best_encode, n, f", {payload_bytes / n:.0f} B/line compressed"
     )
     report("both, one thread", best_normalize + best_encode, n)
+    report("bulk_items, Python", cpu_best(bulk_items(python_only), args.repeat), n)
+    if normalizer.fast_path is None:
+        print(f"{'bulk_items, native':26s} not installed (pip install ./agent/native)")
+    else:
+        report("bulk_items, native", cpu_best(bulk_items(normalizer), args.repeat), n)
     report("orjson loads+dumps floor", cpu_best(json_floor, args.repeat), n)
     print(
         f"{'wall clock, both':26s} {n / wall:>10,.0f} lines/s  (best run; depends on what else the machine runs)"

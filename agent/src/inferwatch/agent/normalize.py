@@ -70,6 +70,7 @@ from typing import Any
 import orjson
 
 from inferwatch.agent.bulkbody import ACTION_TAIL, action_head
+from inferwatch.agent.fastpath import FastPath
 from inferwatch.agent.model import Event, LineBatch, Rejected, Source
 from inferwatch.agent.redact import Redactor
 from inferwatch.core.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
@@ -261,6 +262,16 @@ class _Kinds:
             if type(inner) is dict:
                 child.apply(inner, invalid)
 
+    def native(self) -> tuple[list[str], list[str], list[tuple[str, Any]], list[tuple[str, list[str]]]]:
+        """This tree as ``agent.fastpath``'s native module takes it: (numeric keys, string keys,
+        children, text features)."""
+        return (
+            [key for key, _ in self.numeric],
+            [key for key, _ in self.strings],
+            [(key, child.native()) for key, child in self.children],
+            [(key, list(parts)) for key, parts in self.text],
+        )
+
     def tokens(self, obj: JsonObject) -> dict[str, list[str]]:
         """``ml.tokens``: the tokens of each text feature that holds a string."""
         found = {}
@@ -284,7 +295,7 @@ class _ModelInfo:
     index: str
     id_prefix: str  # "<m>:" for prediction-id document ids
     action: bytes  # the bulk action line of the model's documents up to the id (bulkbody.action_head)
-    data_stream: JsonObject  # shared by every document of the model (orjson only reads it)
+    middle: bytes  # the document from the dataset to the file path's value (see _middle)
     inputs: _Kinds | None
     outputs: _Kinds | None
 
@@ -311,23 +322,33 @@ def _getter(path: str) -> tuple[Callable[[JsonObject, Any], Any], Any]:
     return _dig, (path, tuple(path.split(".")))
 
 
-def _middle(info: _ModelInfo, path: str, ingested: str, host: JsonObject, agent: JsonObject) -> bytes:
-    """The serialized document between ``@timestamp`` and the value of ``log.offset``."""
+# The serialized document between ``@timestamp`` and the value of ``log.offset`` is
+# MIDDLE_HEAD, the ingest time, the model's ``_ModelInfo.middle``, the file path, MIDDLE_TAIL
+# (``_middle``): the model's part is serialized once per model, the rest once per batch.
+MIDDLE_HEAD = b',"event":{"ingested":'
+MIDDLE_TAIL = b'},"offset":'
+
+
+def _model_middle(dataset: str, namespace: str, host: JsonObject, agent: JsonObject) -> bytes:
+    """``_ModelInfo.middle``: ``event.dataset`` to ``log.file.path``'s key."""
+    data_stream = {"type": "logs", "dataset": dataset, "namespace": namespace}
     return b"".join(
         (
-            b',"event":',
-            _dumps({"ingested": ingested, "dataset": info.dataset}),
-            b',"data_stream":',
-            _dumps(info.data_stream),
+            b',"dataset":',
+            _dumps(dataset),
+            b'},"data_stream":',
+            _dumps(data_stream),
             b',"host":',
             _dumps(host),
             b',"agent":',
             _dumps(agent),
-            b',"log":{"file":',
-            _dumps({"path": path}),
-            b',"offset":',
+            b',"log":{"file":{"path":',
         )
     )
+
+
+def _middle(info: _ModelInfo, path: str, ingested: str) -> bytes:
+    return b"".join((MIDDLE_HEAD, _dumps(ingested), info.middle, _dumps(path), MIDDLE_TAIL))
 
 
 def _scalar_str(value: Any) -> str:
@@ -389,12 +410,16 @@ class Normalizer:
     require_timestamp: bool = False
     agent_id: str = ""  # ECS agent.id and agent.name (agent.identity); left out when empty
     agent_name: str = ""
+    #: Use the native fast path (``agent.fastpath``) when it is installed. It writes the same
+    #: bytes; False is for comparing the two.
+    accelerate: bool = True
     counts: Counter[str] = field(default_factory=Counter, init=False, compare=False, repr=False)
     #: ``normalize_at(line, fingerprint, path, offset, ingested)``: the per-line function itself,
     #: for callers that would otherwise build a ``Source`` per line only to have it taken apart.
     normalize_at: Callable[[bytes, str, str, int, str], Event] = field(init=False, compare=False, repr=False)
     _cache: dict[Any, _ModelInfo] = field(default_factory=dict, init=False, compare=False, repr=False)
     _item: Callable[[bytes, str, str, int, str], _Item] = field(init=False, compare=False, repr=False)
+    _fast: FastPath | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         item = self._build()
@@ -407,6 +432,12 @@ class Normalizer:
 
         object.__setattr__(self, "_item", item)
         object.__setattr__(self, "normalize_at", normalize_at)
+        object.__setattr__(self, "_fast", FastPath.build(self, self._cache) if self.accelerate else None)
+
+    @property
+    def fast_path(self) -> FastPath | None:
+        """The native fast path ``bulk_items`` uses, None when there is none (``agent.fastpath``)."""
+        return self._fast
 
     def __reduce__(self) -> tuple[type[Normalizer], tuple[Any, ...]]:
         """Pickled as its construction values: a parse worker (``agent.parsepool``) unpickles the
@@ -429,6 +460,8 @@ class Normalizer:
         document, each ending with a newline: exactly what ``bulkbody.raw_body`` writes for its
         event), in line order, and the lines rejected. The read loop's fast path: no ``Event``
         per line, and the batch's body is one join of these."""
+        if self._fast is not None:
+            return self._fast.bulk_items(batch, ingested, self._item)
         item = self._item
         fingerprint = batch.file_id.fingerprint
         path = batch.path
@@ -473,13 +506,15 @@ class Normalizer:
         dataset = f"inferwatch.{m}"
         namespace = (self.input_config.namespace or self.namespace).lower()  # index names are lowercase
         config = self.models.get(name) or self.models.get(m) or ModelConfig()
+        agent = {"type": "inferwatch", "version": self.agent_version}
+        agent.update((k, v) for k, v in (("id", self.agent_id), ("name", self.agent_name)) if v)
         return _ModelInfo(
             name=name,
             dataset=dataset,
             index=data_stream_of_dataset(dataset, namespace),
             id_prefix=f"{m}:",
             action=action_head(data_stream_of_dataset(dataset, namespace)),
-            data_stream={"type": "logs", "dataset": dataset, "namespace": namespace},
+            middle=_model_middle(dataset, namespace, {"name": self.host}, agent),
             inputs=_Kinds.build(config.features, "inputs", tokens=True),
             outputs=_Kinds.build(config.outputs, "outputs", tokens=False),
         )
@@ -504,9 +539,6 @@ class Normalizer:
         redactor = Redactor(self.redact.drop, self.redact.hash, self.hash_key)
         redacting = redactor.active
         pid_hashed = fields.prediction_id in self.redact.hash
-        host = {"name": self.host}
-        agent = {"type": "inferwatch", "version": self.agent_version}
-        agent.update((k, v) for k, v in (("id", self.agent_id), ("name", self.agent_name)) if v)
         counts = self.counts
         cache = self._cache
         model_info = self.model_info
@@ -615,7 +647,7 @@ class Normalizer:
             if memo[0] is info and memo[1] == path and memo[2] == ingested:
                 middle = memo[3]
             else:
-                middle = _middle(info, path, ingested, host, agent)
+                middle = _middle(info, path, ingested)
                 last_middle[0] = (info, path, ingested, middle)
             try:
                 # The id is base64url: as a JSON string it needs no escaping.
