@@ -165,7 +165,12 @@ def main() -> None:
                 normalizer(line, Source(batch.file_id, batch.path, offset, 0), ingested)
 
     python_only = Normalizer(
-        normalizer.input_config, normalizer.models, "default", host="bench", agent_version="bench", accelerate=False
+        normalizer.input_config,
+        normalizer.models,
+        "default",
+        host="bench",
+        agent_version="bench",
+        accelerate=False,
     )
 
     def bulk_items(which: Normalizer) -> Callable[[], None]:
