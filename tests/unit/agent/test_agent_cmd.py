@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from inferwatch.agent.daemon import AgentLocked, take_lock
+from inferwatch.agent.fastpath import describe, native_module
 from inferwatch.agent.files.identity import fingerprint
 from inferwatch.agent.identity import agent_identity
 from inferwatch.core.contract import document_id
@@ -87,6 +88,8 @@ def test_check_lists_files_and_reaches_the_output(tmp_path: Path) -> None:
     assert "-> 1 file\n" in out.stdout
     assert str(tmp_path / "logs" / "a.jsonl") in out.stdout
     assert "output:" in out.stdout
+    installed = native_module() is not None
+    assert f"normalizer: {describe(installed, redacting=False)}\n" in out.stdout
 
 
 def test_check_exits_1_with_the_fix_when_the_output_is_unreachable(tmp_path: Path) -> None:

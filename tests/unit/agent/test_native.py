@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from inferwatch.agent.fastpath import native_module
+from inferwatch.agent.fastpath import describe, native_module
 from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer, format_timestamp, parse_timestamp
 from inferwatch.agent.parseworker import dumps
@@ -150,6 +150,12 @@ def test_lines_without_a_model_name_use_the_default_model_natively() -> None:
     lines = [line(model=...), line(model=None), line(model=""), line(model="other-model")]
     native_lines, python_lines = assert_same(fast, slow, lines)
     assert (native_lines, python_lines) == (4, 4)
+
+
+def test_describe_names_the_normalizer_and_the_fix() -> None:
+    assert describe(True, redacting=False).startswith("native")
+    assert "agent.redact" in describe(True, redacting=True)
+    assert "pip install ./agent/native" in describe(False, redacting=False)
 
 
 def test_redaction_builds_no_fast_path() -> None:

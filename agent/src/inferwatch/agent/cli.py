@@ -121,7 +121,8 @@ def check(config_path: Path, offline: bool) -> None:
     """Validate the config, list the files each input matches, and reach the output.
 
     Prints, in order: the config, whether agent.data_dir is writable, the files each input
-    matches now (and, when none, whether the folder exists), the output reached, and a summary.
+    matches now (and, when none, whether the folder exists), which normalizer runs (native or
+    Python), the output reached, and a summary.
     Nothing is read or shipped. With --offline the output is not contacted (for a CI job or an
     image build where Elasticsearch is not reachable; like `vector validate --no-environment`).
 
@@ -134,6 +135,7 @@ def check(config_path: Path, offline: bool) -> None:
     reason and what to change), 2 invalid config.
     """
     cfg = _load_with_inputs(config_path)
+    from inferwatch.agent import fastpath
     from inferwatch.agent.files.discovery import Discovery
 
     a = cfg.agent
@@ -160,6 +162,8 @@ def check(config_path: Path, offline: bool) -> None:
         if not paths:
             idle.append(i)
             click.echo(f"  warning: {no_match_hint(inp)}")
+    redacting = bool(a.redact.drop or a.redact.hash)
+    click.echo(f"normalizer: {fastpath.describe(fastpath.native_module() is not None, redacting)}")
     metrics_busy = False
     if a.metrics.listen is not None:
         problem = listen_problem(a.metrics.listen)

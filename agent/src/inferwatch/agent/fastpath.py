@@ -39,6 +39,16 @@ def native_module() -> Any:
     return inferwatch_native
 
 
+def describe(installed: bool, redacting: bool) -> str:
+    """What ``agent check`` says of the normalizer (``installed``: the native module is;
+    ``redacting``: the agent drops or hashes fields, so every input uses the Python one)."""
+    if not installed:
+        return "Python (the native normalizer is not installed: pip install ./agent/native, needs cargo)"
+    if redacting:
+        return "Python (agent.redact is set: redaction runs in the Python normalizer only)"
+    return "native, the Python normalizer taking the lines it declines"
+
+
 def _overlap(a: str, b: str) -> bool:
     return a == b or a.startswith(b + ".") or b.startswith(a + ".")
 
@@ -133,4 +143,4 @@ class FastPath:
         return items, rejects
 
 
-__all__ = ["FastPath", "native_module"]
+__all__ = ["FastPath", "describe", "native_module"]
