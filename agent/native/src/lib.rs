@@ -65,6 +65,26 @@ fn walk(doc: &Doc, obj: u32, parts: &[String]) -> Option<u32> {
     Some(here)
 }
 
+/// The object at `path`: Ok(None) when absent or null, Err when it is something else (the Python
+/// side rejects the line).
+fn object_at(doc: &Doc, path: &FieldPath) -> Result<Option<u32>, ()> {
+    let found = path.get(doc, 0);
+    match kind_of(doc, found) {
+        None | Some(Kind::Null) => Ok(None),
+        Some(Kind::Object) => Ok(found),
+        Some(_) => Err(()),
+    }
+}
+
+/// An inputs or outputs object, its configured features coerced when the model has any.
+#[must_use]
+fn write_features(doc: &Doc, obj: u32, kinds: Option<&Kinds>, out: &mut Vec<u8>) -> bool {
+    match kinds {
+        Some(kinds) => kinds.write(doc, obj, out),
+        None => doc.write(obj, out),
+    }
+}
+
 fn kind_of(doc: &Doc, i: Option<u32>) -> Option<Kind> {
     i.map(|i| doc.node(i).kind)
 }
@@ -278,17 +298,10 @@ impl FastPath {
             Some(Kind::Int | Kind::Float) => latency,
             Some(_) => return false,
         };
-        let inputs = self.inputs.get(doc, ROOT);
-        let inputs = match kind_of(doc, inputs) {
-            None | Some(Kind::Null) => None,
-            Some(Kind::Object) => inputs,
-            Some(_) => return false,
-        };
-        let outputs = self.outputs.get(doc, ROOT);
-        let outputs = match kind_of(doc, outputs) {
-            None | Some(Kind::Null) => None,
-            Some(Kind::Object) => outputs,
-            Some(_) => return false,
+        let (Ok(inputs), Ok(outputs)) =
+            (object_at(doc, &self.inputs), object_at(doc, &self.outputs))
+        else {
+            return false;
         };
 
         // "ml", into its own buffer: a declined value may still show up
@@ -333,11 +346,7 @@ impl FastPath {
         }
         if let Some(inputs) = inputs {
             ml.extend_from_slice(b",\"inputs\":");
-            let ok = match &model.inputs {
-                Some(kinds) => kinds.write(doc, inputs, ml),
-                None => doc.write(inputs, ml),
-            };
-            if !ok {
+            if !write_features(doc, inputs, model.inputs.as_ref(), ml) {
                 return false;
             }
             if let Some(kinds) = &model.inputs {
@@ -376,11 +385,7 @@ impl FastPath {
         }
         if let Some(outputs) = outputs {
             ml.extend_from_slice(b",\"outputs\":");
-            let ok = match &model.outputs {
-                Some(kinds) => kinds.write(doc, outputs, ml),
-                None => doc.write(outputs, ml),
-            };
-            if !ok {
+            if !write_features(doc, outputs, model.outputs.as_ref(), ml) {
                 return false;
             }
         }
@@ -485,14 +490,6 @@ impl FastPath {
             }
         }
         Ok(())
-    }
-
-    /// How many model names are registered.
-    fn model_count(&self) -> usize {
-        self.models
-            .read()
-            .map(|m| m.named.len() + usize::from(m.default.is_some()))
-            .unwrap_or(0)
     }
 
     /// The bulk item of each line, in order; None for a line this fast path declines. The lines

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from inferwatch.agent.model import LineBatch
+from inferwatch.agent.model import LineBatch, Rejected
 
 if TYPE_CHECKING:
     from inferwatch.agent.normalize import Normalizer, RejectedLine, _Item, _ModelInfo
@@ -115,8 +115,7 @@ class FastPath:
     ) -> tuple[list[bytes], list[RejectedLine]]:
         """``Normalizer.bulk_items`` of ``batch``: native items, and ``item`` (the Python
         normalizer's per-line function) for each line declined."""
-        from inferwatch.agent.model import Rejected
-        from inferwatch.agent.normalize import RejectedLine
+        from inferwatch.agent.normalize import RejectedLine  # normalize imports this module
 
         fingerprint = batch.file_id.fingerprint
         path = batch.path
