@@ -18,6 +18,7 @@
 //! Config-wise, the Python side builds no fast path when redaction is on or the inputs and
 //! outputs paths overlap. tests/unit/agent/test_native.py holds the two to the same bytes.
 
+mod gzlines;
 mod json;
 
 use std::collections::HashMap;
@@ -573,12 +574,31 @@ fn is_canonical_timestamp(timestamp: &str) -> bool {
     canonical_timestamp(timestamp.as_bytes())
 }
 
+/// The lines at `numbers` (ascending, distinct, 0-based) of the NDJSON body in the one-member gzip
+/// `payload`, or None when `gzlines` declines it (the Python path then inflates it and raises
+/// with its own message). The inflate and the search run without the GIL.
+#[pyfunction]
+fn gzip_lines<'py>(
+    py: Python<'py>,
+    payload: &[u8],
+    numbers: Vec<usize>,
+) -> Option<Vec<Bound<'py, PyBytes>>> {
+    let spans = py.allow_threads(|| gzlines::find(payload, &numbers))?;
+    Some(gzlines::with_body(|body| {
+        spans
+            .iter()
+            .map(|&(s, e)| PyBytes::new(py, &body[s..e]))
+            .collect()
+    }))
+}
+
 #[pymodule]
 fn inferwatch_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FastPath>()?;
     m.add_function(wrap_pyfunction!(reencode, m)?)?;
     m.add_function(wrap_pyfunction!(tokenize, m)?)?;
     m.add_function(wrap_pyfunction!(is_canonical_timestamp, m)?)?;
+    m.add_function(wrap_pyfunction!(gzip_lines, m)?)?;
     Ok(())
 }
 

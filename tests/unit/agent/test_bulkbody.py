@@ -7,6 +7,7 @@ import random
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from unittest import mock
 
 import orjson
@@ -112,7 +113,19 @@ def test_action_head_and_tail_splice_to_exactly_the_raw_body(index: str) -> None
     assert bulkbody.decode(bulkbody.compress(spliced)) == [(index, doc_id, document)]
 
 
-def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() -> None:
+@pytest.fixture(params=["native", "python"])
+def inflater(request: pytest.FixtureRequest) -> Iterator[str]:
+    """``decode_some`` by the native ``gzip_lines`` where it is installed, and by the Python
+    streaming inflate (what runs without it, and whenever the native one declines)."""
+    if request.param == "native" and bulkbody._gzip_lines is None:
+        pytest.skip("inferwatch_native is not installed (tests/unit/agent/test_native.py says so in CI)")
+    with mock.patch.object(
+        bulkbody, "_gzip_lines", bulkbody._gzip_lines if request.param == "native" else None
+    ):
+        yield request.param
+
+
+def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode(inflater: str) -> None:
     from inferwatch.agent.bulkbody import decode, decode_some, encode_items
 
     items = [("logs-inferwatch.m-default", f"id-{i}", b'{"n":%d}' % i) for i in range(50)]
@@ -133,7 +146,7 @@ def test_decode_some_parses_only_the_items_asked_for_and_agrees_with_decode() ->
 )
 def test_decode_some_finds_items_across_the_pieces_it_inflates(
     sizes: list[int], picks: list[int], step: int, piece: int, random_text: bool
-) -> None:
+) -> None:  # the Python streaming path: the native one declines nothing valid
     # Documents from empty to many pieces long, with input steps and output caps small enough that
     # action and document lines straddle pieces, and pieces stop at the cap (text that compresses
     # well) or at the end of a step (text that does not).
@@ -148,11 +161,15 @@ def test_decode_some_finds_items_across_the_pieces_it_inflates(
     ]
     payload = encode_items(items)
     wanted = [p % len(items) for p in picks]
-    with mock.patch.object(bulkbody, "_STEP", step), mock.patch.object(bulkbody, "_PIECE", piece):
+    with (
+        mock.patch.object(bulkbody, "_STEP", step),
+        mock.patch.object(bulkbody, "_PIECE", piece),
+        mock.patch.object(bulkbody, "_gzip_lines", None),
+    ):
         assert bulkbody.decode_some(payload, wanted) == {i: items[i] for i in wanted}
 
 
-def test_decode_some_refuses_a_cut_body_and_an_item_it_does_not_hold() -> None:
+def test_decode_some_refuses_a_cut_body_and_an_item_it_does_not_hold(inflater: str) -> None:
     items = [("logs-inferwatch.m-default", f"id-{i}", b"{}") for i in range(3)]
     payload = encode_items(items)
     with pytest.raises(ValueError, match="gzip"):

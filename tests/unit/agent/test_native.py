@@ -378,3 +378,74 @@ def test_invalid_dates_are_not_canonical() -> None:
         "2026-01-01T00:00:60.000Z",
     ):
         assert not native.is_canonical_timestamp(text)
+
+
+# -- gzip_lines: the ship loop's refused items out of a spooled body (bulkbody.decode_some) --------
+
+
+def _python_decode_some(payload: bytes, wanted: list[int]) -> dict[int, Any] | str:
+    from unittest import mock
+
+    from inferwatch.agent import bulkbody
+
+    with mock.patch.object(bulkbody, "_gzip_lines", None):
+        try:
+            return bulkbody.decode_some(payload, wanted)
+        except ValueError as e:
+            return f"ValueError: {e}"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    docs=st.lists(st.binary(max_size=300).map(lambda b: b.replace(b"\n", b" ")), min_size=1, max_size=60),
+    picks=st.lists(st.integers(0, 59), max_size=12),
+    level=st.sampled_from([0, 1, 6, 9]),
+)
+def test_gzip_lines_finds_what_the_python_inflate_finds(
+    docs: list[bytes], picks: list[int], level: int
+) -> None:
+    from inferwatch.agent import bulkbody
+
+    items = [("logs-inferwatch.m-default", f"id-{i}", d) for i, d in enumerate(docs)]
+    payload = bulkbody.encode_items(items, level)  # isal at levels 1-2, zlib at the others
+    wanted = sorted({p % len(items) for p in picks})
+    lines = native.gzip_lines(payload, [n for i in wanted for n in (2 * i, 2 * i + 1)])
+    assert lines is not None
+    assert lines[1::2] == [items[i][2] for i in wanted]
+    assert bulkbody.decode_some(payload, wanted) == _python_decode_some(payload, wanted)
+
+
+def test_gzip_lines_declines_every_body_the_python_path_must_judge() -> None:
+    import gzip
+
+    from inferwatch.agent import bulkbody
+
+    items = [("logs-inferwatch.m-default", f"id-{i}", b"{}") for i in range(3)]
+    raw = bulkbody.raw_body(items)
+    good = bulkbody.compress(raw)
+    bad = {
+        "cut": good[:-9],
+        "corrupt": good[:20] + bytes(b ^ 0xFF for b in good[20:30]) + good[30:],
+        "not gzip": b"not a gzip member, but long enough",
+        "odd lines": bulkbody.compress(raw[: raw.index(b"\n") + 1]),
+        "no final newline": bulkbody.compress(raw[:-1]),
+        "a size its trailer lies about": good[:-4] + (10**9).to_bytes(4, "little"),
+    }
+    for name, payload in bad.items():
+        assert native.gzip_lines(payload, [0, 1]) is None, name
+    assert native.gzip_lines(good, [6]) is None  # past the end: the Python path names the line
+    assert native.gzip_lines(good, [1, 0]) is None  # not ascending
+    for name, payload in bad.items():  # and decode_some says what the Python path says
+        assert _safe(bulkbody.decode_some, payload, [0]) == _python_decode_some(payload, [0]), name
+    assert _safe(bulkbody.decode_some, good, [3]) == _python_decode_some(good, [3])
+    # Bytes after the member (never spooled: the spool's checksum covers the payload) are
+    # ignored by both, which read the first member only.
+    twice = good + gzip.compress(raw)
+    assert bulkbody.decode_some(twice, [2]) == _python_decode_some(twice, [2]) == {2: items[2]}
+
+
+def _safe(f: Any, *args: Any) -> Any:
+    try:
+        return f(*args)
+    except ValueError as e:
+        return f"ValueError: {e}"

@@ -23,7 +23,7 @@ from inferwatch.agent.outputs import OutputUnavailable
 from inferwatch.agent.outputs.backoff import Backoff
 from inferwatch.agent.reader import Normalize, ReadLoop, ReadSettings
 from inferwatch.agent.registry import Registry
-from inferwatch.agent.shipper import ShipLoop
+from inferwatch.agent.shipper import ITEM_RETRY_INITIAL, RETRY_TICK, ShipLoop
 from inferwatch.agent.spool import Spool
 from inferwatch.core.config import InputConfig
 from tests.scenario.harness import line
@@ -425,9 +425,10 @@ def test_partial_429_resends_only_those_items_and_acks_after_all_are_final(tmp_p
     answered(loop)  # the answer: b and d wait for their retry
     assert spool.acked_seq == 0
     waits = drive(loop, clock)
-    # Each item's own backoff: 0.125-0.25 s before its first retry, twice that before the second,
-    # each rounded up to the next RETRY_TICK (0.25 s).
-    assert len(waits) == 2 and 0.125 <= waits[0] <= 0.5 and 0.25 <= waits[1] <= 0.75
+    # Each item's own backoff: ITEM_RETRY_INITIAL (jittered down to half) before its first retry,
+    # twice that before the second, each rounded up to the next RETRY_TICK.
+    first, tick = ITEM_RETRY_INITIAL, RETRY_TICK
+    assert len(waits) == 2 and first / 2 <= waits[0] <= first + tick and first <= waits[1] <= 2 * first + tick
     assert spool.acked_seq == 1
     assert out.requests == [["a", "b", "c", "d"], ["b", "d"], ["b"]]
     assert metrics.value("documents_shipped_total") == 3
@@ -511,14 +512,31 @@ def test_output_unavailable_backs_off_honouring_retry_after_and_resends(tmp_path
 def test_one_request_refused_whole_does_not_stop_the_next_records(tmp_path: Path) -> None:
     busy = OutputUnavailable("rejected execution of bulk request", status=429)
     out = ScriptedOutput([busy])
-    loop, spool, _, clock = ship_rig(tmp_path, out, ["a"], ["b"], ["c"])
+    loop, spool, metrics, clock = ship_rig(tmp_path, out, ["a"], ["b"], ["c"])
     for _ in range(4):
         answered(loop)
     assert out.requests == [["a"], ["b"], ["c"]]  # b and c did not wait for a's backoff
     assert spool.acked_seq == 0
-    drive(loop, clock)
+    # A lone 429 is a busy cluster, not an outage: counted, but no outage is declared.
+    assert loop.down_since is None and metrics.value("output_up") == 1
+    assert metrics.value("bulk_requests_total", labels(result="unavailable", status="429")) == 1
+    waits = drive(loop, clock)
     assert out.requests == [["a"], ["b"], ["c"], ["a"]]  # the same body again
     assert spool.acked_seq == 3
+    # ... and a's body waits as an item's first 429 does, not the outage backoff (1 s at first).
+    assert len(waits) == 1 and ITEM_RETRY_INITIAL / 2 <= waits[0] <= ITEM_RETRY_INITIAL
+
+
+def test_a_429_after_a_failure_is_part_of_the_outage(tmp_path: Path) -> None:
+    busy = OutputUnavailable("rejected execution of bulk request", status=429)
+    out = ScriptedOutput([OutputUnavailable("connection refused"), busy])
+    loop, spool, metrics, clock = ship_rig(tmp_path, out, ["a"])
+    answered(loop)
+    answered(loop)
+    waits = drive(loop, clock)
+    assert out.requests == [["a"], ["a"], ["a"]] and spool.acked_seq == 1
+    assert len(waits) == 2 and 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0  # the outage schedule
+    assert metrics.value("bulk_requests_total", labels(result="unavailable", status="429")) == 1
 
 
 def test_while_the_output_is_down_only_due_retries_probe_and_new_records_wait(tmp_path: Path) -> None:

@@ -42,14 +42,28 @@ records (seq, length) whose entry is already written.
 
 A request that fails as a whole (``OutputUnavailable``: refused, timed out, 5xx, 429 for the
 request, an answer of the wrong length) is sent again with the same body after the shared backoff,
-honouring ``Retry-After``, while new records go on; after two such failures in a row (the output
-is down or overwhelmed), only one request is in flight, and only retries that are due are sent: a
-probe, not a flood. An answer restores full concurrency at once. A request too large for the server is the output's business
-(``ElasticsearchOutput`` splits it; a single document over the limit comes back rejected).
+honouring ``Retry-After``, while new records go on; a lone 429 for a request (the one before was
+answered: the cluster is busy, not down) waits only as an item's first 429 does. After two such
+failures in a row (the output is down or overwhelmed), only one request is in flight, and only
+retries that are due are sent: a probe, not a flood. An answer restores full concurrency at once.
+A request too large for the server is the output's business (``ElasticsearchOutput`` splits it; a
+single document over the limit comes back rejected).
+
+Retry timing: an item's first retry waits ``ITEM_RETRY_INITIAL`` (0.05-0.1 s, as the
+Elasticsearch Java client's bulk backoff starts at 50 ms), doubling per attempt up to the
+output's cap, rounded up to ``RETRY_TICK`` so the refused items of several records share a
+request (at most ten retry requests a second). Longer first waits cost nothing in steady state
+but added their length to every drain (bench/delivery_faults.py: 0.4 s of a 3.5 s run).
 
 Memory is bounded: at most ``WINDOW_RECORDS`` records are read ahead of the acknowledged
 position, and new records wait while more than ``RETRY_BACKLOG_BATCHES`` batches of items wait for
-a retry; a record's payload is held only while a request carries it.
+a retry; a record's payload is held only while a request carries it. The window is a few numbers
+per record, and it must cover the traffic that passes while a retry holds the head: 90 records a
+second at 180k docs/s and 2000 docs per record, for up to a second (a whole request waiting out
+the outage backoff, an item refused four times). At 64 records the pipe emptied for 0.45 s each
+time that happened (bench/delivery_faults.py); 256 covers about 2.8 s. The cost is replay after
+a crash: the records after the acknowledged position are sent again (answered 409), at most the
+window, and in steady state only the few in flight.
 
 ``step()`` never sleeps: it takes the answers that arrived, acknowledges, starts requests and
 returns how long the thread may wait (on ``wake``, set by the read loop and by every answer).
@@ -91,9 +105,9 @@ log = logging.getLogger(__name__)
 Item = tuple[str, str, bytes]  # (index, id, document)
 
 IDLE_POLL = 1.0  # seconds between spool reads when nothing woke the loop
-WINDOW_RECORDS = 64  # records read and not yet acknowledged
-ITEM_RETRY_INITIAL = 0.25  # seconds (jittered down to half) before an item's first retry
-RETRY_TICK = 0.25  # retries fall due on multiples of this: the refused items of a few records share a request
+WINDOW_RECORDS = 256  # records read and not yet acknowledged
+ITEM_RETRY_INITIAL = 0.1  # seconds (jittered down to half) before an item's first retry
+RETRY_TICK = 0.1  # retries fall due on multiples of this: the refused items of a few records share a request
 RETRY_BACKLOG_BATCHES = 4
 PROBE_AFTER_FAILURES = 2
 _DONE = (
@@ -409,7 +423,10 @@ class ShipLoop:
         self._metrics.inc("documents_duplicate_total", duplicate)
 
     def _failed(self, request: _Request, e: Exception, now: float) -> None:
-        """The request failed as a whole: the same body goes again after the backoff."""
+        """The request failed as a whole: the same body goes again after the backoff. A lone 429
+        (the request before it was answered) says the cluster is busy, not down: it waits as an
+        item's first 429 does and is counted, but it is no outage (no log line, ``output_up``
+        stays 1). Anything else, and failures in a row, follow the outage schedule."""
         if isinstance(e, OutputUnavailable):
             status = str(e.status) if e.status is not None else "none"
             retry_after = e.retry_after
@@ -419,6 +436,14 @@ class ShipLoop:
             self._metrics.inc("loop_errors_total", 1, labels(loop="ship"))
             status, retry_after = "error", None
         self._metrics.inc("bulk_requests_total", 1, labels(result="unavailable", status=status))
+        busy = status == "429" and not self._failures
+        self._failures += 1
+        request.due = now + (
+            self._item_backoff.delay(0, retry_after) if busy else self._backoff.next(retry_after)
+        )
+        self._delayed.append(request)
+        if busy:
+            return
         self._metrics.set("output_up", 0)
         disk_full = is_disk_full(e.__cause__)  # the local store's disk
         self._metrics.set("disk_full", int(disk_full), labels(loop="ship"))
@@ -430,9 +455,6 @@ class ShipLoop:
                 e,
             )
         self.last_error = str(e)
-        request.due = now + self._backoff.next(retry_after)
-        self._delayed.append(request)
-        self._failures += 1
 
     def _reject(self, item: Item, r: ItemResult, record: _Record) -> None:
         index, doc_id, document = item

@@ -158,3 +158,17 @@ def test_compact_fresh_creates_still_drop_the_next_answer() -> None:
             bulk(srv.url, "a", "b", query=COMPACT)
         assert srv.stats()["dropped_responses"] == 1
         assert _statuses(bulk(srv.url, "a", "b", "c", query=COMPACT)) == [409, 409, 201]
+
+
+def test_refusals_draw_what_draw_draws_for_every_attempt() -> None:
+    """The one-pass draw (crc32 in pieces) decides each item as ``_draw`` does, past the attempts
+    it keeps ready too."""
+    from collections import Counter
+
+    from tests.fakes.bulk_server import _draw, _refusals
+
+    ids = [f"id-{n}" for n in range(3000)]
+    attempts = Counter({ids[n]: n % 100 for n in range(0, 3000, 7)})
+    expected = [_draw(5, i, attempts[i] + 1) < 0.3 for i in ids]
+    assert _refusals(5, 0.3, attempts, ids) == expected
+    assert 0 < sum(expected) < len(ids)
