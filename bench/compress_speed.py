@@ -8,7 +8,11 @@ text feature tokenized), joined as bulk items in batches of 2000 documents (the 
 best of ``--repeat`` runs. Every output is checked to be one gzip member that ``zlib`` (what the
 fake bulk server and ``bulkbody.decode`` use) decompresses to the body.
 
-    .venv/bin/python bench/compress_speed.py [--lines 40000] [--repeat 3]
+Then the way back: ``bulkbody.decode_some`` taking ``--refused`` of each body's items out of its
+payload (what the ship loop does for the items an answer refused), by the native ``gzip_lines``
+(one libdeflate inflate, no GIL) and by the Python streaming inflate it falls back to.
+
+    .venv/bin/python bench/compress_speed.py [--lines 40000] [--repeat 3] [--refused 0.02]
 """
 
 from __future__ import annotations
@@ -95,6 +99,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=40_000)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--refused", type=float, default=0.02, help="share of items decode_some takes out")
     args = parser.parse_args()
     work = bodies(args.lines, args.batch)
     raw = sum(map(len, work))
@@ -115,6 +120,29 @@ def main() -> None:
             f"{name:22s} {best / args.lines * 1e6:7.2f} {raw / best / 1e6:7.0f} {raw / size:6.2f} "
             f"{size / args.lines:6.0f}"
         )
+    refused(work, args.batch, args.refused, args.repeat)
+
+
+def refused(work: list[bytes], batch: int, share: float, repeat: int) -> None:
+    """``decode_some`` of ``share`` of each body's items, native and Python: ms per body."""
+    payloads = [bulkbody.compress(b) for b in work]
+    rng = random.Random(7)
+    picks = [sorted(rng.sample(range(batch), max(1, int(batch * share)))) for _ in payloads]
+    native = bulkbody._gzip_lines
+    print(f"\ndecode_some, {share:.0%} of each body's items   ms/body")
+    for name, lines in (("native gzip_lines", native), ("Python streaming inflate", None)):
+        if name.startswith("native") and native is None:
+            print("native gzip_lines not installed: pip install ./agent/native")
+            continue
+        bulkbody._gzip_lines = lines
+        best, got = float("inf"), []
+        for _ in range(repeat):
+            start = time.thread_time()
+            got = [bulkbody.decode_some(p, w) for p, w in zip(payloads, picks, strict=True)]
+            best = min(best, time.thread_time() - start)
+        assert [sorted(g) for g in got] == picks, name
+        print(f"{name:32s} {best / len(payloads) * 1e3:7.3f}")
+    bulkbody._gzip_lines = native
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.request_429:.0%} request 429s) {pushback:,.0f} docs/s = {pushback / clean:.0%} of clean"
     )
     rounds = zip(results["clean"], results["pushback"], strict=True)
-    print("each round, pushback / clean: " + ", ".join(f"{p.docs_per_s / c.docs_per_s:.0%}" for c, p in rounds))
+    print(
+        "each round, pushback / clean: " + ", ".join(f"{p.docs_per_s / c.docs_per_s:.0%}" for c, p in rounds)
+    )
     if args.json:
         print(json.dumps({k: [r.docs_per_s for r in v] for k, v in results.items()}))
     return 0
