@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from inferwatch.agent.fastpath import describe, native_module
+from inferwatch.agent.fastpath import LINES_NATIVE, LINES_PYTHON, describe, native_module
 from inferwatch.agent.model import FileId, LineBatch
 from inferwatch.agent.normalize import Normalizer, format_timestamp, parse_timestamp
 from inferwatch.agent.parseworker import dumps
@@ -92,8 +92,15 @@ def assert_same(fast: Normalizer, slow: Normalizer, lines: list[bytes]) -> tuple
         assert [(r.offset, r.error.reason, r.error.detail) for r in got[1]] == [
             (r.offset, r.error.reason, r.error.detail) for r in want[1]
         ]
-        assert fast.counts == slow.counts
-    return fast.fast_path.lines_native, fast.fast_path.lines_python
+        assert repairs(fast) == repairs(slow)
+    assert slow.counts[LINES_PYTHON] == 2 * len(lines) and LINES_NATIVE not in slow.counts
+    native_lines, python_lines = fast.counts[LINES_NATIVE], fast.counts[LINES_PYTHON]
+    assert native_lines + python_lines == 2 * len(lines)
+    return native_lines, python_lines
+
+
+def repairs(normalizer: Normalizer) -> dict[str, int]:
+    return {k: n for k, n in normalizer.counts.items() if k not in (LINES_NATIVE, LINES_PYTHON)}
 
 
 def line(**fields: Any) -> bytes:

@@ -677,7 +677,10 @@ def test_bulk_items_and_events_count_repairs_alike() -> None:
     a, b = make(), make()
     a.bulk_items(batch, INGESTED)
     b.normalize_batch(batch, INGESTED)
-    assert a.counts == b.counts == {"timestamp_missing": 1, "invalid_value": 2}
+    repairs = {"timestamp_missing": 1, "invalid_value": 2}
+    assert b.counts == repairs  # and bulk_items also counts its lines, by normalizer
+    assert {k: n for k, n in a.counts.items() if not k.startswith("lines_")} == repairs
+    assert a.counts["lines_native"] + a.counts["lines_python"] == len(MIXED_LINES)
 
 
 @settings(max_examples=100, deadline=None)

@@ -826,3 +826,40 @@ def test_every_dead_letter_the_index_did_not_take_is_counted_once(
         assert dl.counts == {"mapper_parsing_exception": 4}
         assert metrics.value("dropped_total", labels(reason="dead_letter_index")) == dropped
         dl.close()
+
+
+def test_lines_by_normalizer_and_repairs_are_exported(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from inferwatch.agent.fastpath import native_module
+    from inferwatch.agent.normalize import Normalizer
+    from inferwatch.core.config import ModelConfig
+
+    models = MappingProxyType({"m": ModelConfig(features=MappingProxyType({"age": "numeric"}))})
+    normalizer = Normalizer(
+        input_config=InputConfig(paths=("/x/*.jsonl",), model="m"),
+        models=models,
+        namespace="default",
+        host="h",
+        agent_version="0",
+    )
+    rig = Rig(tmp_path, normalizer=normalizer)
+    common = b'{"timestamp": "2026-12-06T10:00:00.000Z", "inputs": {"age": 41}}\n'
+    no_time = b'{"inputs": {"age": 41}}\n'  # repaired: the ingest time
+    bad_age = b'{"timestamp": "2026-12-06T10:00:00.000Z", "inputs": {"age": "old"}}\n'  # repaired: nulled
+    path = rig.write("a.jsonl", common + no_time + bad_age)
+    for _ in range(2):  # read, then seal (max_wait)
+        rig.loop.step()
+        rig.clock.now += 1
+    rig.write(path.name, common * 4)  # the model is known to the fast path now
+    for _ in range(2):
+        rig.loop.step()
+        rig.clock.now += 1
+
+    def by(name: str) -> float | None:
+        return rig.metrics.value("lines_normalized_total", labels(by=name))
+
+    # The first batch taught the model (Python); the second is native where the module is.
+    assert (by("native"), by("python")) == ((4, 3) if native_module() is not None else (0, 7))
+    assert rig.metrics.value("normalizer_repairs_total", labels(reason="timestamp_missing")) == 1
+    assert rig.metrics.value("normalizer_repairs_total", labels(reason="invalid_value")) == 1

@@ -162,7 +162,7 @@ def check(config_path: Path, offline: bool) -> None:
         if not paths:
             idle.append(i)
             click.echo(f"  warning: {no_match_hint(inp)}")
-    redacting = bool(a.redact.drop or a.redact.hash)
+    redacting = a.redact.active
     click.echo(f"normalizer: {fastpath.describe(fastpath.native_module() is not None, redacting)}")
     metrics_busy = False
     if a.metrics.listen is not None:

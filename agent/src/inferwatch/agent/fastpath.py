@@ -17,6 +17,7 @@ registered (``sync``), so the next lines of a new model take the fast path.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,11 @@ if TYPE_CHECKING:
     from inferwatch.agent.normalize import Normalizer, RejectedLine, _Item, _ModelInfo
 
 _dumps = orjson.dumps
+
+# Keys of ``Normalizer.counts``: the lines of ``bulk_items`` each normalizer wrote or rejected
+# (the agent's ``lines_normalized_total{by}``; a parse worker sends its counts back with each answer).
+LINES_NATIVE = "lines_native"
+LINES_PYTHON = "lines_python"
 
 
 def native_module() -> Any:
@@ -56,15 +62,13 @@ def _overlap(a: str, b: str) -> bool:
 class FastPath:
     """One input's native normalizer, kept in step with its Python ``Normalizer``."""
 
-    __slots__ = ("_cache", "_native", "_synced", "lines_native", "lines_python")
+    __slots__ = ("_cache", "_counts", "_native", "_synced")
 
-    def __init__(self, native: Any, cache: Mapping[Any, _ModelInfo]) -> None:
+    def __init__(self, native: Any, cache: Mapping[Any, _ModelInfo], counts: Counter[str]) -> None:
         self._native = native
         self._cache = cache
+        self._counts = counts  # the normalizer's: LINES_NATIVE and LINES_PYTHON grow here
         self._synced: dict[Any, _ModelInfo] = {}
-        #: lines written natively / handed to the Python normalizer (approximate under threads)
-        self.lines_native = 0
-        self.lines_python = 0
 
     @classmethod
     def build(cls, normalizer: Normalizer, cache: Mapping[Any, _ModelInfo]) -> FastPath | None:
@@ -74,7 +78,7 @@ class FastPath:
         module = native_module()
         redact = normalizer.redact
         fields = normalizer.input_config.fields
-        if module is None or redact.drop or redact.hash or _overlap(fields.inputs, fields.outputs):
+        if module is None or redact.active or _overlap(fields.inputs, fields.outputs):
             return None
         native = module.FastPath(
             (
@@ -90,7 +94,7 @@ class FastPath:
             normalizer.input_config.document_id == "prediction_id",
             (ACTION_TAIL, MIDDLE_HEAD, MIDDLE_TAIL),
         )
-        return cls(native, cache)
+        return cls(native, cache, normalizer.counts)
 
     def sync(self) -> None:
         """Register the model names the Python side derived since the last call."""
@@ -137,9 +141,9 @@ class FastPath:
             items = [done for done in items if done is not None]
         if declined:
             self.sync()
-        self.lines_native += len(batch.lines) - declined
-        self.lines_python += declined
+        self._counts[LINES_NATIVE] += len(batch.lines) - declined
+        self._counts[LINES_PYTHON] += declined
         return items, rejects
 
 
-__all__ = ["FastPath", "describe", "native_module"]
+__all__ = ["LINES_NATIVE", "LINES_PYTHON", "FastPath", "describe", "native_module"]

@@ -38,6 +38,11 @@ DROP_REASONS = (
     "truncated_while_away",
 )
 
+# What the normalizer repairs instead of rejecting (``Normalizer.counts``), and the normalizers
+# that take lines (``agent.fastpath``).
+REPAIR_REASONS = ("invalid_value", "timestamp_missing")
+NORMALIZERS = ("native", "python")
+
 SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 DOCUMENT_BUCKETS = (1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0)
 BYTE_BUCKETS = tuple(float(1024 * 4**i) for i in range(8))  # 1 KiB .. 16 MiB
@@ -106,6 +111,20 @@ METRICS: dict[str, Spec] = {
         (("start",), ("exited",), ("timeout",), ("protocol",)),
     ),
     "lines_parsed_in_workers_total": Spec("counter", "Lines normalized by parse worker processes."),
+    "lines_normalized_total": Spec(
+        "counter",
+        "Lines normalized (written or rejected), by the normalizer that took them: native (the fast "
+        "path) or python (lines the native one declined; every line without it or with redaction).",
+        ("by",),
+        tuple((n,) for n in NORMALIZERS),
+    ),
+    "normalizer_repairs_total": Spec(
+        "counter",
+        "Repairs instead of rejects, by reason: timestamp_missing (a line given the ingest time), "
+        "invalid_value (a value nulled or left out, named in ml.invalid).",
+        ("reason",),
+        tuple((r,) for r in REPAIR_REASONS),
+    ),
     "bulk_in_flight": Spec("gauge", "Bulk requests sent and not yet answered."),
     "documents_awaiting_retry": Spec(
         "gauge", "Bulk items answered 429/5xx that wait to be sent again (new records keep flowing)."

@@ -70,7 +70,7 @@ from typing import Any
 import orjson
 
 from inferwatch.agent.bulkbody import ACTION_TAIL, action_head
-from inferwatch.agent.fastpath import FastPath
+from inferwatch.agent.fastpath import LINES_PYTHON, FastPath
 from inferwatch.agent.model import Event, LineBatch, Rejected, Source
 from inferwatch.agent.redact import Redactor
 from inferwatch.core.config import FeatureKind, InputConfig, ModelConfig, RedactConfig
@@ -392,8 +392,9 @@ class Normalizer:
     ``missing_field`` instead of the ingest time.
 
     ``counts`` counts what was repaired rather than rejected (``timestamp_missing``: lines that
-    got the ingest time; ``invalid_value``: values nulled or left out, see ``ml.invalid``);
-    rejects are counted by whoever catches ``Rejected``. Identity equality: a normalizer holds
+    got the ingest time; ``invalid_value``: values nulled or left out, see ``ml.invalid``), and
+    the lines of ``bulk_items`` by the normalizer that took them (``fastpath.LINES_NATIVE``,
+    ``LINES_PYTHON``); rejects are counted by whoever catches ``Rejected``. Identity equality: a normalizer holds
     caches and counters.
 
     Thread-safety: one normalizer may be called from several threads (its caches are only
@@ -462,6 +463,7 @@ class Normalizer:
         per line, and the batch's body is one join of these."""
         if self._fast is not None:
             return self._fast.bulk_items(batch, ingested, self._item)
+        self.counts[LINES_PYTHON] += len(batch.lines)
         item = self._item
         fingerprint = batch.file_id.fingerprint
         path = batch.path

@@ -35,7 +35,7 @@ from inferwatch.agent.files.discovery import Discovery
 from inferwatch.agent.files.tailer import Tailer
 from inferwatch.agent.lineparser import LineParser, Normalize
 from inferwatch.agent.metrics import Metrics
-from inferwatch.agent.normalize import format_epoch
+from inferwatch.agent.normalize import Normalizer, format_epoch
 from inferwatch.agent.parsepool import ParsePool
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.rejects import RejectPolicy, Rejects
@@ -115,7 +115,9 @@ class ReadLoop:
             settings.prune_grace,
             settings.housekeeping_interval,
         )
-        self._upkeep = Upkeep(tailer, registry, spool, metrics, intervals, clock(), wall)
+        takers = [n.normalize if isinstance(n, LineParser) else n for n in normalizers]
+        counts = [n.counts for n in takers if isinstance(n, Normalizer)]
+        self._upkeep = Upkeep(tailer, registry, spool, metrics, intervals, clock(), wall, counts)
         self._first_start = not registry.items()  # start_at applies to files found at the first start
         self._scanned = False
 

@@ -7,12 +7,14 @@ while reading is paused or failing: it only reads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
+from inferwatch.agent.fastpath import LINES_NATIVE, LINES_PYTHON
 from inferwatch.agent.files.tailer import Tailer
-from inferwatch.agent.metrics import Metrics, labels
+from inferwatch.agent.metrics import REPAIR_REASONS, Metrics, labels
 from inferwatch.agent.model import FileId
 from inferwatch.agent.registry import Registry
 from inferwatch.agent.spool import Spool
@@ -43,8 +45,10 @@ class Upkeep:
         intervals: UpkeepIntervals,
         now: float,
         wall: Callable[[], float],
+        normalizer_counts: Sequence[Counter[str]] = (),
     ) -> None:
         self._tailer = tailer
+        self._normalizer_counts = normalizer_counts  # each input's Normalizer.counts
         self._registry = registry
         self._spool = spool
         self._metrics = metrics
@@ -98,3 +102,10 @@ class Upkeep:
                 self._metrics.set("dropped_total", n, labels(reason="spool_records_lost"))
         for reason, n in list(self._registry.counts.items()):
             self._metrics.set("storage_repairs_total", n, labels(store="registry", reason=reason))
+        normalized: Counter[str] = Counter()
+        for counts in self._normalizer_counts:
+            normalized.update(dict(list(counts.items())))  # a parse worker's answer may add to it
+        for by, key in (("native", LINES_NATIVE), ("python", LINES_PYTHON)):
+            self._metrics.set("lines_normalized_total", normalized[key], labels(by=by))
+        for reason in REPAIR_REASONS:
+            self._metrics.set("normalizer_repairs_total", normalized[reason], labels(reason=reason))

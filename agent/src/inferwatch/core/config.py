@@ -151,6 +151,12 @@ class RedactConfig:
     hash: tuple[str, ...] = ()
     hash_key_env: str = "INFERWATCH_HASH_KEY"  # HMAC-SHA256 key, read from the environment
 
+    @property
+    def active(self) -> bool:
+        """Whether any field is dropped or hashed (then every line goes through the Python
+        normalizer, where redaction lives)."""
+        return bool(self.drop or self.hash)
+
     def validate(self) -> Problems:
         if self.hash and not os.environ.get(self.hash_key_env):
             yield "hash", f"hashing needs a key in the environment variable {self.hash_key_env}"
