@@ -191,3 +191,23 @@ agent:
         agent.stop(timeout=5)
     os.close(take_lock(tmp_path / "data"))  # the data_dir lock was released
     Spool(tmp_path / "data" / "spool", 1 << 20, 1 << 16, fsync=False).close()  # and the spool's
+
+
+@pytest.mark.parametrize("redact", [False, True])
+@pytest.mark.parametrize("configured", [None, 0, 2])
+def test_automatic_parse_workers_only_while_an_input_normalizes_in_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redact: bool, configured: int | None
+) -> None:
+    from inferwatch.agent.fastpath import native_module
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setenv("INFERWATCH_HASH_KEY", "k")
+    text = config(tmp_path) + (
+        f"  parse_workers: {'null' if configured is None else configured}\n"
+        + ("  redact: {hash: [inputs.user_id]}\n" if redact else "")
+    )
+    cfg = parse_config(text)
+    normalizers = daemon.build_normalizers(cfg, "host")
+    native = native_module() is not None and not redact
+    expected = configured if configured is not None else (0 if native else 1)
+    assert daemon.parse_workers(cfg, normalizers) == expected
