@@ -41,6 +41,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -387,7 +388,17 @@ def measure(
 # -- the two contenders ---------------------------------------------------------------------------------
 
 
-def agent_config(workdir: Path, logs: Path, url: str, fsync: bool = True, workers: int | None = None) -> Path:
+def agent_config(
+    workdir: Path,
+    logs: Path,
+    url: str,
+    fsync: bool = True,
+    workers: int | None = None,
+    output: Mapping[str, str] | None = None,
+) -> Path:
+    """The benchmarks' agent config (every feature kind declared, the text feature tokenized);
+    ``output`` holds ``agent.output`` settings as YAML values."""
+    settings = ", ".join(f"{key}: {value}" for key, value in (output or {}).items())
     cfg = workdir / "inferwatch.yml"
     cfg.write_text(
         f"""
@@ -395,6 +406,7 @@ agent:
   data_dir: {workdir / "data"}
   workers: {"null" if workers is None else workers}
   spool: {{fsync: {"true" if fsync else "false"}}}
+  output: {{{settings}}}
   inputs:
     - paths: ["{logs}/*.jsonl"]
       model: {MODEL}

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from agent_throughput import MODEL, Endpoint, Result, measure, prepare
+from agent_throughput import Endpoint, Result, agent_config, measure, prepare
 
 
 def set_faults(endpoint: Endpoint, **plan: object) -> None:
@@ -47,27 +47,8 @@ def set_faults(endpoint: Endpoint, **plan: object) -> None:
 
 def config(workdir: Path, logs: Path, url: str, extra: list[str]) -> Path:
     """The benchmark's agent config; ``extra`` holds ``agent.output.x=y`` overrides."""
-    output = "".join(
-        f"\n    {key.split('.')[-1]}: {value}" for key, value in (e.split("=", 1) for e in extra)
-    )
-    cfg = workdir / "inferwatch.yml"
-    cfg.write_text(
-        f"""
-agent:
-  data_dir: {workdir / "data"}
-  inputs:
-    - paths: ["{logs}/*.jsonl"]
-      model: {MODEL}
-  {"output:" + output if output else ""}
-elasticsearch:
-  hosts: ["{url}"]
-models:
-  {MODEL}:
-    features: {{age: numeric, country: categorical, plan: categorical, review_text: text}}
-    outputs: {{score: numeric, label: categorical}}
-"""
-    )
-    return cfg
+    output = {key.split(".")[-1]: value for key, value in (e.split("=", 1) for e in extra)}
+    return agent_config(workdir, logs, url, output=output)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -396,10 +396,8 @@ def _python_decode_some(payload: bytes, wanted: list[int]) -> dict[int, Any] | s
     from inferwatch.agent import bulkbody
 
     with mock.patch.object(bulkbody, "_gzip_lines", None):
-        try:
-            return bulkbody.decode_some(payload, wanted)
-        except ValueError as e:
-            return f"ValueError: {e}"
+        result: dict[int, Any] | str = _safe(bulkbody.decode_some, payload, wanted)
+        return result
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -452,6 +450,7 @@ def test_gzip_lines_declines_every_body_the_python_path_must_judge() -> None:
 
 
 def _safe(f: Any, *args: Any) -> Any:
+    """``f(*args)``, or the ValueError it raised as text (to compare two paths' answers)."""
     try:
         return f(*args)
     except ValueError as e:

@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import orjson
 
+from inferwatch.agent.fastpath import native_module
 from inferwatch.agent.model import Event
 
 Item = tuple[str, str, bytes]  # (index, id, document)
@@ -119,17 +120,11 @@ def _inflater() -> Callable[[int], Any]:
 _decompressobj = _inflater()
 
 
-def _native_lines() -> Callable[[bytes, list[int]], list[bytes] | None] | None:
-    """``inferwatch_native.gzip_lines(payload, line_numbers)`` (agent/native/src/gzlines.rs), or
-    None where the native module is not installed (or is older than that function)."""
-    try:
-        from inferwatch_native import gzip_lines
-    except ImportError:
-        return None
-    return cast(Callable[[bytes, list[int]], "list[bytes] | None"], gzip_lines)
-
-
-_gzip_lines = _native_lines()
+# ``inferwatch_native.gzip_lines(payload, line_numbers)`` (agent/native/src/gzlines.rs), or None
+# where the native module is not installed (or is older than that function).
+_gzip_lines: Callable[[bytes, list[int]], list[bytes] | None] | None = getattr(
+    native_module(), "gzip_lines", None
+)
 
 
 def decode(payload: bytes) -> list[Item]:

@@ -394,8 +394,8 @@ class Normalizer:
     ``counts`` counts what was repaired rather than rejected (``timestamp_missing``: lines that
     got the ingest time; ``invalid_value``: values nulled or left out, see ``ml.invalid``), and
     the lines of ``bulk_items`` by the normalizer that took them (``fastpath.LINES_NATIVE``,
-    ``LINES_PYTHON``); rejects are counted by whoever catches ``Rejected``. Identity equality: a normalizer holds
-    caches and counters.
+    ``LINES_PYTHON``); rejects are counted by whoever catches ``Rejected``. Identity equality:
+    a normalizer holds caches and counters.
 
     Thread-safety: one normalizer may be called from several threads (its caches are only
     ever replaced or filled whole), but ``counts`` is then approximate.

@@ -115,8 +115,7 @@ class ReadLoop:
             settings.prune_grace,
             settings.housekeeping_interval,
         )
-        takers = [n.normalize if isinstance(n, LineParser) else n for n in normalizers]
-        counts = [n.counts for n in takers if isinstance(n, Normalizer)]
+        counts = [p.normalize.counts for p in parsers if isinstance(p.normalize, Normalizer)]
         self._upkeep = Upkeep(tailer, registry, spool, metrics, intervals, clock(), wall, counts)
         self._first_start = not registry.items()  # start_at applies to files found at the first start
         self._scanned = False

@@ -251,8 +251,9 @@ class AgentConfig:
     workers: int | None = None
     # Processes that parse lines beside the read thread (the Python normalizer holds the GIL:
     # one process parses about 60k lines/s); 0: the read thread parses everything; null: none
-    # when the native normalizer takes every input, else one on a machine with two or more CPUs. A worker starts only when a read brings 256 lines or more at once,
-    # and stops after 5 minutes without such a read.
+    # when the native normalizer takes every input, else one on a machine with two or more
+    # CPUs. A worker starts only when a read brings 256 lines or more at once, and stops after
+    # 5 minutes without such a read.
     parse_workers: int | None = None
 
     def validate(self) -> Problems:
